@@ -1,0 +1,3 @@
+from netatmo_exporter.entrypoints.cli import main
+
+raise SystemExit(main())
