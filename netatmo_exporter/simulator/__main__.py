@@ -1,0 +1,89 @@
+"""Run the simulated Netatmo cloud in the foreground.
+
+Prints the base URL on the first stdout line and, with ``--print-refresh-token``, a
+freshly minted refresh token on the second; stops cleanly on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from .accounts import demo_account, empty_account, large_account
+from .cloud import NETATMO_RATE_LIMITS, FakeNetatmoCloud
+
+ACCOUNTS = {"demo": demo_account, "empty": empty_account, "large": large_account}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m netatmo_exporter.simulator",
+        description="Simulated Netatmo cloud on loopback, for tests and the demo.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one")
+    parser.add_argument("--client-id", default="cid")
+    parser.add_argument("--client-secret", default="csecret")
+    parser.add_argument("--token-lifetime", type=float, default=10800.0, help="seconds")
+    parser.add_argument("--auto-consent", action="store_true", help="skip the consent page")
+    parser.add_argument("--account", choices=sorted(ACCOUNTS), default="demo")
+    parser.add_argument("--frozen", action="store_true", help="constant sensor values")
+    parser.add_argument(
+        "--rate-limits", action="store_true", help="enforce 50 requests/10 s and 500/hour"
+    )
+    parser.add_argument("--app-name", default="netatmo-exporter")
+    parser.add_argument(
+        "--print-refresh-token",
+        action="store_true",
+        help="print a minted refresh token on the second stdout line",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    account = ACCOUNTS[args.account]()
+    if args.frozen:
+        account = account.frozen_copy()
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    cloud = FakeNetatmoCloud(
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        token_lifetime=args.token_lifetime,
+        account=account,
+        host=args.host,
+        port=args.port,
+        auto_consent=args.auto_consent,
+        app_name=args.app_name,
+        rate_limits=NETATMO_RATE_LIMITS if args.rate_limits else (),
+    )
+    try:
+        cloud.start()
+    except (OSError, ValueError) as error:
+        print(f"cannot start the fake Netatmo cloud: {error}", file=sys.stderr)
+        return 2
+    try:
+        lines = [cloud.base_url]
+        if args.print_refresh_token:
+            lines.append(cloud.mint_refresh_token())
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        cloud.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
