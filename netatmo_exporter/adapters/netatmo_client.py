@@ -1,0 +1,236 @@
+"""Netatmo's HTTP API over httpx: the token endpoint and the data endpoints."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import httpx
+import tenacity
+
+from netatmo_exporter import __version__
+from netatmo_exporter.adapters.netatmo_payload import parse_devices
+from netatmo_exporter.domain.errors import (
+    AccessTokenRejected,
+    ApiError,
+    BadResponse,
+    InvalidClient,
+    InvalidGrant,
+    InvalidRequest,
+    MissingScope,
+    NetatmoError,
+    RateLimited,
+    TransientError,
+)
+from netatmo_exporter.domain.model import DeviceKind, Station
+from netatmo_exporter.domain.ports import Clock
+from netatmo_exporter.domain.token import Token
+
+DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
+_ACCESS_TOKEN_CODES = {2, 3}
+_RATE_LIMIT_CODES = {26, 11}
+_MISSING_SCOPE_CODE = 13
+
+T = TypeVar("T")
+
+
+class NetatmoClient:
+    """Satisfies `TokenEndpoint` and `WeatherSource`.
+
+    Transient failures (timeouts, connection errors, 5xx, proxy error pages, garbled
+    bodies) are retried with exponential backoff; everything else is classified into a
+    domain error at once. Tokens travel in form bodies and headers, never in URLs.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        client_id: str,
+        client_secret: str,
+        clock: Clock,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        attempts: int = 3,
+        backoff: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=api_url.rstrip("/"),
+            timeout=timeout,
+            headers={"User-Agent": f"netatmo-exporter/{__version__}"},
+            follow_redirects=False,
+        )
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._clock = clock
+        self._attempts = attempts
+        self._backoff = backoff
+        self._sleep = sleep
+        self._counts_lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        """Requests sent so far, by (endpoint, outcome)."""
+        with self._counts_lock:
+            return dict(self._counts)
+
+    def exchange_code(self, code: str, redirect_uri: str, scope: str) -> Token:
+        return self._token_request({
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "scope": scope,
+        })
+
+    def refresh(self, refresh_token: str) -> Token:
+        return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
+
+    def fetch_stations(self, access_token: str, favorites: bool) -> tuple[Station, ...]:
+        params = {"get_favorites": "true"} if favorites else {}
+        return self._data_request("getstationsdata", access_token, params, "station")
+
+    def fetch_homecoaches(self, access_token: str) -> tuple[Station, ...]:
+        return self._data_request("gethomecoachsdata", access_token, {}, "homecoach")
+
+    def _token_request(self, form: dict[str, str]) -> Token:
+        form = {**form, "client_id": self._client_id, "client_secret": self._client_secret}
+
+        def send() -> Token:
+            response = self._send("token", "POST", "/oauth2/token", data=form)
+            return self._token_from(response)
+
+        return self._with_retries(send)
+
+    def _data_request(
+        self, endpoint: str, access_token: str, params: dict[str, str], kind: DeviceKind
+    ) -> tuple[Station, ...]:
+        headers = {"Authorization": f"Bearer {access_token}"}
+
+        def send() -> tuple[Station, ...]:
+            response = self._send(endpoint, "GET", f"/api/{endpoint}", params=params,
+                                  headers=headers)
+            return parse_devices(_json(response, endpoint), kind)
+
+        return self._with_retries(send)
+
+    def _with_retries(self, call: Callable[[], T]) -> T:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(
+                lambda exc: isinstance(exc, TransientError | BadResponse)
+            ),
+            stop=tenacity.stop_after_attempt(self._attempts),
+            wait=tenacity.wait_exponential(multiplier=self._backoff, max=30),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return retrying(call)
+
+    def _send(self, endpoint: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            self._count(endpoint, "timeout")
+            raise TransientError(f"Netatmo {endpoint}: no answer in time ({type(exc).__name__})",
+                                 "timeout") from None
+        except httpx.TransportError as exc:
+            self._count(endpoint, "connection_error")
+            raise TransientError(f"Netatmo {endpoint}: connection failed ({type(exc).__name__})",
+                                 "connection_error") from None
+        try:
+            _raise_for_answer(endpoint, response)
+        except NetatmoError as exc:
+            self._count(endpoint, exc.reason)
+            raise
+        self._count(endpoint, "ok")
+        return response
+
+    def _count(self, endpoint: str, outcome: str) -> None:
+        with self._counts_lock:
+            self._counts[(endpoint, outcome)] += 1
+
+    def _token_from(self, response: httpx.Response) -> Token:
+        answer = _json(response, "token")
+        if not isinstance(answer, Mapping):
+            raise BadResponse("Netatmo token answer is not a JSON object")
+        access = answer.get("access_token")
+        refresh = answer.get("refresh_token")
+        expires_in = answer.get("expires_in", answer.get("expire_in"))
+        if not (isinstance(access, str) and access and isinstance(refresh, str) and refresh):
+            raise BadResponse("Netatmo token answer lacks access_token or refresh_token")
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+            expires_in = 10800
+        return Token.from_grant(access, refresh, float(expires_in), self._clock.now(),
+                                _scope(answer.get("scope")))
+
+
+def _scope(value: object) -> tuple[str, ...] | None:
+    if isinstance(value, list):
+        return tuple(str(item) for item in value)
+    if isinstance(value, str):
+        return tuple(value.split())
+    return None
+
+
+def _json(response: httpx.Response, endpoint: str) -> Any:
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        raise BadResponse(
+            f"Netatmo {endpoint}: answer is not valid JSON (HTTP {response.status_code}, "
+            f"{len(response.content)} bytes)"
+        ) from None
+
+
+def _error_body(response: httpx.Response) -> tuple[object, str]:
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None, ""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if isinstance(error, Mapping):
+        message = error.get("message")
+        return error.get("code"), message if isinstance(message, str) else ""
+    return error, ""
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+def _raise_for_answer(endpoint: str, response: httpx.Response) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    code, message = _error_body(response)
+    where = f"Netatmo {endpoint}"
+    if code in _RATE_LIMIT_CODES or status == 429:
+        raise RateLimited(
+            f"{where}: rate limited (HTTP {status}, code {code}): backing off",
+            _retry_after(response),
+        )
+    if status >= 500 or code is None:
+        kind = "an HTML error page" if "html" in response.headers.get("content-type", "") else (
+            "an unexpected body")
+        raise TransientError(f"{where}: HTTP {status} with {kind}",
+                             "server_error" if status >= 500 else "bad_response")
+    if endpoint == "token":
+        if code == "invalid_grant":
+            raise InvalidGrant()
+        if code == "invalid_client":
+            raise InvalidClient()
+        raise InvalidRequest(f"{where}: request refused ({code})")
+    if code in _ACCESS_TOKEN_CODES:
+        raise AccessTokenRejected(f"{where}: access token rejected (code {code}: {message})")
+    if code == _MISSING_SCOPE_CODE:
+        raise MissingScope(endpoint)
+    raise ApiError(f"{where}: API error code {code}: {message} (HTTP {status})")

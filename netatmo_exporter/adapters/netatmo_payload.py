@@ -1,0 +1,148 @@
+"""Turns Netatmo's JSON into domain objects, tolerating whatever real accounts send."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from netatmo_exporter.domain.errors import BadResponse
+from netatmo_exporter.domain.model import (
+    TRENDS,
+    DeviceKind,
+    Module,
+    Place,
+    Readings,
+    Station,
+)
+
+_READING_FIELDS = {
+    "time_utc": "time_utc",
+    "Temperature": "temperature",
+    "Humidity": "humidity",
+    "CO2": "co2",
+    "Noise": "noise",
+    "Pressure": "pressure",
+    "AbsolutePressure": "absolute_pressure",
+    "min_temp": "min_temp",
+    "max_temp": "max_temp",
+    "Rain": "rain",
+    "sum_rain_1": "sum_rain_1",
+    "sum_rain_24": "sum_rain_24",
+    "WindStrength": "wind_strength",
+    "WindAngle": "wind_angle",
+    "GustStrength": "gust_strength",
+    "GustAngle": "gust_angle",
+    "max_wind_str": "max_wind_strength",
+    "max_wind_angle": "max_wind_angle",
+    "health_idx": "health_idx",
+}
+
+
+def parse_devices(payload: object, kind: DeviceKind) -> tuple[Station, ...]:
+    """`{"body": {"devices": [...]}}` to stations; entries that are not objects are skipped."""
+    body = _mapping(payload).get("body")
+    devices = _mapping(body).get("devices") if isinstance(body, Mapping) else None
+    if not isinstance(devices, list):
+        raise BadResponse("Netatmo's answer has no device list (body.devices)")
+    return tuple(
+        parse_station(device, kind) for device in devices
+        if isinstance(device, Mapping) and _text(device.get("_id"))
+    )
+
+
+def parse_station(device: Mapping[str, Any], kind: DeviceKind) -> Station:
+    station_id = _text(device.get("_id")) or ""
+    raw_modules = device.get("modules")
+    modules = tuple(
+        _module(raw) for raw in (raw_modules if isinstance(raw_modules, list) else [])
+        if isinstance(raw, Mapping) and _text(raw.get("_id"))
+    )
+    name = _text(device.get("station_name")) or (
+        _text(device.get("name")) if kind == "homecoach" else None
+    )
+    return Station(
+        id=station_id,
+        kind=kind,
+        main=_module(device, last_seen_key="last_status_store"),
+        name=name,
+        home_id=_text(device.get("home_id")),
+        home_name=_text(device.get("home_name")),
+        modules=modules,
+        place=_place(device.get("place")),
+        last_status_store=_number(device.get("last_status_store")),
+        favorite=device.get("favorite") is True,
+    )
+
+
+def _module(raw: Mapping[str, Any], last_seen_key: str = "last_seen") -> Module:
+    reachable = raw.get("reachable")
+    return Module(
+        id=_text(raw.get("_id")) or "",
+        type=_text(raw.get("type")) or "unknown",
+        name=_text(raw.get("module_name")),
+        firmware=_int(raw.get("firmware")),
+        reachable=reachable if isinstance(reachable, bool) else None,
+        battery_percent=_number(raw.get("battery_percent")),
+        battery_vp=_number(raw.get("battery_vp")),
+        rf_status=_number(raw.get("rf_status")),
+        wifi_status=_number(raw.get("wifi_status")),
+        last_seen=_number(raw.get(last_seen_key)),
+        readings=_readings(raw.get("dashboard_data")),
+    )
+
+
+def _readings(raw: object) -> Readings | None:
+    if not isinstance(raw, Mapping):
+        return None
+    values: dict[str, Any] = {
+        attr: _number(raw.get(key)) for key, attr in _READING_FIELDS.items()
+    }
+    values["temp_trend"] = _trend(raw.get("temp_trend"))
+    values["pressure_trend"] = _trend(raw.get("pressure_trend"))
+    return Readings(**values)
+
+
+def _place(raw: object) -> Place:
+    if not isinstance(raw, Mapping):
+        return Place()
+    location = raw.get("location")
+    lon = lat = None
+    if isinstance(location, list) and len(location) == 2:
+        lon, lat = _number(location[0]), _number(location[1])
+    return Place(
+        altitude=_number(raw.get("altitude")),
+        city=_text(raw.get("city")),
+        country=_text(raw.get("country")),
+        timezone=_text(raw.get("timezone")),
+        longitude=lon,
+        latitude=lat,
+    )
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise BadResponse("Netatmo's answer is not a JSON object")
+    return value
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    return None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _int(value: object) -> int | None:
+    number = _number(value)
+    return None if number is None else int(number)
+
+
+def _trend(value: object) -> int | None:
+    return TRENDS.get(value) if isinstance(value, str) else None

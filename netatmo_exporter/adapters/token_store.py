@@ -1,0 +1,179 @@
+"""The token file, in the Go exporter's JSON format, written atomically with mode 0600."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from netatmo_exporter.domain.errors import CorruptTokenFile, TokenFileError
+from netatmo_exporter.domain.token import Token
+
+MAX_TOKEN_FILE_BYTES = 64 * 1024
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(Z|z|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_expiry(text: str) -> datetime | None:
+    """RFC 3339 as Go writes it (nanoseconds, `Z` or an offset); Go's zero time is None."""
+    match = _RFC3339.match(text)
+    if match is None:
+        raise ValueError(f"expiry {text[:40]!r} is not an RFC 3339 time")
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    if int(year) <= 1:
+        return None
+    tz = UTC if zone in ("Z", "z") else timezone(
+        (1 if zone[0] == "+" else -1)
+        * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    )
+    micros = int((fraction or "0").ljust(6, "0")[:6])
+    return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                    micros, tzinfo=tz)
+
+
+def format_expiry(expiry: datetime | None) -> str:
+    if expiry is None:
+        return GO_ZERO_TIME
+    text = expiry.isoformat(timespec="microseconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def token_from_json(raw: bytes) -> Token:
+    """Parse the token file's content. Raises ValueError saying what is wrong."""
+    try:
+        data: Any = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    access, refresh = data.get("access_token", ""), data.get("refresh_token", "")
+    if not isinstance(access, str) or not isinstance(refresh, str):
+        raise ValueError("access_token and refresh_token must be strings")
+    if not access and not refresh:
+        raise ValueError("holds neither an access_token nor a refresh_token")
+    expiry_text = data.get("expiry")
+    if expiry_text is not None and not isinstance(expiry_text, str):
+        raise ValueError("expiry must be an RFC 3339 string")
+    expiry = parse_expiry(expiry_text) if expiry_text else None
+    token_type = data.get("token_type")
+    lifetime = data.get("expires_in")
+    scope = data.get("scope")
+    return Token(
+        access_token=access,
+        refresh_token=refresh,
+        expiry=expiry,
+        token_type=token_type if isinstance(token_type, str) and token_type else "Bearer",
+        lifetime=float(lifetime) if isinstance(lifetime, int | float)
+        and not isinstance(lifetime, bool) and lifetime > 0 else None,
+        scope=tuple(s for s in scope if isinstance(s, str)) if isinstance(scope, list) else None,
+    )
+
+
+def token_to_json(token: Token) -> bytes:
+    data: dict[str, Any] = {
+        "access_token": token.access_token,
+        "token_type": token.token_type,
+        "refresh_token": token.refresh_token,
+        "expiry": format_expiry(token.expiry),
+    }
+    if token.lifetime:
+        data["expires_in"] = round(token.lifetime)
+    if token.scope is not None:
+        data["scope"] = list(token.scope)
+    return json.dumps(data).encode() + b"\n"
+
+
+class FileTokenStore:
+    """Satisfies `TokenStore`. A write is temp file + fsync + rename + directory fsync, so a
+    crash leaves the old or the new token, never a torn file. Unusable content is moved
+    aside to `<file>.corrupt-<time>` instead of being overwritten."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = Path(path)
+
+    @property
+    def location(self) -> str:
+        return str(self._path)
+
+    def load(self) -> Token | None:
+        try:
+            with open(self._path, "rb") as handle:
+                raw = handle.read(MAX_TOKEN_FILE_BYTES + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise TokenFileError(f"cannot read token file {self._path}: {exc.strerror}") from None
+        try:
+            if len(raw) > MAX_TOKEN_FILE_BYTES:
+                raise ValueError(f"larger than {MAX_TOKEN_FILE_BYTES} bytes")
+            return token_from_json(raw)
+        except ValueError as exc:
+            moved_to = self._move_aside()
+            where = f"; kept as {moved_to}" if moved_to else "; left in place"
+            raise CorruptTokenFile(
+                f"token file {self._path} is unusable ({exc}){where}", moved_to
+            ) from None
+
+    def save(self, token: Token) -> None:
+        directory = self._path.parent
+        try:
+            fd, temp = tempfile.mkstemp(prefix=f".{self._path.name}.", suffix=".tmp",
+                                        dir=directory)
+        except OSError as exc:
+            raise TokenFileError(
+                f"cannot write token file {self._path}: {exc.strerror}") from None
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                handle.write(token_to_json(token))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, self._path)
+            _fsync_directory(directory)
+        except OSError as exc:
+            _unlink_quietly(temp)
+            raise TokenFileError(
+                f"cannot write token file {self._path}: {exc.strerror}") from None
+
+    def check_writable(self) -> str | None:
+        """Why the token file could not be written, or None when it can."""
+        directory = self._path.parent
+        if not directory.is_dir():
+            return f"directory {directory} does not exist"
+        if not os.access(directory, os.W_OK | os.X_OK):
+            return f"directory {directory} is not writable"
+        return None
+
+    def _move_aside(self) -> str | None:
+        target = f"{self._path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
+        try:
+            os.replace(self._path, target)
+            _fsync_directory(self._path.parent)
+        except OSError:
+            return None
+        return target
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,219 @@
+"""The one owner of the token: single-flight refresh, persisted before use."""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from netatmo_exporter.domain.errors import (
+    CorruptTokenFile,
+    InvalidClient,
+    InvalidGrant,
+    NetatmoError,
+    NotAuthorized,
+    TokenFileError,
+)
+from netatmo_exporter.domain.ports import Clock, EventLog, TokenEndpoint, TokenStore
+from netatmo_exporter.domain.token import Token, TokenAction, access_token_valid, token_action
+
+
+class AuthState(enum.Enum):
+    OK = "ok"
+    NEEDS_AUTHORIZATION = "needs_authorization"
+    INVALID_GRANT = "invalid_grant"
+    INVALID_CLIENT = "invalid_client"
+    MISSING_SCOPE = "missing_scope"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStatus:
+    """What may be shown about the token: facts, never values."""
+
+    state: AuthState
+    valid: bool
+    expires_at: float | None
+    has_access_token: bool
+    has_refresh_token: bool
+    scope: tuple[str, ...] | None
+    token_file: str
+    token_file_problem: str | None
+    unsaved: bool
+
+
+class TokenManager:
+    """Holds the current token. Every refresh happens under one lock, so concurrent callers
+    wait for a single refresh instead of each spending (and killing) the refresh token."""
+
+    def __init__(
+        self,
+        endpoint: TokenEndpoint,
+        store: TokenStore,
+        clock: Clock,
+        log: EventLog,
+        on_new_token: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._store = store
+        self._clock = clock
+        self._log = log
+        self._on_new_token = on_new_token
+        self._lock = threading.RLock()
+        self._token: Token | None = None
+        self._state = AuthState.NEEDS_AUTHORIZATION
+        self._file_problem: str | None = None
+        self._unsaved = False
+        self.version = 0
+
+    def load(self) -> None:
+        with self._lock:
+            try:
+                token = self._store.load()
+            except CorruptTokenFile as exc:
+                self._file_problem = str(exc)
+                self._log.error("token_file_corrupt", problem=str(exc), moved_to=exc.moved_to)
+                token = None
+            except TokenFileError as exc:
+                self._file_problem = str(exc)
+                self._log.error("token_file_unreadable", problem=str(exc))
+                token = None
+            self._token = token
+            self._state = AuthState.OK if token is not None else AuthState.NEEDS_AUTHORIZATION
+            self._bump()
+            self._log.info(
+                "token_loaded" if token else "token_absent",
+                token_file=self._store.location,
+                action=token_action(token, self._clock.now()).value,
+            )
+
+    def set_on_new_token(self, callback: Callable[[], None]) -> None:
+        self._on_new_token = callback
+
+    @property
+    def authorized(self) -> bool:
+        with self._lock:
+            return token_action(self._token, self._clock.now()) is not TokenAction.AUTHORIZE
+
+    def granted_scope(self) -> tuple[str, ...] | None:
+        with self._lock:
+            return None if self._token is None else self._token.scope
+
+    def access_token(self) -> str:
+        """A usable access token, refreshing first when due. Raises `NotAuthorized`,
+        `InvalidGrant`, `InvalidClient` or a transient error (the token is then kept)."""
+        with self._lock:
+            action = token_action(self._token, self._clock.now())
+            if action is TokenAction.AUTHORIZE:
+                raise NotAuthorized()
+            if action is TokenAction.REFRESH:
+                self._refresh_locked()
+            assert self._token is not None
+            return self._token.access_token
+
+    def reject_access_token(self, access_token: str) -> None:
+        """The API called this access token invalid or expired: refresh next time, unless
+        another caller already replaced it."""
+        with self._lock:
+            if self._token is not None and self._token.access_token == access_token:
+                self._token = self._token.without_access_token()
+                self._bump()
+
+    def authorize_with_code(self, code: str, redirect_uri: str, scope: str) -> None:
+        token = self._endpoint.exchange_code(code, redirect_uri, scope)
+        self._adopt(token, "authorized")
+
+    def authorize_with_refresh_token(self, refresh_token: str) -> None:
+        """Spend a pasted refresh token once; the current token stays if Netatmo refuses it."""
+        token = self._endpoint.refresh(refresh_token)
+        self._adopt(token, "refresh_token_accepted")
+
+    def flush(self) -> str:
+        """Write the current token durably; returns where. Raises `TokenFileError`."""
+        with self._lock:
+            if self._token is None:
+                return self._store.location
+            self._store.save(self._token)
+            self._unsaved = False
+            self._log.info("token_flushed", token_file=self._store.location)
+            return self._store.location
+
+    def status(self) -> TokenStatus:
+        with self._lock:
+            token = self._token
+            now = self._clock.now()
+            return TokenStatus(
+                state=self._state,
+                valid=access_token_valid(token, now),
+                expires_at=None if token is None else token.expires_at(),
+                has_access_token=token is not None and token.has_access_token,
+                has_refresh_token=token is not None and token.has_refresh_token,
+                scope=None if token is None else token.scope,
+                token_file=self._store.location,
+                token_file_problem=self._file_problem,
+                unsaved=self._unsaved,
+            )
+
+    def mark_missing_scope(self) -> None:
+        with self._lock:
+            if self._state is AuthState.OK:
+                self._state = AuthState.MISSING_SCOPE
+                self._bump()
+
+    def _adopt(self, token: Token, event: str) -> None:
+        with self._lock:
+            self._persist(token)
+            self._token = token
+            self._state = AuthState.OK
+            self._file_problem = None
+            self._bump()
+            self._log.info(event, token_file=self._store.location, scope=token.scope)
+        self._on_new_token()
+
+    def _refresh_locked(self) -> None:
+        assert self._token is not None
+        started = self._clock.now()
+        try:
+            token = self._endpoint.refresh(self._token.refresh_token)
+        except InvalidGrant:
+            self._token = None
+            self._state = AuthState.INVALID_GRANT
+            self._bump()
+            self._log.error("token_refresh_failed", reason="invalid_grant",
+                            hint="authorize again from the status page")
+            raise
+        except InvalidClient:
+            self._state = AuthState.INVALID_CLIENT
+            self._bump()
+            self._log.error("token_refresh_failed", reason="invalid_client",
+                            hint="check the client id and secret")
+            raise
+        except NetatmoError as exc:
+            self._log.warning("token_refresh_failed", reason=exc.reason, error=str(exc),
+                              kept_token=True)
+            raise
+        if token.scope is None:
+            token = Token(token.access_token, token.refresh_token, token.expiry,
+                          token.token_type, token.lifetime, self._token.scope)
+        self._persist(token)
+        self._token = token
+        self._state = AuthState.OK
+        self._bump()
+        self._log.info("token_refreshed", expires_in=round(token.lifetime or 0),
+                       took=round(self._clock.now() - started, 3))
+
+    def _persist(self, token: Token) -> None:
+        # The old refresh token is already dead at Netatmo, so the new one is kept in memory
+        # even when the disk refuses it; the next change or the shutdown flush retries.
+        try:
+            self._store.save(token)
+            self._unsaved = False
+            self._file_problem = None
+        except TokenFileError as exc:
+            self._unsaved = True
+            self._file_problem = str(exc)
+            self._log.error("token_save_failed", problem=str(exc),
+                            hint="the token is kept in memory; fix the file system")
+
+    def _bump(self) -> None:
+        self.version += 1

@@ -1,0 +1,56 @@
+"""What the domain needs from the outside world. Adapters satisfy these structurally."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from netatmo_exporter.domain.model import Station
+from netatmo_exporter.domain.token import Token
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+
+class TokenEndpoint(Protocol):
+    """Netatmo's `/oauth2/token`. Raises `InvalidGrant`, `InvalidClient` or `TransientError`."""
+
+    def exchange_code(self, code: str, redirect_uri: str, scope: str) -> Token: ...
+
+    def refresh(self, refresh_token: str) -> Token: ...
+
+
+class WeatherSource(Protocol):
+    """Netatmo's data endpoints. Raises `AccessTokenRejected`, `MissingScope`, `RateLimited`,
+    `TransientError` or `BadResponse`; never puts the token anywhere but a header."""
+
+    def fetch_stations(self, access_token: str, favorites: bool) -> tuple[Station, ...]: ...
+
+    def fetch_homecoaches(self, access_token: str) -> tuple[Station, ...]: ...
+
+
+class TokenStore(Protocol):
+    """Durable home of the token. `save` is atomic: afterwards the old or the new token is
+    on disk, never a mix. `load` returns None when nothing was stored yet and raises
+    `CorruptTokenFile` (after moving the bad file aside) when the content is unusable."""
+
+    @property
+    def location(self) -> str: ...
+
+    def load(self) -> Token | None: ...
+
+    def save(self, token: Token) -> None: ...
+
+
+class EventLog(Protocol):
+    """Structured log; structlog's bound loggers satisfy it."""
+
+    def debug(self, event: str, **kw: Any) -> Any: ...
+
+    def info(self, event: str, **kw: Any) -> Any: ...
+
+    def warning(self, event: str, **kw: Any) -> Any: ...
+
+    def error(self, event: str, **kw: Any) -> Any: ...

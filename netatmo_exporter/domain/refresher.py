@@ -1,0 +1,174 @@
+"""The background loop that keeps a fresh snapshot, and the state scrapes render."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass
+
+from netatmo_exporter.domain.authorization import TokenManager
+from netatmo_exporter.domain.errors import (
+    AccessTokenRejected,
+    MissingScope,
+    NetatmoError,
+    NotAuthorized,
+    RateLimited,
+)
+from netatmo_exporter.domain.model import Snapshot, Station
+from netatmo_exporter.domain.ports import Clock, EventLog, WeatherSource
+
+STATIONS_SCOPE = "read_station"
+HOMECOACH_SCOPE = "read_homecoach"
+MAX_BACKOFF = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshStatus:
+    attempted_at: float | None = None
+    duration: float = 0.0
+    ok: bool = False
+    error_reason: str | None = None
+    error_message: str | None = None
+    backoff_until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshSettings:
+    interval: float
+    scopes: tuple[str, ...]
+    favorites: bool
+
+
+class Refresher:
+    """Fetches data at start, right after a token appears, then once per interval.
+
+    Scrapes never call Netatmo: they read `snapshot` and `status`, both swapped whole.
+    Rate limiting doubles the wait (up to an hour) instead of retrying sooner.
+    """
+
+    def __init__(
+        self,
+        tokens: TokenManager,
+        source: WeatherSource,
+        settings: RefreshSettings,
+        clock: Clock,
+        log: EventLog,
+    ) -> None:
+        self._tokens = tokens
+        self._source = source
+        self._settings = settings
+        self._clock = clock
+        self._log = log
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._rate_limit_streak = 0
+        self._skipped_scopes: set[str] = set()
+        self.snapshot: Snapshot | None = None
+        self.status = RefreshStatus()
+        self.error_counts: Counter[str] = Counter()
+        self.version = 0
+
+    @property
+    def settings(self) -> RefreshSettings:
+        return self._settings
+
+    def wake(self) -> None:
+        """A new token arrived: fetch now rather than at the end of the interval."""
+        self._skipped_scopes.clear()
+        self._rate_limit_streak = 0
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            wait = self.refresh_once() if self._tokens.authorized else self._settings.interval
+            self._wake.wait(wait)
+
+    def refresh_once(self) -> float:
+        """One refresh; returns how long to wait before the next."""
+        with self._lock:
+            started = self._clock.now()
+            try:
+                stations = self._fetch_all()
+            except NetatmoError as exc:
+                return self._record_failure(started, exc)
+            self.snapshot = Snapshot(stations, fetched_at=started,
+                                     skipped=tuple(sorted(self._skipped_scopes)))
+            self._rate_limit_streak = 0
+            self.status = RefreshStatus(started, self._clock.now() - started, ok=True)
+            self.version += 1
+            self._log.info("refresh_ok", stations=len(stations),
+                           modules=sum(len(s.all_modules) for s in stations),
+                           took=round(self.status.duration, 3))
+            return self._settings.interval
+
+    def _record_failure(self, started: float, exc: NetatmoError) -> float:
+        wait = self._settings.interval
+        backoff_until = None
+        if isinstance(exc, RateLimited):
+            self._rate_limit_streak += 1
+            wait = min(MAX_BACKOFF, max(wait * 2 ** self._rate_limit_streak,
+                                        exc.retry_after or 0.0))
+            backoff_until = started + wait
+        if not isinstance(exc, NotAuthorized):
+            self.error_counts[exc.reason] += 1
+        self.status = RefreshStatus(started, self._clock.now() - started, ok=False,
+                                    error_reason=exc.reason, error_message=str(exc),
+                                    backoff_until=backoff_until)
+        self.version += 1
+        self._log.error("refresh_failed", reason=exc.reason, error=str(exc),
+                        next_try_in=round(wait, 1))
+        return wait
+
+    def _wanted_scopes(self) -> list[str]:
+        granted = self._tokens.granted_scope()
+        return [
+            scope for scope in (STATIONS_SCOPE, HOMECOACH_SCOPE)
+            if scope in self._settings.scopes
+            and scope not in self._skipped_scopes
+            and (granted is None or scope in granted)
+        ]
+
+    def _fetch_all(self) -> tuple[Station, ...]:
+        wanted = self._wanted_scopes()
+        if not wanted:
+            self._tokens.mark_missing_scope()
+            raise MissingScope("any data endpoint")
+        stations: list[Station] = []
+        for scope in wanted:
+            try:
+                stations.extend(self._fetch_with_fresh_token(scope))
+            except MissingScope as exc:
+                self._skipped_scopes.add(scope)
+                self._tokens.mark_missing_scope()
+                self._log.warning("endpoint_skipped", scope=scope, reason=str(exc))
+        return _unique(stations)
+
+    def _fetch_with_fresh_token(self, scope: str) -> tuple[Station, ...]:
+        for attempt in (1, 2):
+            access_token = self._tokens.access_token()
+            try:
+                return self._fetch(scope, access_token)
+            except AccessTokenRejected:
+                self._tokens.reject_access_token(access_token)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _fetch(self, scope: str, access_token: str) -> tuple[Station, ...]:
+        if scope == STATIONS_SCOPE:
+            return self._source.fetch_stations(access_token, self._settings.favorites)
+        return self._source.fetch_homecoaches(access_token)
+
+
+def _unique(stations: list[Station]) -> tuple[Station, ...]:
+    seen: dict[str, Station] = {}
+    for station in stations:
+        if station.id not in seen or seen[station.id].favorite:
+            seen[station.id] = station
+    return tuple(seen.values())

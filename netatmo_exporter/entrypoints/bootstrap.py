@@ -1,0 +1,140 @@
+"""The composition root: builds the running exporter from a validated config."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from prometheus_client import CollectorRegistry
+
+from netatmo_exporter.adapters.clock import SystemClock
+from netatmo_exporter.adapters.collector import ApiCounterCollector, NetatmoCollector
+from netatmo_exporter.adapters.control_socket import ControlSocketServer
+from netatmo_exporter.adapters.http_server import (
+    CachedMetricsApp,
+    ThreadingWSGIServer,
+    dispatch,
+    make_server,
+    serve_in_thread,
+)
+from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
+from netatmo_exporter.adapters.netatmo_client import NetatmoClient
+from netatmo_exporter.adapters.token_store import FileTokenStore
+from netatmo_exporter.adapters.web_ui import WebContext, build_web_app
+from netatmo_exporter.domain.authorization import TokenManager
+from netatmo_exporter.domain.errors import TokenFileError
+from netatmo_exporter.domain.ports import Clock, EventLog, TokenStore
+from netatmo_exporter.domain.refresher import Refresher, RefreshSettings
+from netatmo_exporter.domain.token import Token
+from netatmo_exporter.entrypoints.config import Config
+
+
+@dataclass
+class Application:
+    config: Config
+    log: EventLog
+    tokens: TokenManager
+    refresher: Refresher
+    client: NetatmoClient
+    server: ThreadingWSGIServer
+    registry: CollectorRegistry
+    redactor: SecretRedactor
+    control: ControlSocketServer | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        host = str(host)
+        if host in ("::", "0.0.0.0"):
+            host = "127.0.0.1"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self.tokens.load()
+        self._threads.append(serve_in_thread(self.server))
+        if self.control is not None:
+            self.control.start()
+        refresher = threading.Thread(target=self.refresher.run, name="refresher", daemon=True)
+        refresher.start()
+        self._threads.append(refresher)
+        self.log.info("listening", address=self.url, token_file=self.config.token_file,
+                      refresh_interval=self.config.refresh_interval)
+
+    def stop(self) -> bool:
+        """Stop serving, write the token; False if the final write failed."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.refresher.stop()
+        ok = True
+        try:
+            self.tokens.flush()
+        except TokenFileError as exc:
+            self.log.error("final_flush_failed", problem=str(exc))
+            ok = False
+        if self.control is not None:
+            self.control.stop()
+        self.client.close()
+        self.log.info("stopped")
+        return ok
+
+
+def build_app(
+    config: Config,
+    *,
+    store: TokenStore | None = None,
+    clock: Clock | None = None,
+    log_stream: TextIO | None = None,
+    client: NetatmoClient | None = None,
+) -> Application:
+    clock = clock or SystemClock()
+    redactor = SecretRedactor()
+    redactor.add(config.client_secret)
+    log = configure_logging(config.log_level, config.log_format, redactor, log_stream)
+    client = client or NetatmoClient(config.api_url, config.client_id, config.client_secret,
+                                     clock)
+    tokens = TokenManager(client, _RedactingStore(store or FileTokenStore(config.token_file),
+                                                  redactor), clock, log)
+    refresher = Refresher(
+        tokens, client,
+        RefreshSettings(config.refresh_interval, config.scopes, config.favorites),
+        clock, log,
+    )
+    tokens.set_on_new_token(refresher.wake)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NetatmoCollector(refresher, tokens, clock, config.age_stale))
+    registry.register(ApiCounterCollector(client.request_counts, refresher))
+    metrics = CachedMetricsApp(
+        registry, lambda: (refresher.version, tokens.version, int(clock.now())))
+    web = build_web_app(WebContext(
+        tokens=tokens, refresher=refresher, clock=clock, external_url=config.external_url,
+        client_id=config.client_id, scopes=config.scopes, api_url=config.api_url,
+        debug_handlers=config.debug_handlers))
+    server = make_server(config.host, config.port, dispatch(metrics, web))
+    control = (ControlSocketServer(config.control_socket, tokens.flush, log)
+               if config.control_socket else None)
+    return Application(config, log, tokens, refresher, client, server, registry, redactor,
+                       control)
+
+
+class _RedactingStore:
+    """Registers every token that passes through the store with the log redactor."""
+
+    def __init__(self, inner: TokenStore, redactor: SecretRedactor) -> None:
+        self._inner = inner
+        self._redactor = redactor
+
+    @property
+    def location(self) -> str:
+        return self._inner.location
+
+    def load(self) -> Token | None:
+        token = self._inner.load()
+        if token is not None:
+            self._redactor.add(token.access_token, token.refresh_token)
+        return token
+
+    def save(self, token: Token) -> None:
+        self._redactor.add(token.access_token, token.refresh_token)
+        self._inner.save(token)

@@ -1,0 +1,135 @@
+"""Command line: `netatmo-exporter [flags]` serves; subcommands do the rest."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+
+from netatmo_exporter.entrypoints.bootstrap import Application, build_app
+from netatmo_exporter.entrypoints.config import (
+    Config,
+    ConfigError,
+    build_parser,
+    load_config,
+    parse_duration,
+    resolve,
+)
+
+PROG = "netatmo-exporter"
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    env = dict(os.environ if environ is None else environ)
+    command = args[0] if args and not args[0].startswith("-") else "serve"
+    handlers: dict[str, Callable[[list[str], dict[str, str]], int]] = {
+        "serve": serve,
+        "flush": flush,
+        "check-config": check_config,
+        "demo": demo,
+    }
+    handler = handlers.get(command)
+    if handler is None:
+        print(f"{PROG}: unknown command {command!r}; commands: {', '.join(handlers)}",
+              file=sys.stderr)
+        return 2
+    return handler(args[1:] if args and args[0] == command else args, env)
+
+
+def _config_or_exit(argv: Sequence[str], env: Mapping[str, str]) -> Config | int:
+    try:
+        return load_config(argv, env)
+    except ConfigError as exc:
+        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def serve(argv: list[str], env: dict[str, str]) -> int:
+    config = _config_or_exit(argv, env)
+    if isinstance(config, int):
+        return config
+    try:
+        app = build_app(config)
+    except OSError as exc:
+        print(f"{PROG}: cannot listen on {config.host or '*'}:{config.port}: {exc.strerror}",
+              file=sys.stderr)
+        return 1
+    return run_until_signalled(app)
+
+
+def run_until_signalled(app: Application) -> int:
+    """Serve until SIGTERM or SIGINT, then stop serving and write the token."""
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        app.log.info("signal_received", signal=signal.Signals(signum).name)
+        stopping.set()
+
+    # Python's default SIGTERM action ends the process without running any Python code.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    app.start()
+    while not stopping.wait(1.0):
+        pass
+    return 0 if app.stop() else 1
+
+
+def flush(argv: list[str], env: dict[str, str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} flush",
+        description="Ask the running exporter to write its token file durably (for ExecStop=). "
+                    "Exits 0 once the write is confirmed or when no exporter runs.")
+    parser.add_argument("--control-socket", default=None, metavar="PATH",
+                        help="[env NETATMO_EXPORTER_CONTROL_SOCKET; default: "
+                             "$RUNTIME_DIRECTORY/control.sock]")
+    parser.add_argument("--timeout", default="10s", metavar="DURATION",
+                        help="how long to wait for the confirmation (default: 10s)")
+    args = parser.parse_args(argv)
+    from netatmo_exporter.adapters.control_socket import request_flush
+
+    path = args.control_socket or env.get("NETATMO_EXPORTER_CONTROL_SOCKET") or (
+        os.path.join(env["RUNTIME_DIRECTORY"].split(":")[0], "control.sock")
+        if env.get("RUNTIME_DIRECTORY") else "")
+    if not path:
+        print(f"{PROG} flush: no control socket: give --control-socket or set "
+              "NETATMO_EXPORTER_CONTROL_SOCKET", file=sys.stderr)
+        return 2
+    try:
+        timeout = parse_duration(args.timeout)
+    except ValueError as exc:
+        print(f"{PROG} flush: --timeout: {exc}", file=sys.stderr)
+        return 2
+    code, message = request_flush(path, timeout)
+    print(message, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
+def check_config(argv: list[str], env: dict[str, str]) -> int:
+    """Exit 0 if the exporter could start; else say what to set (for ExecCondition=)."""
+    parser = build_parser(f"{PROG} check-config")
+    values = resolve(parser.parse_args(argv), env)
+    missing = [name for dest, name in (("client_id", "NETATMO_CLIENT_ID"),
+                                       ("client_secret", "NETATMO_CLIENT_SECRET"))
+               if not values[dest].strip()]
+    if missing:
+        print(f"{PROG}: not configured yet: set {' and '.join(missing)} in "
+              f"/etc/default/netatmo-exporter, then run: systemctl restart netatmo-exporter",
+              file=sys.stderr)
+        return 1
+    try:
+        load_config(argv, env)
+    except ConfigError as exc:
+        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{PROG}: configuration complete")
+    return 0
+
+
+def demo(argv: list[str], env: dict[str, str]) -> int:
+    from netatmo_exporter.entrypoints.demo import run_demo
+
+    return run_demo(argv, env)

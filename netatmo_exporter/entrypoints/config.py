@@ -1,0 +1,274 @@
+"""Flags and environment variables, Go exporter compatible: flags win over the environment."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from netatmo_exporter import __version__
+
+DEFAULT_PORT = 9210
+DEFAULT_SCOPE = "read_station read_homecoach"
+KNOWN_SCOPES = ("read_station", "read_homecoach")
+LOG_LEVELS = ("debug", "info", "warn", "error")
+LOG_FORMATS = ("logfmt", "json")
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
+                 "m": 60.0, "h": 3600.0}
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message names the flag and the environment variable."""
+
+
+def parse_duration(text: str) -> float:
+    """Go's time.ParseDuration: `90s`, `8m`, `1h30m`, `1h0m0s`, `1.5h`; returns seconds."""
+    value = text.strip()
+    sign = -1.0 if value.startswith("-") else 1.0
+    value = value.lstrip("+-")
+    if value == "0":
+        return 0.0
+    if not value:
+        raise ValueError(f"invalid duration {text!r}")
+    position, total = 0, 0.0
+    for match in _DURATION_PART.finditer(value):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if position != len(value):
+        raise ValueError(f"invalid duration {text!r} (use Go syntax such as 90s, 8m or 1h30m)")
+    return sign * total
+
+
+def format_duration(seconds: float) -> str:
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{secs}s" if secs or not text else "")
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str
+    port: int
+    external_url: str
+    token_file: str
+    client_id: str
+    client_secret: str
+    refresh_interval: float
+    age_stale: float
+    log_level: str
+    log_format: str
+    debug_handlers: bool
+    api_url: str
+    scopes: tuple[str, ...]
+    favorites: bool
+    control_socket: str | None
+
+    @property
+    def scope(self) -> str:
+        return " ".join(self.scopes)
+
+    def __repr__(self) -> str:
+        return f"Config(host={self.host!r}, port={self.port}, client_id={self.client_id!r}, ...)"
+
+
+@dataclass(frozen=True)
+class Option:
+    flags: tuple[str, ...]
+    env: str
+    dest: str
+    default: str
+    help: str
+    secret: bool = False
+    switch: bool = False
+
+    @property
+    def names(self) -> str:
+        return f"{self.flags[-1]} ({self.env})"
+
+
+OPTIONS = (
+    Option(("-a", "--addr"), "NETATMO_EXPORTER_ADDR", "addr", f":{DEFAULT_PORT}",
+           "listen address host:port; empty host = all interfaces; [::1]:9210 for IPv6"),
+    Option(("--external-url",), "NETATMO_EXPORTER_EXTERNAL_URL", "external_url", "",
+           "URL your browser reaches the exporter at; the OAuth redirect URI is this plus "
+           "/auth/callback (default: http://127.0.0.1:PORT, or the host of --addr)"),
+    Option(("--token-file",), "NETATMO_EXPORTER_TOKEN_FILE", "token_file", "",
+           "token file path (required)"),
+    Option(("-i", "--client-id"), "NETATMO_CLIENT_ID", "client_id", "",
+           "client id of your Netatmo app (required)"),
+    Option(("-s", "--client-secret"), "NETATMO_CLIENT_SECRET", "client_secret", "",
+           "client secret of your Netatmo app (required; never shown)", secret=True),
+    Option(("--refresh-interval",), "NETATMO_REFRESH_INTERVAL", "refresh_interval", "8m",
+           "how often data is fetched from Netatmo (Go duration)"),
+    Option(("--age-stale",), "NETATMO_AGE_STALE", "age_stale", "1h",
+           "modules with older measurements export no sensor readings; >= refresh interval"),
+    Option(("--log-level",), "NETATMO_LOG_LEVEL", "log_level", "info",
+           "debug, info, warn or error"),
+    Option(("--debug-handlers",), "DEBUG_HANDLERS", "debug_handlers", "",
+           "enable /debug/data and /debug/token (env: any non-empty value)", switch=True),
+    Option(("--api-url",), "NETATMO_API_URL", "api_url", "https://api.netatmo.com",
+           "base URL of the Netatmo API"),
+    Option(("--scope",), "NETATMO_SCOPE", "scope", DEFAULT_SCOPE,
+           "scopes asked for at authorization; endpoints without a granted scope are skipped"),
+    Option(("--log-format",), "NETATMO_LOG_FORMAT", "log_format", "logfmt", "logfmt or json"),
+    Option(("--favorites",), "NETATMO_FAVORITES", "favorites", "",
+           "also export your favourite (starred) stations (env: true/1/yes)", switch=True),
+    Option(("--control-socket",), "NETATMO_EXPORTER_CONTROL_SOCKET", "control_socket", "",
+           "unix socket for the flush command (default: $RUNTIME_DIRECTORY/control.sock "
+           "under systemd, else none)"),
+)
+
+
+def build_parser(prog: str = "netatmo-exporter") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Prometheus exporter for Netatmo weather stations and Home Coach devices. "
+                    "Subcommands: flush, check-config, login, demo (see `%(prog)s COMMAND -h`).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for option in OPTIONS:
+        shown = "" if option.secret or not option.default else f"; default: {option.default}"
+        help_text = f"{option.help} [env {option.env}{shown}]"
+        if option.switch:
+            parser.add_argument(*option.flags, dest=option.dest, action="store_const",
+                                const="true", default=None, help=help_text)
+        else:
+            parser.add_argument(*option.flags, dest=option.dest, default=None,
+                                metavar="VALUE", help=help_text)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+    """Flag, else environment variable, else default, as strings."""
+    values: dict[str, str] = {}
+    for option in OPTIONS:
+        flag_value = getattr(args, option.dest, None)
+        env_value = environ.get(option.env)
+        if flag_value is not None:
+            values[option.dest] = flag_value
+        elif env_value is not None and (env_value != "" or not option.switch):
+            values[option.dest] = env_value
+        else:
+            values[option.dest] = option.default
+    return values
+
+
+def load_config(argv: Sequence[str], environ: Mapping[str, str],
+                require_credentials: bool = True) -> Config:
+    args = build_parser().parse_args(list(argv))
+    return config_from(resolve(args, environ), environ, require_credentials)
+
+
+def _option(dest: str) -> Option:
+    return next(option for option in OPTIONS if option.dest == dest)
+
+
+def _fail(dest: str, problem: str) -> ConfigError:
+    return ConfigError(f"{_option(dest).names}: {problem}")
+
+
+def parse_addr(addr: str) -> tuple[str, int]:
+    match = re.fullmatch(r"(?:\[([0-9A-Fa-f:.%\w]+)\]|([^:\[\]]*)):(\d{1,5})", addr.strip())
+    if match is None:
+        raise _fail("addr", f"{addr!r} is not host:port (e.g. :9210, 0.0.0.0:9210, [::1]:9210)")
+    port = int(match.group(3))
+    if not 0 <= port <= 65535:
+        raise _fail("addr", f"port {port} is out of range")
+    return match.group(1) or match.group(2) or "", port
+
+
+def _switch(value: str, dest: str) -> bool:
+    if dest == "debug_handlers":
+        return value != ""
+    lowered = value.strip().lower()
+    if lowered in ("", "0", "false", "no", "off"):
+        return False
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    raise _fail(dest, f"{value!r} is not a boolean (true/false)")
+
+
+def _duration(values: Mapping[str, str], dest: str) -> float:
+    try:
+        seconds = parse_duration(values[dest])
+    except ValueError as exc:
+        raise _fail(dest, str(exc)) from None
+    if seconds <= 0:
+        raise _fail(dest, f"{values[dest]!r} must be positive")
+    return seconds
+
+
+def default_external_url(host: str, port: int) -> str:
+    if not host or host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def config_from(values: Mapping[str, str], environ: Mapping[str, str],
+                require_credentials: bool = True) -> Config:
+    host, port = parse_addr(values["addr"])
+    refresh = _duration(values, "refresh_interval")
+    stale = _duration(values, "age_stale")
+    if stale < refresh:
+        raise _fail("age_stale", f"{values['age_stale']} is shorter than the refresh interval "
+                    f"{values['refresh_interval']}; it must be at least as long")
+    level = values["log_level"].strip().lower()
+    if level == "warning":
+        level = "warn"
+    if level not in LOG_LEVELS:
+        raise _fail("log_level", f"{values['log_level']!r} is not one of {', '.join(LOG_LEVELS)}")
+    log_format = values["log_format"].strip().lower()
+    if log_format not in LOG_FORMATS:
+        raise _fail("log_format", f"{values['log_format']!r} is not logfmt or json")
+    scopes = tuple(values["scope"].replace(",", " ").split())
+    unknown = [scope for scope in scopes if scope not in KNOWN_SCOPES]
+    if not scopes or unknown:
+        raise _fail("scope", f"use one or more of {', '.join(KNOWN_SCOPES)}")
+    external_url = values["external_url"].strip() or default_external_url(host, port)
+    _check_url("external_url", external_url)
+    api_url = values["api_url"].strip()
+    _check_url("api_url", api_url)
+    if require_credentials:
+        for dest in ("client_id", "client_secret", "token_file"):
+            if not values[dest].strip():
+                raise _fail(dest, "is required")
+    token_file = values["token_file"].strip()
+    if token_file:
+        _check_token_dir("token_file", Path(token_file))
+    control = values["control_socket"].strip() or (
+        os.path.join(environ["RUNTIME_DIRECTORY"].split(":")[0], "control.sock")
+        if environ.get("RUNTIME_DIRECTORY") else "")
+    return Config(
+        host=host, port=port, external_url=external_url.rstrip("/"), token_file=token_file,
+        client_id=values["client_id"].strip(), client_secret=values["client_secret"].strip(),
+        refresh_interval=refresh, age_stale=stale, log_level=level, log_format=log_format,
+        debug_handlers=_switch(values["debug_handlers"], "debug_handlers"),
+        api_url=api_url.rstrip("/"), scopes=scopes,
+        favorites=_switch(values["favorites"], "favorites"), control_socket=control or None,
+    )
+
+
+def _check_url(dest: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _fail(dest, f"{url!r} is not an http(s) URL")
+
+
+def _check_token_dir(dest: str, path: Path) -> None:
+    directory = path.parent
+    if path.is_dir():
+        raise _fail(dest, f"{path} is a directory; give a file path")
+    if not directory.is_dir():
+        raise _fail(dest, f"directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise _fail(dest, f"directory {directory} is not writable by this user")
