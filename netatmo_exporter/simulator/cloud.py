@@ -677,8 +677,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.track(self.connection, open_=False)
 
     def log_message(self, format: str, *args: Any) -> None:
-        # The request line may carry a token in its query: log only the path.
-        log.debug("fake netatmo: %s %s", self.command, urlsplit(self.path).path)
+        # The stdlib would print the request line, query (and any token in it) included.
+        log.debug("fake netatmo: HTTP error on %s", urlsplit(self.path or "").path)
 
     def _serve(self) -> None:
         cloud = self.server.cloud
@@ -702,6 +702,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind is FaultKind.LOST_RESPONSE:
             response = Response(0, b"", transport="reset")
         cloud._record(request, self.path, ROUTES.get(url.path, "not_found"), response.status)
+        # The query may carry a token (a client bug we refuse): log the path only.
+        log.debug("fake netatmo: %s %s -> %s", self.command, url.path, response.status)
         if response.transport == "reset":
             self._reset()
             return
@@ -759,6 +761,10 @@ class _Server(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer is routine here, not worth a stderr traceback.
+        log.debug("fake netatmo: error while serving a request", exc_info=True)
 
     def track(self, connection: socket.socket, *, open_: bool) -> None:
         with self._connections_lock:
