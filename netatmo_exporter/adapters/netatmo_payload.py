@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from netatmo_exporter.domain.errors import BadResponse
@@ -61,10 +62,13 @@ def parse_station(device: Mapping[str, Any], kind: DeviceKind) -> Station:
     name = _text(device.get("station_name")) or (
         _text(device.get("name")) if kind == "homecoach" else None
     )
+    main = _module(device, last_seen_key="last_status_store")
+    if main.name is None and kind == "homecoach":
+        main = replace(main, name=name)
     return Station(
         id=station_id,
         kind=kind,
-        main=_module(device, last_seen_key="last_status_store"),
+        main=main,
         name=name,
         home_id=_text(device.get("home_id")),
         home_name=_text(device.get("home_name")),

@@ -1,0 +1,139 @@
+"""Shared test harness: the simulated cloud, token files and a real exporter process.
+
+Every process a test starts is ended by its PID; every socket is on 127.0.0.1 with an
+ephemeral port (never 9210, which the Debian system test uses).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netatmo_exporter.adapters.token_store import FileTokenStore
+from netatmo_exporter.domain.token import Token
+from netatmo_exporter.simulator import FakeNetatmoCloud
+
+CLIENT_ID = "test-client"
+CLIENT_SECRET = "test-secret-5d41402abc4b2a76"  # noqa: S105 - the fake cloud's secret
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def seed_token(cloud: FakeNetatmoCloud, path: Path, *, refresh_only: bool = False,
+               scope: Sequence[str] = ("read_station", "read_homecoach")) -> dict[str, object]:
+    """Write a token file as an authorized exporter would; returns the grant."""
+    grant = cloud.issue_tokens(scope)
+    if refresh_only:
+        token = Token(refresh_token=str(grant["refresh_token"]))
+    else:
+        token = Token.from_grant(str(grant["access_token"]), str(grant["refresh_token"]),
+                                 float(grant["expires_in"]),  # type: ignore[arg-type]
+                                 time.time(), tuple(scope))
+    FileTokenStore(path).save(token)
+    return grant
+
+
+def http_get(url: str, timeout: float = 5.0, headers: dict[str, str] | None = None
+             ) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode()
+
+
+def metric_value(exposition: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in a text exposition, or None."""
+    for line in exposition.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        sample_name, _, label_text = head.partition("{")
+        if sample_name != name:
+            continue
+        if all(f'{key}="{val}"' in label_text for key, val in labels.items()):
+            return float(value)
+    return None
+
+
+@dataclass
+class ExporterProcess:
+    """`python -m netatmo_exporter` in a subprocess, logs captured to a file."""
+
+    args: list[str]
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    python: str = sys.executable
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"exporter-{self.port}.log"
+
+    def start(self, wait_ready: bool = False, timeout: float = 20.0) -> ExporterProcess:
+        env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(  # noqa: S603
+                [self.python, "-m", "netatmo_exporter", "--addr", f"127.0.0.1:{self.port}",
+                 *self.args],
+                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir)
+        self.wait_for("/-/ready" if wait_ready else "/-/healthy", timeout)
+        return self
+
+    def wait_for(self, path: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"exporter exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                status, _ = http_get(self.url + path, timeout=1.0)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"{path} not 200 within {timeout}s:\n{self.logs()}")
+
+    def get(self, path: str, **kwargs: object) -> tuple[int, str]:
+        return http_get(self.url + path, **kwargs)  # type: ignore[arg-type]
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        return self._end(signal.SIGTERM, timeout)
+
+    def kill(self) -> int:
+        return self._end(signal.SIGKILL, 10.0)
+
+    def _end(self, signum: int, timeout: float) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signum)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+            raise AssertionError(f"exporter ignored signal {signum}:\n{self.logs()}") from None
