@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from netatmo_exporter.domain.errors import (
     CorruptTokenFile,
@@ -59,6 +59,9 @@ class TokenManager:
         self._clock = clock
         self._log = log
         self._on_new_token = on_new_token
+        # _refresh_lock makes refreshes single-flight and may be held across a network call;
+        # _lock guards the state for a moment only, so pages and scrapes never wait on Netatmo.
+        self._refresh_lock = threading.Lock()
         self._lock = threading.RLock()
         self._token: Token | None = None
         self._state = AuthState.NEEDS_AUTHORIZATION
@@ -102,14 +105,15 @@ class TokenManager:
     def access_token(self) -> str:
         """A usable access token, refreshing first when due. Raises `NotAuthorized`,
         `InvalidGrant`, `InvalidClient` or a transient error (the token is then kept)."""
-        with self._lock:
-            action = token_action(self._token, self._clock.now())
-            if action is TokenAction.AUTHORIZE:
+        with self._refresh_lock:
+            with self._lock:
+                current = self._token
+            action = token_action(current, self._clock.now())
+            if action is TokenAction.AUTHORIZE or current is None:
                 raise NotAuthorized()
             if action is TokenAction.REFRESH:
-                self._refresh_locked()
-            assert self._token is not None
-            return self._token.access_token
+                current = self._refresh(current)
+            return current.access_token
 
     def reject_access_token(self, access_token: str) -> None:
         """The API called this access token invalid or expired: refresh next time, unless
@@ -161,7 +165,7 @@ class TokenManager:
                 self._bump()
 
     def _adopt(self, token: Token, event: str) -> None:
-        with self._lock:
+        with self._refresh_lock, self._lock:
             self._persist(token)
             self._token = token
             self._state = AuthState.OK
@@ -170,21 +174,18 @@ class TokenManager:
             self._log.info(event, token_file=self._store.location, scope=token.scope)
         self._on_new_token()
 
-    def _refresh_locked(self) -> None:
-        assert self._token is not None
+    def _refresh(self, current: Token) -> Token:
+        """Spend the refresh token once; called with `_refresh_lock` held."""
         started = self._clock.now()
         try:
-            token = self._endpoint.refresh(self._token.refresh_token)
+            token = self._endpoint.refresh(current.refresh_token)
         except InvalidGrant:
-            self._token = None
-            self._state = AuthState.INVALID_GRANT
-            self._bump()
+            self._set_state(AuthState.INVALID_GRANT, drop_token=True)
             self._log.error("token_refresh_failed", reason="invalid_grant",
                             hint="authorize again from the status page")
             raise
         except InvalidClient:
-            self._state = AuthState.INVALID_CLIENT
-            self._bump()
+            self._set_state(AuthState.INVALID_CLIENT)
             self._log.error("token_refresh_failed", reason="invalid_client",
                             hint="check the client id and secret")
             raise
@@ -193,14 +194,22 @@ class TokenManager:
                               kept_token=True)
             raise
         if token.scope is None:
-            token = Token(token.access_token, token.refresh_token, token.expiry,
-                          token.token_type, token.lifetime, self._token.scope)
-        self._persist(token)
-        self._token = token
-        self._state = AuthState.OK
-        self._bump()
+            token = replace(token, scope=current.scope)
+        with self._lock:
+            self._persist(token)
+            self._token = token
+            self._state = AuthState.OK
+            self._bump()
         self._log.info("token_refreshed", expires_in=round(token.lifetime or 0),
                        took=round(self._clock.now() - started, 3))
+        return token
+
+    def _set_state(self, state: AuthState, drop_token: bool = False) -> None:
+        with self._lock:
+            self._state = state
+            if drop_token:
+                self._token = None
+            self._bump()
 
     def _persist(self, token: Token) -> None:
         # The old refresh token is already dead at Netatmo, so the new one is kept in memory
