@@ -132,8 +132,18 @@ class TokenManager:
         token = self._endpoint.refresh(refresh_token)
         self._adopt(token, "refresh_token_accepted")
 
-    def flush(self) -> str:
-        """Write the current token durably; returns where. Raises `TokenFileError`."""
+    def flush(self, wait_for_refresh: float = 30.0) -> str:
+        """Write the current token durably; returns where. Raises `TokenFileError`.
+
+        Waits (boundedly) for a refresh in flight, whose rotated token must not be lost."""
+        waited = self._refresh_lock.acquire(timeout=wait_for_refresh)
+        try:
+            return self._flush_now()
+        finally:
+            if waited:
+                self._refresh_lock.release()
+
+    def _flush_now(self) -> str:
         with self._lock:
             if self._token is None:
                 return self._store.location

@@ -67,6 +67,10 @@ class Application:
         self.server.shutdown()
         self.server.server_close()
         self.refresher.stop()
+        # Let a refresh in flight finish, so its rotated token is what the flush writes.
+        for thread in self._threads:
+            if thread.name == "refresher":
+                thread.join(timeout=60.0)
         ok = True
         try:
             self.tokens.flush()
