@@ -64,6 +64,7 @@ class Refresher:
         self._lock = threading.Lock()
         self._rate_limit_streak = 0
         self._skipped_scopes: set[str] = set()
+        self._fresh_authorization = False
         self.snapshot: Snapshot | None = None
         self.status = RefreshStatus()
         self.error_counts: Counter[str] = Counter()
@@ -75,8 +76,7 @@ class Refresher:
 
     def wake(self) -> None:
         """A new token arrived: fetch now rather than at the end of the interval."""
-        self._skipped_scopes.clear()
-        self._rate_limit_streak = 0
+        self._fresh_authorization = True
         self._wake.set()
 
     def stop(self) -> None:
@@ -92,6 +92,10 @@ class Refresher:
     def refresh_once(self) -> float:
         """One refresh; returns how long to wait before the next."""
         with self._lock:
+            if self._fresh_authorization:
+                self._fresh_authorization = False
+                self._skipped_scopes.clear()
+                self._rate_limit_streak = 0
             started = self._clock.now()
             try:
                 stations = self._fetch_all()
