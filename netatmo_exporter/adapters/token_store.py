@@ -155,7 +155,13 @@ class FileTokenStore:
         return None
 
     def _move_aside(self) -> str | None:
-        target = f"{self._path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
+        # Two bad files within one second must not overwrite the first kept copy.
+        stem = f"{self._path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
+        target = stem
+        for n in range(1, 100):
+            if not os.path.lexists(target):
+                break
+            target = f"{stem}.{n}"
         try:
             os.replace(self._path, target)
             _fsync_directory(self._path.parent)

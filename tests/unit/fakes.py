@@ -1,0 +1,127 @@
+"""In-memory fakes of the domain's ports, with their state in plain sight."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from netatmo_exporter.domain.errors import NetatmoError, TokenFileError
+from netatmo_exporter.domain.model import Module, Readings, Station
+from netatmo_exporter.domain.token import Token
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.current = now
+
+    def now(self) -> float:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += seconds
+
+
+class FakeLog:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def _add(self, level: str, event: str, kw: dict[str, Any]) -> None:
+        with self._lock:
+            self.events.append((level, event, kw))
+
+    def debug(self, event: str, **kw: Any) -> None:
+        self._add("debug", event, kw)
+
+    def info(self, event: str, **kw: Any) -> None:
+        self._add("info", event, kw)
+
+    def warning(self, event: str, **kw: Any) -> None:
+        self._add("warning", event, kw)
+
+    def error(self, event: str, **kw: Any) -> None:
+        self._add("error", event, kw)
+
+    def names(self, level: str | None = None) -> list[str]:
+        return [event for lvl, event, _ in self.events if level in (None, lvl)]
+
+
+class FakeTokenStore:
+    def __init__(self, token: Token | None = None, *, fail_save: bool = False) -> None:
+        self.saved: list[Token] = []
+        self.initial = token
+        self.fail_save = fail_save
+
+    @property
+    def location(self) -> str:
+        return "/fake/token.json"
+
+    def load(self) -> Token | None:
+        return self.initial
+
+    def save(self, token: Token) -> None:
+        if self.fail_save:
+            raise TokenFileError("cannot write token file /fake/token.json: No space left")
+        self.saved.append(token)
+
+
+class FakeTokenEndpoint:
+    """Rotates refresh tokens like Netatmo; `failures` are raised first, in order."""
+
+    def __init__(self, clock: FakeClock, lifetime: float = 10800.0) -> None:
+        self.clock = clock
+        self.lifetime = lifetime
+        self.refreshes: list[str] = []
+        self.failures: list[NetatmoError] = []
+        self.before_answer: Callable[[], None] = lambda: None
+        self._lock = threading.Lock()
+
+    def exchange_code(self, code: str, redirect_uri: str, scope: str) -> Token:
+        return self._grant(f"code-{code}")
+
+    def refresh(self, refresh_token: str) -> Token:
+        with self._lock:
+            self.refreshes.append(refresh_token)
+            if self.failures:
+                raise self.failures.pop(0)
+        self.before_answer()
+        return self._grant(refresh_token)
+
+    def _grant(self, seed: str) -> Token:
+        with self._lock:
+            n = len(self.refreshes)
+        return Token.from_grant(f"access-{n}-{seed}", f"refresh-{n}-{seed}", self.lifetime,
+                                self.clock.now(), ("read_station", "read_homecoach"))
+
+
+class FakeWeatherSource:
+    """Answers every call with `stations`, or raises the queued errors first."""
+
+    def __init__(self, stations: tuple[Station, ...] = ()) -> None:
+        self.stations = stations
+        self.calls: list[tuple[str, str]] = []
+        self.errors: dict[str, list[NetatmoError]] = {"stations": [], "homecoaches": []}
+
+    def fetch_stations(self, access_token: str, favorites: bool) -> tuple[Station, ...]:
+        return self._answer("stations", access_token)
+
+    def fetch_homecoaches(self, access_token: str) -> tuple[Station, ...]:
+        return self._answer("homecoaches", access_token)
+
+    def _answer(self, endpoint: str, access_token: str) -> tuple[Station, ...]:
+        self.calls.append((endpoint, access_token))
+        if self.errors[endpoint]:
+            raise self.errors[endpoint].pop(0)
+        return self.stations if endpoint == "stations" else ()
+
+
+def station(station_id: str = "70:ee:50:00:00:01", now: float = 1_700_000_000.0) -> Station:
+    main = Module(id=station_id, type="NAMain", name="Salon",
+                  readings=Readings(time_utc=now - 60, temperature=21.5))
+    return Station(id=station_id, kind="station", main=main, name="Maison", home_name="Home")
+
+
+def fresh_token(clock: FakeClock, lifetime: float = 10800.0, tag: str = "0") -> Token:
+    return Token.from_grant(f"access-{tag}", f"refresh-{tag}", lifetime, clock.now(),
+                            ("read_station", "read_homecoach"))
