@@ -30,13 +30,22 @@ def label_modules(stations: Iterable[Station]) -> list[tuple[Station, Module, Mo
         for module in station.all_modules
     ]
     seen = Counter(labels for _, _, labels in rows)
-    return [
-        (
-            station,
-            module,
-            labels
-            if seen[labels] == 1
-            else ModuleLabels(f"{labels.module} ({module.id})", labels.station, labels.home),
-        )
-        for station, module, labels in rows
-    ]
+    taken = {labels for labels, count in seen.items() if count == 1}
+    result = []
+    for station, module, labels in rows:
+        if seen[labels] > 1:
+            labels = _free_labels(labels, module.id, taken)
+            taken.add(labels)
+        result.append((station, module, labels))
+    return result
+
+
+def _free_labels(labels: ModuleLabels, module_id: str, taken: set[ModuleLabels]) -> ModuleLabels:
+    # The id suffix alone could still meet a module really named "Name (id)".
+    candidate = ModuleLabels(f"{labels.module} ({module_id})", labels.station, labels.home)
+    n = 2
+    while candidate in taken:
+        candidate = ModuleLabels(f"{labels.module} ({module_id}) #{n}", labels.station,
+                                 labels.home)
+        n += 1
+    return candidate
