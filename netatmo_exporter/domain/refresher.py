@@ -131,12 +131,22 @@ class Refresher:
 
     def _wanted_scopes(self) -> list[str]:
         granted = self._tokens.granted_scope()
-        return [
-            scope for scope in (STATIONS_SCOPE, HOMECOACH_SCOPE)
-            if scope in self._settings.scopes
-            and scope not in self._skipped_scopes
-            and (granted is None or scope in granted)
-        ]
+        wanted = []
+        for scope in (STATIONS_SCOPE, HOMECOACH_SCOPE):
+            if scope not in self._settings.scopes or scope in self._skipped_scopes:
+                continue
+            if granted is not None and scope not in granted:
+                self._skip(scope, "the authorization does not include this scope: authorize "
+                                  "again with it, or drop it from --scope")
+                continue
+            wanted.append(scope)
+        return wanted
+
+    def _skip(self, scope: str, reason: str) -> None:
+        """Stop asking an endpoint the token may not read, and say so once."""
+        self._skipped_scopes.add(scope)
+        self._tokens.mark_missing_scope()
+        self._log.warning("endpoint_skipped", scope=scope, reason=reason)
 
     def _fetch_all(self) -> tuple[Station, ...]:
         wanted = self._wanted_scopes()
@@ -148,9 +158,7 @@ class Refresher:
             try:
                 stations.extend(self._fetch_with_fresh_token(scope))
             except MissingScope as exc:
-                self._skipped_scopes.add(scope)
-                self._tokens.mark_missing_scope()
-                self._log.warning("endpoint_skipped", scope=scope, reason=str(exc))
+                self._skip(scope, str(exc))
         return _unique(stations)
 
     def _fetch_with_fresh_token(self, scope: str) -> tuple[Station, ...]:
