@@ -1,0 +1,209 @@
+"""TokenManager: single-flight refresh, persisted before use, errors keep or drop the token."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from netatmo_exporter.domain.authorization import AuthState, TokenManager
+from netatmo_exporter.domain.errors import (
+    CorruptTokenFile,
+    InvalidClient,
+    InvalidGrant,
+    NotAuthorized,
+    TransientError,
+)
+from netatmo_exporter.domain.token import Token
+from tests.unit.fakes import FakeClock, FakeLog, FakeTokenEndpoint, FakeTokenStore, fresh_token
+
+
+def manager(token: Token | None, store: FakeTokenStore | None = None,
+            lifetime: float = 10800.0, clock: FakeClock | None = None
+            ) -> tuple[TokenManager, FakeTokenEndpoint, FakeTokenStore, FakeClock, FakeLog]:
+    clock = clock or FakeClock()
+    endpoint = FakeTokenEndpoint(clock, lifetime)
+    store = store or FakeTokenStore(token)
+    store.initial = token
+    log = FakeLog()
+    tokens = TokenManager(endpoint, store, clock, log)
+    tokens.load()
+    return tokens, endpoint, store, clock, log
+
+
+def test_fresh_token_is_used_without_refresh() -> None:
+    clock = FakeClock()
+    tokens, endpoint, store, _, _ = manager(fresh_token(clock), clock=clock)
+
+    assert tokens.access_token() == "access-0"
+    assert endpoint.refreshes == [] and store.saved == []
+
+
+def test_no_token_raises_not_authorized() -> None:
+    tokens, endpoint, _, _, _ = manager(None)
+
+    with pytest.raises(NotAuthorized):
+        tokens.access_token()
+    assert not tokens.authorized
+    assert tokens.status().state is AuthState.NEEDS_AUTHORIZATION
+    assert endpoint.refreshes == []
+
+
+def test_refresh_token_only_is_refreshed_and_persisted_before_use() -> None:
+    tokens, endpoint, store, _, _ = manager(Token(refresh_token="only"))
+
+    access = tokens.access_token()
+
+    assert endpoint.refreshes == ["only"]
+    assert [t.access_token for t in store.saved] == [access]
+    assert store.saved[-1].refresh_token != "only"
+    assert tokens.status().state is AuthState.OK
+
+
+def test_new_token_is_on_the_store_before_the_caller_gets_it() -> None:
+    clock = FakeClock()
+    tokens, endpoint, store, _, _ = manager(fresh_token(clock, lifetime=4), clock=clock)
+    clock.advance(3.7)
+    seen_by_endpoint_caller: list[int] = []
+
+    def check() -> None:
+        seen_by_endpoint_caller.append(len(store.saved))
+
+    endpoint.before_answer = check
+    access = tokens.access_token()
+
+    assert seen_by_endpoint_caller == [0]
+    assert store.saved[-1].access_token == access
+
+
+def test_concurrent_callers_at_expiry_cause_exactly_one_refresh() -> None:
+    clock = FakeClock()
+    tokens, endpoint, store, _, _ = manager(fresh_token(clock, lifetime=4), clock=clock)
+    clock.advance(4.0)
+    endpoint.before_answer = lambda: time.sleep(0.05)
+    start = threading.Barrier(8)
+    results: list[str] = []
+
+    def call() -> None:
+        start.wait(5)
+        results.append(tokens.access_token())
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert len(endpoint.refreshes) == 1
+    assert len(store.saved) == 1
+    assert results == [store.saved[0].access_token] * 8
+
+
+def test_invalid_grant_drops_the_token_and_says_so() -> None:
+    tokens, endpoint, _, _, log = manager(Token(refresh_token="dead"))
+    endpoint.failures.append(InvalidGrant())
+
+    with pytest.raises(InvalidGrant):
+        tokens.access_token()
+
+    status = tokens.status()
+    assert status.state is AuthState.INVALID_GRANT
+    assert not status.has_refresh_token and not status.has_access_token
+    assert not tokens.authorized
+    assert "token_refresh_failed" in log.names("error")
+    with pytest.raises(NotAuthorized):
+        tokens.access_token()
+    assert endpoint.refreshes == ["dead"]
+
+
+def test_invalid_client_keeps_the_token() -> None:
+    tokens, endpoint, _, _, _ = manager(Token(refresh_token="r"))
+    endpoint.failures.append(InvalidClient())
+
+    with pytest.raises(InvalidClient):
+        tokens.access_token()
+
+    assert tokens.status().state is AuthState.INVALID_CLIENT
+    assert tokens.status().has_refresh_token
+
+
+def test_transient_error_keeps_the_token_and_the_next_call_retries_it() -> None:
+    tokens, endpoint, store, _, _ = manager(Token(refresh_token="keep-me"))
+    endpoint.failures.append(TransientError("Netatmo token: HTTP 502", "server_error"))
+
+    with pytest.raises(TransientError):
+        tokens.access_token()
+
+    assert tokens.status().has_refresh_token
+    assert tokens.status().state is AuthState.OK
+    assert store.saved == []
+    tokens.access_token()
+    assert endpoint.refreshes == ["keep-me", "keep-me"]
+
+
+def test_save_failure_keeps_the_new_token_in_memory_and_reports() -> None:
+    store = FakeTokenStore(fail_save=True)
+    tokens, endpoint, _, _, log = manager(Token(refresh_token="r0"), store)
+
+    access = tokens.access_token()
+
+    status = tokens.status()
+    assert status.unsaved
+    assert status.token_file_problem is not None and "No space" in status.token_file_problem
+    assert "token_save_failed" in log.names("error")
+    assert tokens.access_token() == access
+    assert endpoint.refreshes == ["r0"]
+    store.fail_save = False
+    tokens.flush()
+    assert store.saved[-1].access_token == access
+    assert not tokens.status().unsaved
+
+
+def test_rejected_access_token_is_refreshed_next_time() -> None:
+    clock = FakeClock()
+    tokens, endpoint, _, _, _ = manager(fresh_token(clock), clock=clock)
+
+    tokens.reject_access_token("some-other-token")
+    assert tokens.access_token() == "access-0"
+    tokens.reject_access_token("access-0")
+    assert tokens.access_token() != "access-0"
+    assert endpoint.refreshes == ["refresh-0"]
+
+
+def test_corrupt_store_is_reported_and_leaves_the_exporter_unauthorized() -> None:
+    class CorruptStore(FakeTokenStore):
+        def load(self) -> Token | None:
+            raise CorruptTokenFile("token file /fake is unusable (not valid JSON)",
+                                   "/fake.corrupt-1")
+
+    tokens, _, _, _, log = manager(None, CorruptStore())
+
+    assert not tokens.authorized
+    assert "not valid JSON" in str(tokens.status().token_file_problem)
+    assert "token_file_corrupt" in log.names("error")
+
+
+def test_authorizing_persists_and_notifies() -> None:
+    tokens, _, store, _, _ = manager(None)
+    woken: list[bool] = []
+    tokens.set_on_new_token(lambda: woken.append(True))
+
+    tokens.authorize_with_refresh_token("pasted")
+
+    assert woken == [True]
+    assert store.saved[-1].access_token == tokens.access_token()
+
+
+def test_no_log_event_carries_a_token_value() -> None:
+    tokens, endpoint, store, _, log = manager(Token(refresh_token="refresh-secret"))
+    tokens.access_token()
+    endpoint.failures.append(InvalidGrant())
+    tokens.reject_access_token(store.saved[-1].access_token)
+    with pytest.raises(InvalidGrant):
+        tokens.access_token()
+
+    secrets = {"refresh-secret", *(t.access_token for t in store.saved),
+               *(t.refresh_token for t in store.saved)}
+    text = repr(log.events)
+    assert not [s for s in secrets if s in text]

@@ -1,0 +1,185 @@
+"""Refresher: immediate fetch, rate-limit backoff, skipped scopes, rejected access tokens."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from netatmo_exporter.domain.authorization import AuthState, TokenManager
+from netatmo_exporter.domain.errors import (
+    AccessTokenRejected,
+    MissingScope,
+    RateLimited,
+    TransientError,
+)
+from netatmo_exporter.domain.refresher import MAX_BACKOFF, Refresher, RefreshSettings
+from netatmo_exporter.domain.token import Token
+from tests.unit.fakes import (
+    FakeClock,
+    FakeLog,
+    FakeTokenEndpoint,
+    FakeTokenStore,
+    FakeWeatherSource,
+    fresh_token,
+    station,
+)
+
+INTERVAL = 60.0
+BOTH = ("read_station", "read_homecoach")
+
+
+class World:
+    def __init__(self, token: Token | None = None, scopes: tuple[str, ...] = BOTH) -> None:
+        self.clock = FakeClock()
+        self.endpoint = FakeTokenEndpoint(self.clock)
+        self.store = FakeTokenStore(fresh_token(self.clock) if token is None else token)
+        self.log = FakeLog()
+        self.tokens = TokenManager(self.endpoint, self.store, self.clock, self.log)
+        self.tokens.load()
+        self.source = FakeWeatherSource((station(now=self.clock.now()),))
+        self.refresher = Refresher(self.tokens, self.source,
+                                   RefreshSettings(INTERVAL, scopes, False), self.clock,
+                                   self.log)
+
+    def endpoints_called(self) -> list[str]:
+        return [endpoint for endpoint, _ in self.source.calls]
+
+
+def test_run_fetches_immediately_then_waits_for_the_interval() -> None:
+    world = World()
+    thread = threading.Thread(target=world.refresher.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while world.refresher.snapshot is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    world.refresher.stop()
+    thread.join(5)
+
+    assert not thread.is_alive()
+    assert world.refresher.snapshot is not None
+    assert world.refresher.status.ok
+    assert world.endpoints_called() == ["stations", "homecoaches"]
+
+
+def test_wake_fetches_at_once_after_a_new_token() -> None:
+    world = World(token=Token())
+    thread = threading.Thread(target=world.refresher.run, daemon=True)
+    thread.start()
+    world.tokens.authorize_with_code("c", "http://127.0.0.1/auth/callback", "read_station")
+    world.refresher.wake()
+    deadline = time.monotonic() + 5
+    while world.refresher.snapshot is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    world.refresher.stop()
+    thread.join(5)
+
+    assert world.refresher.snapshot is not None
+
+
+def test_success_waits_one_interval_and_swaps_a_snapshot() -> None:
+    world = World()
+
+    assert world.refresher.refresh_once() == INTERVAL
+    snapshot = world.refresher.snapshot
+    assert snapshot is not None and snapshot.fetched_at == world.clock.now()
+    assert [s.id for s in snapshot.stations] == ["70:ee:50:00:00:01"]
+
+
+def test_rate_limit_backoff_doubles_up_to_an_hour_and_resets_on_success() -> None:
+    world = World()
+    world.source.errors["stations"] = [RateLimited("code 26") for _ in range(8)]
+
+    waits = [world.refresher.refresh_once() for _ in range(8)]
+
+    assert waits[:5] == [120.0, 240.0, 480.0, 960.0, 1920.0]
+    assert waits[5:] == [MAX_BACKOFF] * 3
+    assert world.refresher.status.backoff_until is not None
+    assert world.refresher.refresh_once() == INTERVAL
+    world.source.errors["stations"] = [RateLimited("code 26")]
+    assert world.refresher.refresh_once() == 120.0
+
+
+def test_retry_after_longer_than_the_backoff_is_honoured() -> None:
+    world = World()
+    world.source.errors["stations"] = [RateLimited("429", retry_after=900.0)]
+
+    assert world.refresher.refresh_once() == 900.0
+
+
+def test_missing_scope_skips_the_endpoint_and_does_not_retry_it() -> None:
+    world = World()
+    world.source.errors["homecoaches"] = [MissingScope("gethomecoachsdata")]
+
+    world.refresher.refresh_once()
+    world.refresher.refresh_once()
+
+    assert world.endpoints_called() == ["stations", "homecoaches", "stations"]
+    snapshot = world.refresher.snapshot
+    assert snapshot is not None and snapshot.skipped == ("read_homecoach",)
+    assert world.refresher.status.ok
+    assert world.tokens.status().state is AuthState.MISSING_SCOPE
+
+
+def test_scopes_not_granted_or_not_configured_are_not_asked_for() -> None:
+    world = World(scopes=("read_station",))
+    world.refresher.refresh_once()
+    assert world.endpoints_called() == ["stations"]
+
+    clock = FakeClock()
+    granted = World(token=Token.from_grant("a", "r", 10800, clock.now(), ("read_homecoach",)))
+    granted.refresher.refresh_once()
+    assert granted.endpoints_called() == ["homecoaches"]
+
+
+def test_rejected_access_token_is_refreshed_once_then_retried() -> None:
+    world = World()
+    world.source.errors["stations"] = [AccessTokenRejected("code 3: expired")]
+
+    assert world.refresher.refresh_once() == INTERVAL
+
+    assert world.endpoint.refreshes == ["refresh-0"]
+    tokens_used = [token for endpoint, token in world.source.calls if endpoint == "stations"]
+    assert tokens_used[0] == "access-0" and tokens_used[1] == world.store.saved[-1].access_token
+    assert world.refresher.status.ok
+
+
+def test_access_token_rejected_twice_fails_the_refresh_after_one_token_refresh() -> None:
+    world = World()
+    world.source.errors["stations"] = [AccessTokenRejected("code 2"),
+                                       AccessTokenRejected("code 2")]
+
+    world.refresher.refresh_once()
+
+    assert len(world.endpoint.refreshes) == 1
+    assert not world.refresher.status.ok
+    assert world.refresher.status.error_reason == "access_token_rejected"
+
+
+def test_failure_keeps_the_last_snapshot_and_counts_the_reason() -> None:
+    world = World()
+    world.refresher.refresh_once()
+    first = world.refresher.snapshot
+    world.source.errors["stations"] = [TransientError("HTTP 502", "server_error")]
+
+    assert world.refresher.refresh_once() == INTERVAL
+
+    assert world.refresher.snapshot is first
+    assert not world.refresher.status.ok
+    assert world.refresher.error_counts["server_error"] == 1
+    assert world.tokens.status().has_refresh_token
+
+
+@pytest.mark.parametrize("failures", [1, 2])
+def test_transient_token_endpoint_failure_keeps_token(failures: int) -> None:
+    world = World(token=Token(refresh_token="r"))
+    world.endpoint.failures = [TransientError("timeout", "timeout")] * failures
+
+    for _ in range(failures):
+        world.refresher.refresh_once()
+        assert not world.refresher.status.ok
+    world.refresher.refresh_once()
+
+    assert world.refresher.status.ok
+    assert world.endpoint.refreshes == ["r"] * (failures + 1)
