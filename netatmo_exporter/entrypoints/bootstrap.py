@@ -114,7 +114,8 @@ def build_app(
     web = build_web_app(WebContext(
         tokens=tokens, refresher=refresher, clock=clock, external_url=config.external_url,
         client_id=config.client_id, scopes=config.scopes, api_url=config.api_url,
-        debug_handlers=config.debug_handlers))
+        debug_handlers=config.debug_handlers, age_stale=config.age_stale,
+        register_secret=redactor.add, log=log))
     server = make_server(config.host, config.port, dispatch(metrics, web))
     control = (ControlSocketServer(config.control_socket, tokens.flush, log)
                if config.control_socket else None)

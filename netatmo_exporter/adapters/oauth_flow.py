@@ -1,0 +1,120 @@
+"""The browser side of OAuth: unguessable single-use states, the authorize URL, and
+reading the callback's answer. Shared by the web UI and the headless `login` command."""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from netatmo_exporter.domain.ports import Clock
+
+STATE_LIFETIME = 600.0
+MAX_PENDING_STATES = 64
+MAX_PARAM_LENGTH = 2048
+
+
+def new_state() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def authorize_url(api_url: str, client_id: str, redirect_uri: str, scopes: tuple[str, ...],
+                  state: str) -> str:
+    query = urlencode({
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": " ".join(scopes),
+        "state": state,
+        "response_type": "code",
+    })
+    return f"{api_url.rstrip('/')}/oauth2/authorize?{query}"
+
+
+class StateProblem(enum.Enum):
+    MISSING = "The answer from Netatmo carries no state, so it cannot be matched to an " \
+              "authorization started here."
+    NOT_THIS_BROWSER = "This browser did not start the authorization that this answer " \
+                       "belongs to (its state cookie is missing or different)."
+    UNKNOWN = "This authorization answer was already used, or the exporter restarted " \
+              "since it was started."
+    EXPIRED = "This authorization answer came too late: authorizations expire after " \
+              "10 minutes."
+
+
+class PendingStates:
+    """States handed out by `/auth/authorize`, each usable once, for a limited time.
+
+    Bounded: when full, the oldest state is dropped, so a flood of authorize requests
+    costs memory only up to `capacity` entries.
+    """
+
+    def __init__(self, clock: Clock, lifetime: float = STATE_LIFETIME,
+                 capacity: int = MAX_PENDING_STATES) -> None:
+        self._clock = clock
+        self._lifetime = lifetime
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._expiry: OrderedDict[str, float] = OrderedDict()
+
+    @property
+    def lifetime(self) -> float:
+        return self._lifetime
+
+    def issue(self) -> str:
+        state = new_state()
+        now = self._clock.now()
+        with self._lock:
+            for old, expires_at in list(self._expiry.items()):
+                if expires_at + self._lifetime < now:
+                    del self._expiry[old]
+            while len(self._expiry) >= self._capacity:
+                self._expiry.popitem(last=False)
+            self._expiry[state] = now + self._lifetime
+        return state
+
+    def redeem(self, state: str | None, cookie: str | None) -> StateProblem | None:
+        """Consume `state` if this browser (its cookie) started it; None means accepted."""
+        if not state:
+            return StateProblem.MISSING
+        if not cookie or not hmac.compare_digest(state.encode(), cookie.encode()):
+            return StateProblem.NOT_THIS_BROWSER
+        with self._lock:
+            expires_at = self._expiry.pop(state, None)
+        if expires_at is None:
+            return StateProblem.UNKNOWN
+        if self._clock.now() >= expires_at:
+            return StateProblem.EXPIRED
+        return None
+
+
+@dataclass(frozen=True)
+class CallbackAnswer:
+    """What Netatmo put on the redirect URI: a code, or an error, and the state."""
+
+    code: str | None
+    error: str | None
+    state: str | None
+
+
+def parse_callback(text: str) -> CallbackAnswer:
+    """Read a pasted redirect URL (or just its query string). Raises ValueError."""
+    text = text.strip()
+    query = urlsplit(text).query if "?" in text else text
+    params = parse_qs(query, keep_blank_values=True, max_num_fields=20)
+    return callback_answer({key: values[0] for key, values in params.items()})
+
+
+def callback_answer(params: dict[str, str]) -> CallbackAnswer:
+    def one(name: str) -> str | None:
+        value = params.get(name)
+        if value is None or value == "":
+            return None
+        if len(value) > MAX_PARAM_LENGTH or not (value.isascii() and value.isprintable()):
+            raise ValueError(f"the {name} parameter is malformed")
+        return value
+
+    return CallbackAnswer(one("code"), one("error"), one("state"))

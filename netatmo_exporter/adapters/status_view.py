@@ -1,0 +1,205 @@
+"""What the status page says, in plain words: times, advice for each failure, and one
+row per module. Pure functions of the exporter's state, so they hold no secrets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from netatmo_exporter.domain.authorization import AuthState, TokenStatus
+from netatmo_exporter.domain.model import Module, Snapshot, Station, is_stale
+from netatmo_exporter.domain.refresher import RefreshStatus
+
+MODULE_KINDS = {
+    "NAMain": "Indoor base",
+    "NAModule1": "Outdoor",
+    "NAModule2": "Wind gauge",
+    "NAModule3": "Rain gauge",
+    "NAModule4": "Extra indoor",
+    "NHC": "Home Coach",
+}
+
+
+@dataclass(frozen=True)
+class Advice:
+    problem: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class ModuleRow:
+    station: str
+    name: str
+    kind: str
+    readings: str
+    battery: str
+    signal: str
+    age: str
+    health: str  # "ok", "stale", "unreachable", "never-paired", "no-data"
+
+
+def local_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def span(seconds: float) -> str:
+    """`2 h 41 min`, `5 min`, `12 s`, `3 d 4 h`."""
+    seconds = int(abs(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min"
+    return f"{secs} s"
+
+
+def relative(timestamp: float, now: float) -> str:
+    delta = timestamp - now
+    return f"in {span(delta)}" if delta >= 0 else f"{span(delta)} ago"
+
+
+def token_advice(status: TokenStatus, scopes: tuple[str, ...]) -> Advice | None:
+    if status.state is AuthState.INVALID_GRANT:
+        return ADVICE["invalid_grant"]
+    if status.state is AuthState.INVALID_CLIENT:
+        return ADVICE["invalid_client"]
+    if status.state is AuthState.MISSING_SCOPE:
+        return Advice(ADVICE["missing_scope"].problem,
+                      ADVICE["missing_scope"].fix.format(scopes=" ".join(scopes)))
+    return None
+
+
+def refresh_advice(refresh: RefreshStatus, scopes: tuple[str, ...]) -> Advice | None:
+    if refresh.ok or refresh.error_reason is None:
+        return None
+    advice = ADVICE.get(refresh.error_reason)
+    if advice is None:
+        return Advice(f"Netatmo answered: {refresh.error_message}",
+                      "The exporter tries again at the next refresh interval.")
+    return Advice(advice.problem, advice.fix.format(scopes=" ".join(scopes)))
+
+
+def file_advice(status: TokenStatus) -> Advice | None:
+    if status.token_file_problem is None and not status.unsaved:
+        return None
+    return Advice(
+        f"Token file problem: {status.token_file_problem or 'the latest token is not saved yet'}",
+        f"Check that {status.token_file} is owned and writable by the exporter's user and "
+        "that the disk is not full. The exporter keeps the token in memory meanwhile and "
+        "writes it at the next change or at shutdown.")
+
+
+ADVICE = {
+    "invalid_grant": Advice(
+        "Netatmo no longer accepts the saved authorization (invalid_grant).",
+        "Authorize again with the button below. If this keeps happening, open your Netatmo "
+        "account settings and remove old entries for this app under partner apps: another "
+        "copy of the exporter or an old authorization may be spending the same token."),
+    "invalid_client": Advice(
+        "Netatmo refused the app's credentials (invalid_client).",
+        "Check --client-id and --client-secret (NETATMO_CLIENT_ID, NETATMO_CLIENT_SECRET) "
+        "against your app in the Netatmo developer console, then restart the exporter."),
+    "missing_scope": Advice(
+        "The authorization does not include a permission the exporter asks for.",
+        "Authorize again (it asks for: {scopes}), or remove the scope from --scope "
+        "(NETATMO_SCOPE)."),
+    "rate_limited": Advice(
+        "Netatmo's rate limit was reached.",
+        "Nothing to do: the exporter waits longer before the next try. If it persists, "
+        "another program using the same Netatmo app may be spending the quota."),
+    "transient": Advice(
+        "Netatmo could not be reached or answered with a server error.",
+        "This usually passes by itself; the exporter tries again. If it lasts, check the "
+        "box's network, DNS and clock."),
+    "bad_response": Advice(
+        "Netatmo sent an answer the exporter could not read.",
+        "This usually passes by itself; the exporter tries again."),
+    "access_token_rejected": Advice(
+        "Netatmo rejected the access token.",
+        "The exporter refreshes it by itself; if this persists, authorize again."),
+    "not_authorized": Advice(
+        "The exporter is not authorized yet.",
+        "Authorize it with the button below, or paste a refresh token."),
+}
+
+
+def module_rows(snapshot: Snapshot | None, now: float, age_stale: float) -> list[ModuleRow]:
+    if snapshot is None:
+        return []
+    return [_row(station, module, now, age_stale)
+            for station in snapshot.stations for module in station.all_modules]
+
+
+def _row(station: Station, module: Module, now: float, age_stale: float) -> ModuleRow:
+    health = _health(module, now, age_stale)
+    measured = module.measured_at
+    age = {
+        "never-paired": "never paired",
+        "unreachable": "unreachable",
+        "no-data": "no data yet",
+    }.get(health, "")
+    if not age and measured is not None:
+        age = f"{span(now - measured)} ago" + (" (stale)" if health == "stale" else "")
+    return ModuleRow(
+        station=station.label,
+        name=module.name or f"id-{module.id}",
+        kind=MODULE_KINDS.get(module.type, f"Unknown type {module.type}"),
+        readings="" if health in ("never-paired", "unreachable") else _readings(module),
+        battery=_battery(module),
+        signal=_signal(module),
+        age=age,
+        health=health,
+    )
+
+
+def _health(module: Module, now: float, age_stale: float) -> str:
+    if module.never_paired:
+        return "never-paired"
+    if module.reachable is False:
+        return "unreachable"
+    if module.measured_at is None:
+        return "no-data"
+    return "stale" if is_stale(module, now, age_stale) else "ok"
+
+
+def _readings(module: Module) -> str:
+    r = module.readings
+    if r is None:
+        return ""
+    parts = [
+        (r.temperature, "{:.1f} °C"),
+        (r.humidity, "{:.0f} %"),
+        (r.co2, "{:.0f} ppm CO₂"),
+        (r.noise, "{:.0f} dB"),
+        (r.pressure, "{:.1f} mbar"),
+        (r.wind_strength, "wind {:.0f} km/h"),
+        (r.gust_strength, "gusts {:.0f} km/h"),
+        (r.rain, "rain {:.1f} mm"),
+        (r.sum_rain_24, "{:.1f} mm today"),
+    ]
+    return ", ".join(fmt.format(value) for value, fmt in parts if value is not None)
+
+
+def _battery(module: Module) -> str:
+    if module.never_paired or module.battery_percent is None:
+        return ""
+    return f"{module.battery_percent:.0f} %"
+
+
+def _signal(module: Module) -> str:
+    if module.never_paired:
+        return ""
+    if module.wifi_status is not None:
+        value = module.wifi_status
+        word = "good" if value <= 56 else "average" if value <= 71 else "bad"
+        return f"Wi-Fi {word} ({value:.0f})"
+    if module.rf_status is not None:
+        value = module.rf_status
+        word = ("full" if value <= 60 else "high" if value <= 70
+                else "medium" if value <= 80 else "low")
+        return f"radio {word} ({value:.0f})"
+    return ""

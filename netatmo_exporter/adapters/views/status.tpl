@@ -1,0 +1,73 @@
+% rebase('base.tpl', title=title, same_origin_referrer=True)
+% if done:
+<p class="card ok" id="done">{{done}}</p>
+% end
+<section class="card {{'ok' if state_word == 'authorized' else 'problem'}}" id="authorization">
+<h1 id="auth-state" data-state="{{state_word}}">{{headline}}</h1>
+% if host_warning:
+<p class="warning-text" id="host-mismatch">You opened this page at <code>{{host_warning}}</code>, but the external URL is
+<code>{{external_url}}</code>: after authorizing, Netatmo sends your browser there.</p>
+% end
+<dl>
+% if token.expires_at is not None:
+<dt>Access token expires</dt><dd id="expiry">{{expiry_local}} ({{expiry_relative}}); renewed automatically</dd>
+% elif token.has_refresh_token:
+<dt>Access token</dt><dd id="expiry">renewed at the next refresh</dd>
+% end
+<dt>Last data refresh</dt>
+% if refresh.attempted_at is None:
+<dd id="last-refresh">none yet</dd>
+% elif refresh.ok:
+<dd id="last-refresh">{{refresh_time}} ({{refresh_relative}}): ok</dd>
+% else:
+<dd id="last-refresh">{{refresh_time}} ({{refresh_relative}}): failed</dd>
+% end
+<dt>Token file</dt><dd><code>{{token.token_file}}</code></dd>
+</dl>
+% for item in advice:
+<div class="advice">
+<p class="problem-text">{{item.problem}}</p>
+<p class="fix"><strong>What to do:</strong> {{item.fix}}</p>
+</div>
+% end
+<p><a class="button" id="authorize" href="/auth/authorize">{{'Authorize again' if state_word == 'authorized' else 'Authorize with Netatmo'}}</a></p>
+</section>
+
+<section class="card" id="setup">
+<h2>Setting up your Netatmo app</h2>
+<p>In the Netatmo developer console, give your app this redirect URI:</p>
+<p><input id="redirect-uri" class="copy" type="text" readonly value="{{redirect_uri}}" aria-label="Redirect URI"></p>
+<p class="note">Scopes asked for: <code>{{scopes}}</code>. The redirect URI is the external URL
+(<code>--external-url</code>) plus <code>/auth/callback</code>.</p>
+<details id="paste"{{!' open' if state_word != 'authorized' else ''}}>
+<summary>Or paste a refresh token</summary>
+<p class="note">From the token generator of your app in the developer console (with the scopes above).
+It is checked once with Netatmo before it replaces the current authorization.</p>
+<form method="post" action="/auth/settoken" autocomplete="off">
+<input type="hidden" name="form_token" value="{{form_token}}">
+<label for="refresh-token">Refresh token</label>
+<input id="refresh-token" name="refresh_token" type="password" maxlength="1024" required spellcheck="false">
+<button type="submit" id="settoken">Use this refresh token</button>
+</form>
+</details>
+</section>
+
+<section class="card" id="stations">
+<h2>Stations and modules</h2>
+% if not rows:
+<p>No data yet.</p>
+% else:
+<p class="note">Fetched {{fetched}}.{{(' Skipped (scope not granted): ' + skipped + '.') if skipped else ''}}</p>
+<div class="table-wrap"><table>
+<thead><tr><th>Station</th><th>Module</th><th>Readings</th><th>Battery</th><th>Signal</th><th>Data</th></tr></thead>
+<tbody>
+% for row in rows:
+<tr class="{{row.health}}"><td>{{row.station}}</td><td>{{row.name}}<br><span class="note">{{row.kind}}</span></td>
+<td>{{row.readings}}</td><td>{{row.battery}}</td><td>{{row.signal}}</td><td class="age">{{row.age}}</td></tr>
+% end
+</tbody></table></div>
+% end
+</section>
+% if debug_handlers:
+<p class="note">Debug: <a href="/debug/data">/debug/data</a> · <a href="/debug/token">/debug/token</a></p>
+% end
