@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         "serve": serve,
         "flush": flush,
         "check-config": check_config,
+        "login": login,
         "demo": demo,
     }
     handler = handlers.get(command)
@@ -127,6 +128,12 @@ def check_config(argv: list[str], env: dict[str, str]) -> int:
         return 1
     print(f"{PROG}: configuration complete")
     return 0
+
+
+def login(argv: list[str], env: dict[str, str]) -> int:
+    from netatmo_exporter.entrypoints.login import run_login
+
+    return run_login(argv, env)
 
 
 def demo(argv: list[str], env: dict[str, str]) -> int:
