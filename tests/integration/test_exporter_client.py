@@ -1,0 +1,220 @@
+"""NetatmoClient over real HTTP against the simulated cloud: errors land in the right
+domain error with a clear message, and tokens travel only in headers and form bodies."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from netatmo_exporter.adapters.clock import SystemClock
+from netatmo_exporter.adapters.netatmo_client import NetatmoClient
+from netatmo_exporter.domain.errors import (
+    AccessTokenRejected,
+    ApiError,
+    BadResponse,
+    InvalidClient,
+    InvalidGrant,
+    InvalidRequest,
+    MissingScope,
+    NetatmoError,
+    RateLimited,
+    TransientError,
+)
+from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
+from tests.support.harness import CLIENT_ID, CLIENT_SECRET
+
+
+@pytest.fixture
+def client(cloud: FakeNetatmoCloud) -> Iterator[NetatmoClient]:
+    sleeps: list[float] = []
+    netatmo = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, SystemClock(),
+                            sleep=sleeps.append)
+    yield netatmo
+    netatmo.close()
+
+
+def assert_clean(exc: NetatmoError, cloud: FakeNetatmoCloud) -> None:
+    text = f"{exc} {exc!r}"
+    assert [s for s in cloud.issued_secrets() if s in text] == []
+    assert len(str(exc)) > 20
+
+
+def test_refresh_rotates_and_returns_a_full_token(
+    cloud: FakeNetatmoCloud, client: NetatmoClient
+) -> None:
+    old = cloud.mint_refresh_token()
+
+    token = client.refresh(old)
+
+    assert token.refresh_token in cloud.valid_refresh_tokens()
+    assert old not in cloud.valid_refresh_tokens()
+    assert token.access_token in cloud.valid_access_tokens()
+    assert token.lifetime == 10800
+    assert token.scope == ("read_station", "read_homecoach")
+    expires_at = token.expires_at()
+    assert expires_at is not None and abs(expires_at - (time.time() + 10800)) < 60
+
+
+def test_spent_refresh_token_is_invalid_grant(
+    cloud: FakeNetatmoCloud, client: NetatmoClient
+) -> None:
+    old = cloud.mint_refresh_token()
+    client.refresh(old)
+
+    with pytest.raises(InvalidGrant) as caught:
+        client.refresh(old)
+
+    assert "authorize again" in str(caught.value)
+    assert_clean(caught.value, cloud)
+
+
+def test_wrong_secret_is_invalid_client(cloud: FakeNetatmoCloud) -> None:
+    netatmo = NetatmoClient(cloud.base_url, CLIENT_ID, "wrong-secret-value", SystemClock())
+    try:
+        with pytest.raises(InvalidClient) as caught:
+            netatmo.refresh(cloud.mint_refresh_token())
+    finally:
+        netatmo.close()
+
+    assert "--client-secret" in str(caught.value)
+    assert "wrong-secret-value" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("fault", "error", "words"), [
+    (Fault.oauth_error("invalid_grant"), InvalidGrant, "invalid_grant"),
+    (Fault.oauth_error("invalid_client"), InvalidClient, "invalid_client"),
+    (Fault.oauth_error("invalid_request"), InvalidRequest, "invalid_request"),
+    (Fault.rate_limited(429), RateLimited, "rate limited"),
+])
+def test_token_endpoint_errors(
+    cloud: FakeNetatmoCloud, client: NetatmoClient, fault: Fault,
+    error: type[NetatmoError], words: str
+) -> None:
+    refresh_token = cloud.mint_refresh_token()
+    cloud.inject("token", fault)
+
+    with pytest.raises(error) as caught:
+        client.refresh(refresh_token)
+
+    assert words in str(caught.value)
+    assert_clean(caught.value, cloud)
+    assert refresh_token in cloud.valid_refresh_tokens()
+
+
+@pytest.mark.parametrize(("fault", "error", "words"), [
+    (Fault.api_error(403, 2, "Invalid access token"), AccessTokenRejected, "code 2"),
+    (Fault.api_error(403, 3, "Access token expired"), AccessTokenRejected, "code 3"),
+    (Fault.api_error(403, 13, "Application does not have the good scope rights"),
+     MissingScope, "code 13"),
+    (Fault.rate_limited(403), RateLimited, "code 26"),
+    (Fault.rate_limited(429), RateLimited, "code 26"),
+    (Fault.concurrency_limited(), RateLimited, "code 11"),
+    (Fault.device_not_found(), ApiError, "code 9"),
+    (Fault.api_error(403, 99, "Something new"), ApiError, "code 99"),
+])
+def test_data_endpoint_errors(
+    cloud: FakeNetatmoCloud, client: NetatmoClient, fault: Fault,
+    error: type[NetatmoError], words: str
+) -> None:
+    access = str(cloud.issue_tokens()["access_token"])
+    cloud.inject("getstationsdata", fault)
+
+    with pytest.raises(error) as caught:
+        client.fetch_stations(access, favorites=False)
+
+    assert words in str(caught.value)
+    assert "getstationsdata" in str(caught.value)
+    assert_clean(caught.value, cloud)
+    assert cloud.count("getstationsdata") == 1
+
+
+def test_real_expired_token_and_missing_scope(
+    cloud: FakeNetatmoCloud, client: NetatmoClient
+) -> None:
+    stations_only = str(cloud.issue_tokens(["read_station"])["access_token"])
+    with pytest.raises(MissingScope):
+        client.fetch_homecoaches(stations_only)
+    cloud.expire_access_tokens()
+    with pytest.raises(AccessTokenRejected, match="code 3"):
+        client.fetch_stations(stations_only, favorites=False)
+    with pytest.raises(AccessTokenRejected, match="code 2"):
+        client.fetch_stations("not-a-token", favorites=False)
+
+
+@pytest.mark.parametrize(("fault", "error"), [
+    (Fault.http_500(), TransientError),
+    (Fault.html_502(), TransientError),
+    (Fault.html_503(), TransientError),
+    (Fault.truncated_body(), TransientError),
+    (Fault.connection_reset(), TransientError),
+    (Fault.malformed_json(), BadResponse),
+])
+def test_transient_failures_are_retried_then_reported(
+    cloud: FakeNetatmoCloud, client: NetatmoClient, fault: Fault, error: type[NetatmoError]
+) -> None:
+    access = str(cloud.issue_tokens()["access_token"])
+    cloud.inject("getstationsdata", fault, times=3)
+
+    with pytest.raises(error) as caught:
+        client.fetch_stations(access, favorites=False)
+
+    assert caught.value.transient
+    assert_clean(caught.value, cloud)
+    assert cloud.count("getstationsdata") == 3
+    cloud.inject("getstationsdata", fault, times=2)
+    assert len(client.fetch_stations(access, favorites=False)) == 3
+
+
+def test_timeout_is_transient(cloud: FakeNetatmoCloud) -> None:
+    netatmo = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, SystemClock(),
+                            timeout=httpx.Timeout(0.3), attempts=1)
+    cloud.inject("getstationsdata", Fault.delay(1.0))
+    try:
+        with pytest.raises(TransientError, match="no answer in time"):
+            netatmo.fetch_stations(str(cloud.issue_tokens()["access_token"]), favorites=False)
+    finally:
+        netatmo.close()
+
+
+def test_refresh_retried_after_an_unprocessed_reset_or_server_error(
+    cloud: FakeNetatmoCloud, client: NetatmoClient
+) -> None:
+    old = cloud.mint_refresh_token()
+    cloud.inject("token", Fault.connection_reset())
+    cloud.inject("token", Fault.html_502())
+
+    token = client.refresh(old)
+
+    assert token.refresh_token in cloud.valid_refresh_tokens()
+    assert cloud.count("token") == 3
+    assert cloud.count("invalid_grant") == 0
+
+
+def test_bearer_token_never_in_a_url(cloud: FakeNetatmoCloud, client: NetatmoClient) -> None:
+    token = client.refresh(cloud.mint_refresh_token())
+    client.fetch_stations(token.access_token, favorites=True)
+    client.fetch_homecoaches(token.access_token)
+
+    records = cloud.requests()
+    secrets = cloud.issued_secrets()
+    assert [r.target for r in records if any(s in r.target for s in secrets)] == []
+    data = [r for r in records if r.endpoint in ("getstationsdata", "gethomecoachsdata")]
+    assert len(data) == 2
+    assert all(r.has_authorization and r.status == 200 for r in data)
+    assert cloud.count("token_in_query") == 0
+
+
+def test_request_counts_by_endpoint_and_outcome(
+    cloud: FakeNetatmoCloud, client: NetatmoClient
+) -> None:
+    access = str(cloud.issue_tokens()["access_token"])
+    cloud.inject("getstationsdata", Fault.html_502())
+    client.fetch_stations(access, favorites=False)
+
+    counts = client.request_counts()
+
+    assert counts[("getstationsdata", "server_error")] == 1
+    assert counts[("getstationsdata", "ok")] == 1
