@@ -3,18 +3,29 @@
 Exposition, for a fresh outdoor module (Go-compatible names first, then our own):
 
     netatmo_sensor_temperature_celsius{home="Home",module="Outdoor",station="Station"} 7.3
-    netatmo_sensor_temperature_min_celsius{home="Home",module="Outdoor",station="Station"} 2.1
+    netatmo_sensor_temperature_min_today_celsius{home="Home",module="Outdoor",...} 2.1
     netatmo_module_battery_volts{home="Home",module="Outdoor",station="Station"} 5.2
-    netatmo_module_info{firmware="50",home="Home",home_id="5f..",module="Outdoor",...} 1.0
+    netatmo_module_info{favorite="false",firmware="50",home="Home",home_id="5f..",...} 1.0
+
+`METRICS` lists every family with its type, labels, unit and meaning; the collectors build
+their families from it and `python -m netatmo_exporter.adapters.collector --markdown`
+prints it as the table in docs/metrics.md, so code and docs cannot drift.
 """
 
 from __future__ import annotations
 
 import platform
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from netatmo_exporter import __version__
@@ -25,102 +36,225 @@ from netatmo_exporter.domain.model import (
     NEVER_PAIRED_RF,
     Module,
     Readings,
+    Snapshot,
     Station,
     data_age,
     is_stale,
 )
 from netatmo_exporter.domain.ports import Clock
-from netatmo_exporter.domain.refresher import Refresher
+from netatmo_exporter.domain.refresher import HOMECOACH_SCOPE, STATIONS_SCOPE, Refresher
 
 LABELS = ("module", "station", "home")
 INFO_LABELS = (*LABELS, "module_id", "station_id", "home_id", "type", "firmware", "favorite")
+AUTH_STATES = tuple(state.value for state in AuthState)
+DATA_SCOPES = (STATIONS_SCOPE, HOMECOACH_SCOPE)
 
 _KPH_TO_MPS = 1 / 3.6
+_CACHED = "Cached; refreshed from Netatmo every refresh interval."
+_WIFI = "Wifi signal quality, lower is better (86: bad, 71: average, 56: good)"
+_RF = "Radio signal quality to the base station, lower is better (90: low, 60: full)"
+_KEPT = "Kept while the module is stale or unreachable."
+
+MetricType = Literal["gauge", "counter", "info"]
 
 
 @dataclass(frozen=True, slots=True)
-class ReadingMetric:
+class MetricSpec:
+    """One exposed metric family, as the docs table lists it and the collector emits it."""
+
     name: str
-    help: str
+    kind: MetricType
+    unit: str
+    text: str
+    labels: tuple[str, ...] = LABELS
+    go: bool = False
+
+    def family(self) -> Metric:
+        if self.kind == "counter":
+            return CounterMetricFamily(self.name.removesuffix("_total"), self.text,
+                                       labels=list(self.labels))
+        if self.kind == "info":
+            return InfoMetricFamily(self.name.removesuffix("_info"), self.text,
+                                    labels=list(self.labels))
+        return GaugeMetricFamily(self.name, self.text, labels=list(self.labels))
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingSpec:
+    """A `dashboard_data` field exported while the module is fresh, in the metric's unit."""
+
+    metric: MetricSpec
     value: Callable[[Readings], float | None]
 
 
-def _scaled(get: Callable[[Readings], float | None], factor: float) -> Callable[
-        [Readings], float | None]:
+def _scaled(get: Callable[[Readings], float | None], factor: float
+            ) -> Callable[[Readings], float | None]:
     def scaled(readings: Readings) -> float | None:
         value = get(readings)
         return None if value is None else value * factor
     return scaled
 
 
+def _trend(get: Callable[[Readings], int | None]) -> Callable[[Readings], float | None]:
+    def trend(readings: Readings) -> float | None:
+        value = get(readings)
+        return None if value is None else float(value)
+    return trend
+
+
+def _metric(name: str, unit: str, text: str, labels: tuple[str, ...] = LABELS,
+            kind: MetricType = "gauge", go: bool = False) -> MetricSpec:
+    return MetricSpec(name, kind, unit, text, labels, go)
+
+
+def _reading(name: str, unit: str, text: str, value: Callable[[Readings], float | None],
+             go: bool = False) -> ReadingSpec:
+    return ReadingSpec(_metric(name, unit, text, go=go), value)
+
+
+NO_LABELS: tuple[str, ...] = ()
+
+EXPORTER_METRICS = {
+    "up": _metric("netatmo_up", "", "1 if the last refresh from Netatmo succeeded, else 0",
+                  NO_LABELS, go=True),
+    "interval": _metric("netatmo_refresh_interval_seconds", "seconds",
+                        "Configured refresh interval; data is cached between refreshes",
+                        NO_LABELS, go=True),
+    "last_refresh": _metric("netatmo_last_refresh_time", "Unix seconds",
+                            "Unix time of the last refresh attempt, successful or not",
+                            NO_LABELS, go=True),
+    "duration": _metric("netatmo_last_refresh_duration_seconds", "seconds",
+                        "How long the last refresh took, even if it failed", NO_LABELS, go=True),
+    "cache_updated": _metric("netatmo_cache_updated_time", "Unix seconds",
+                             "Unix time of the last successful refresh (the cached data)",
+                             NO_LABELS, go=True),
+    "token_valid": _metric("netatmo_exporter_token_valid", "",
+                           "1 if there is a valid access token, else 0", NO_LABELS, go=True),
+    "token_expiry": _metric("netatmo_exporter_token_expiry_time", "Unix seconds",
+                            "Unix time the access token expires (it is renewed before); "
+                            "0 if there is no valid token", NO_LABELS, go=True),
+    "auth_state": _metric("netatmo_exporter_authorization_state", "",
+                          "1 for the current authorization state, 0 for the others; "
+                          "anything but ok needs the operator", ("state",)),
+    "scope_missing": _metric("netatmo_exporter_scope_missing", "",
+                             "1 if a data scope asked for with --scope was not granted, so "
+                             "its endpoint is skipped until the user authorizes again",
+                             ("scope",)),
+    "build": _metric("netatmo_exporter_build_info", "",
+                     "Version of the exporter and of the Python running it",
+                     ("version", "python_version"), "info"),
+}
+
+COUNTER_METRICS = {
+    "requests": _metric("netatmo_api_requests_total", "requests",
+                        "Requests sent to the Netatmo API, by endpoint and outcome "
+                        "(ok, or the error reason such as rate_limited)",
+                        ("endpoint", "outcome"), "counter"),
+    "errors": _metric("netatmo_refresh_errors_total", "refreshes",
+                      "Failed refreshes, by reason", ("reason",), "counter"),
+}
+
 # Readings of a fresh, reachable module. The first block are the Go exporter's names.
 READING_METRICS = (
-    ReadingMetric("netatmo_sensor_temperature_celsius", "Temperature measurement in celsius",
-                  lambda r: r.temperature),
-    ReadingMetric("netatmo_sensor_humidity_percent", "Relative humidity measurement in percent",
-                  lambda r: r.humidity),
-    ReadingMetric("netatmo_sensor_co2_ppm", "Carbondioxide measurement in parts per million",
-                  lambda r: r.co2),
-    ReadingMetric("netatmo_sensor_noise_db", "Noise measurement in decibels", lambda r: r.noise),
-    ReadingMetric("netatmo_sensor_pressure_mb",
-                  "Atmospheric pressure measurement in millibar, reduced to sea level",
-                  lambda r: r.pressure),
-    ReadingMetric("netatmo_sensor_wind_strength_kph",
-                  "Wind strength in kilometers per hour, average of the last 5 minutes",
-                  lambda r: r.wind_strength),
-    ReadingMetric("netatmo_sensor_wind_direction_degrees",
-                  "Wind direction in degrees, average of the last 5 minutes",
-                  lambda r: r.wind_angle),
-    ReadingMetric("netatmo_sensor_rain_amount_mm",
-                  "Rain amount in millimeters of the last measurement (about 5 minutes)",
-                  lambda r: r.rain),
-    ReadingMetric("netatmo_sensor_absolute_pressure_pascals",
-                  "Atmospheric pressure at the station's altitude (not reduced to sea level)",
-                  _scaled(lambda r: r.absolute_pressure, 100.0)),
-    ReadingMetric("netatmo_sensor_gust_strength_meters_per_second",
-                  "Strongest gust of the last 5 minutes",
-                  _scaled(lambda r: r.gust_strength, _KPH_TO_MPS)),
-    ReadingMetric("netatmo_sensor_gust_direction_degrees",
-                  "Direction of the strongest gust of the last 5 minutes",
-                  lambda r: r.gust_angle),
-    ReadingMetric("netatmo_sensor_wind_max_today_meters_per_second",
-                  "Strongest wind measured today (station's local day)",
-                  _scaled(lambda r: r.max_wind_strength, _KPH_TO_MPS)),
-    ReadingMetric("netatmo_sensor_wind_max_today_direction_degrees",
-                  "Direction of today's strongest wind", lambda r: r.max_wind_angle),
-    ReadingMetric("netatmo_sensor_rain_last_hour_meters",
-                  "Rain summed over the last hour, in meters (1 mm = 0.001)",
-                  _scaled(lambda r: r.sum_rain_1, 0.001)),
-    ReadingMetric("netatmo_sensor_rain_today_meters",
-                  "Rain summed over today (station's local day), in meters (1 mm = 0.001)",
-                  _scaled(lambda r: r.sum_rain_24, 0.001)),
-    ReadingMetric("netatmo_sensor_temperature_min_today_celsius",
-                  "Lowest temperature measured today", lambda r: r.min_temp),
-    ReadingMetric("netatmo_sensor_temperature_max_today_celsius",
-                  "Highest temperature measured today", lambda r: r.max_temp),
-    ReadingMetric("netatmo_sensor_temperature_trend",
-                  "Temperature trend: 1 up, 0 stable, -1 down",
-                  lambda r: None if r.temp_trend is None else float(r.temp_trend)),
-    ReadingMetric("netatmo_sensor_pressure_trend", "Pressure trend: 1 up, 0 stable, -1 down",
-                  lambda r: None if r.pressure_trend is None else float(r.pressure_trend)),
-    ReadingMetric("netatmo_sensor_health_index",
-                  "Home Coach health index: 0 healthy, 1 fine, 2 fair, 3 poor, 4 unhealthy",
-                  lambda r: r.health_idx),
+    _reading("netatmo_sensor_temperature_celsius", "°C", "Temperature measurement in celsius",
+             lambda r: r.temperature, go=True),
+    _reading("netatmo_sensor_humidity_percent", "%", "Relative humidity measurement in percent",
+             lambda r: r.humidity, go=True),
+    _reading("netatmo_sensor_co2_ppm", "ppm", "Carbon dioxide measurement in parts per million",
+             lambda r: r.co2, go=True),
+    _reading("netatmo_sensor_noise_db", "dB", "Noise measurement in decibels",
+             lambda r: r.noise, go=True),
+    _reading("netatmo_sensor_pressure_mb", "mbar (hPa)",
+             "Atmospheric pressure in millibar, reduced to sea level",
+             lambda r: r.pressure, go=True),
+    _reading("netatmo_sensor_wind_strength_kph", "km/h",
+             "Wind strength in kilometers per hour, average of the last 5 minutes",
+             lambda r: r.wind_strength, go=True),
+    _reading("netatmo_sensor_wind_direction_degrees", "degrees",
+             "Wind direction in degrees, average of the last 5 minutes",
+             lambda r: r.wind_angle, go=True),
+    _reading("netatmo_sensor_rain_amount_mm", "mm",
+             "Rain in millimeters of the last measurement only (about 5 minutes), not a sum",
+             lambda r: r.rain, go=True),
+    _reading("netatmo_sensor_absolute_pressure_pascals", "Pa",
+             "Atmospheric pressure at the station's altitude, not reduced to sea level",
+             _scaled(lambda r: r.absolute_pressure, 100.0)),
+    _reading("netatmo_sensor_gust_strength_meters_per_second", "m/s",
+             "Strongest gust of the last 5 minutes",
+             _scaled(lambda r: r.gust_strength, _KPH_TO_MPS)),
+    _reading("netatmo_sensor_gust_direction_degrees", "degrees",
+             "Direction of the strongest gust of the last 5 minutes", lambda r: r.gust_angle),
+    _reading("netatmo_sensor_wind_max_today_meters_per_second", "m/s",
+             "Strongest wind measured today (station's local day)",
+             _scaled(lambda r: r.max_wind_strength, _KPH_TO_MPS)),
+    _reading("netatmo_sensor_wind_max_today_direction_degrees", "degrees",
+             "Direction of today's strongest wind", lambda r: r.max_wind_angle),
+    _reading("netatmo_sensor_rain_last_hour_meters", "m",
+             "Rain summed over the last hour, in meters (1 mm = 0.001)",
+             _scaled(lambda r: r.sum_rain_1, 0.001)),
+    _reading("netatmo_sensor_rain_today_meters", "m",
+             "Rain summed over today (station's local day), in meters (1 mm = 0.001)",
+             _scaled(lambda r: r.sum_rain_24, 0.001)),
+    _reading("netatmo_sensor_temperature_min_today_celsius", "°C",
+             "Lowest temperature measured today", lambda r: r.min_temp),
+    _reading("netatmo_sensor_temperature_max_today_celsius", "°C",
+             "Highest temperature measured today", lambda r: r.max_temp),
+    _reading("netatmo_sensor_temperature_trend", "",
+             "Temperature trend: 1 up, 0 stable, -1 down", _trend(lambda r: r.temp_trend)),
+    _reading("netatmo_sensor_pressure_trend", "", "Pressure trend: 1 up, 0 stable, -1 down",
+             _trend(lambda r: r.pressure_trend)),
+    _reading("netatmo_sensor_health_index", "",
+             "Home Coach health index: 0 healthy, 1 fine, 2 fair, 3 poor, 4 unhealthy",
+             lambda r: r.health_idx),
 )
 
-AUTH_STATES = tuple(state.value for state in AuthState)
+# Go-compatible per-module series beside the readings; like them, dropped when stale.
+MODULE_METRICS = {
+    "updated": _metric("netatmo_sensor_updated", "Unix seconds",
+                       "Unix time of the module's last measurement", go=True),
+    "battery": _metric("netatmo_sensor_battery_percent", "%",
+                       "Battery remaining life in percent (10: low)", go=True),
+    "wifi": _metric("netatmo_sensor_wifi_signal_strength", "", _WIFI, go=True),
+    "rf": _metric("netatmo_sensor_rf_signal_strength", "", _RF, go=True),
+}
 
+# Health of every module, fresh or not, so an alert can say why readings stopped.
+HEALTH_METRICS = {
+    "reachable": _metric("netatmo_module_reachable", "",
+                         f"1 if Netatmo can reach the module, else 0. {_CACHED}"),
+    "paired": _metric("netatmo_module_paired", "",
+                      "0 if the module was never paired with its station (Netatmo sends "
+                      "placeholders: rf 255, battery 65535 mV, last seen 0), else 1"),
+    "stale": _metric("netatmo_module_stale", "",
+                     "1 if the module's readings are missing or older than --age-stale (or "
+                     "it is unreachable), so its netatmo_sensor_* readings are not exported"),
+    "battery_ratio": _metric("netatmo_module_battery_ratio", "ratio",
+                             f"Battery remaining life, 0 to 1. {_KEPT}"),
+    "battery_volts": _metric("netatmo_module_battery_volts", "V",
+                             f"Battery voltage. {_KEPT}"),
+    "wifi": _metric("netatmo_module_wifi_signal_strength", "", f"{_WIFI}. {_KEPT}"),
+    "rf": _metric("netatmo_module_rf_signal_strength", "", f"{_RF}. {_KEPT}"),
+    "last_seen": _metric("netatmo_module_last_seen_timestamp_seconds", "Unix seconds",
+                         "Unix time Netatmo last heard from the module (last_seen; "
+                         "last_status_store for a base station or Home Coach)"),
+    "measured": _metric("netatmo_module_last_measurement_timestamp_seconds", "Unix seconds",
+                        "Unix time of the module's last measurement (time_utc)"),
+    "age": _metric("netatmo_module_data_age_seconds", "seconds",
+                   f"Age of the module's last measurement at scrape time. {_CACHED}"),
+}
 
-def _gauge(name: str, documentation: str, labels: Iterable[str] = LABELS) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, documentation, labels=list(labels))
+MODULE_INFO = _metric("netatmo_module_info", "",
+                      "Module metadata for joins; favorite=\"true\" for a starred station of "
+                      "another user (--favorites)", INFO_LABELS, "info")
 
-
-def _wifi_help() -> str:
-    return "Wifi signal strength, lower is better (86: bad, 71: avg, 56: good)"
-
-
-def _rf_help() -> str:
-    return "Radio signal strength, lower is better (90: lowest, 60: highest)"
+METRICS: tuple[MetricSpec, ...] = (
+    *EXPORTER_METRICS.values(),
+    *COUNTER_METRICS.values(),
+    *MODULE_METRICS.values(),
+    *(reading.metric for reading in READING_METRICS),
+    *HEALTH_METRICS.values(),
+    MODULE_INFO,
+)
 
 
 class NetatmoCollector(Collector):
@@ -135,110 +269,72 @@ class NetatmoCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = self._clock.now()
-        yield from self._exporter_metrics(now)
         snapshot = self._refresher.snapshot
+        yield from self._exporter_metrics(snapshot)
         yield from self._module_metrics(() if snapshot is None else snapshot.stations, now)
 
-    def _exporter_metrics(self, now: float) -> Iterator[Metric]:
+    def _exporter_metrics(self, snapshot: Snapshot | None) -> Iterator[Metric]:
         status = self._refresher.status
-        snapshot = self._refresher.snapshot
         token = self._tokens.status()
-        simple = (
-            ("netatmo_up", "1 if the last refresh from Netatmo succeeded, else 0",
-             1.0 if status.ok else 0.0),
-            ("netatmo_refresh_interval_seconds",
-             "Configured refresh interval in seconds; data is cached between refreshes",
-             self._refresher.settings.interval),
-            ("netatmo_last_refresh_time",
-             "Unix time of the last refresh attempt, successful or not",
-             status.attempted_at or 0.0),
-            ("netatmo_last_refresh_duration_seconds",
-             "How long the last refresh took, even if it failed", status.duration),
-            ("netatmo_cache_updated_time", "Unix time of the cached data",
-             0.0 if snapshot is None else snapshot.fetched_at),
-            ("netatmo_exporter_token_valid", "1 if there is a valid access token, else 0",
-             1.0 if token.valid else 0.0),
-            ("netatmo_exporter_token_expiry_time",
-             "Unix time the access token expires; 0 if there is no valid token",
-             (token.expires_at or 0.0) if token.valid else 0.0),
-        )
-        for name, documentation, value in simple:
-            yield GaugeMetricFamily(name, documentation, value=value)
-        auth = _gauge("netatmo_exporter_authorization_state",
-                      "1 for the current authorization state, 0 for the others", ("state",))
+        values = {
+            "up": 1.0 if status.ok else 0.0,
+            "interval": self._refresher.settings.interval,
+            "last_refresh": status.attempted_at or 0.0,
+            "duration": status.duration,
+            "cache_updated": 0.0 if snapshot is None else snapshot.fetched_at,
+            "token_valid": 1.0 if token.valid else 0.0,
+            "token_expiry": (token.expires_at or 0.0) if token.valid else 0.0,
+        }
+        for key, value in values.items():
+            family = EXPORTER_METRICS[key].family()
+            assert isinstance(family, GaugeMetricFamily)
+            family.add_metric([], value)
+            yield family
+        auth = _gauge("auth_state")
         for state in AUTH_STATES:
             auth.add_metric([state], 1.0 if token.state.value == state else 0.0)
         yield auth
-        build = _gauge("netatmo_exporter_build_info", "Version of the exporter",
-                       ("version", "python_version"))
-        build.add_metric([__version__, platform.python_version()], 1.0)
+        yield self._scope_missing(snapshot, token.scope)
+        build = EXPORTER_METRICS["build"].family()
+        assert isinstance(build, InfoMetricFamily)
+        build.add_metric([__version__, platform.python_version()], {})
         yield build
 
+    def _scope_missing(self, snapshot: Snapshot | None,
+                       granted: tuple[str, ...] | None) -> GaugeMetricFamily:
+        skipped = () if snapshot is None else snapshot.skipped
+        family = _gauge("scope_missing")
+        for scope in DATA_SCOPES:
+            if scope in self._refresher.settings.scopes:
+                missing = scope in skipped or (granted is not None and scope not in granted)
+                family.add_metric([scope], 1.0 if missing else 0.0)
+        return family
+
     def _module_metrics(self, stations: Iterable[Station], now: float) -> Iterator[Metric]:
-        readings = {spec.name: _gauge(spec.name, spec.help) for spec in READING_METRICS}
-        updated = _gauge("netatmo_sensor_updated", "Timestamp of last update")
-        battery = _gauge("netatmo_sensor_battery_percent", "Battery remaining life (10: low)")
-        wifi = _gauge("netatmo_sensor_wifi_signal_strength", _wifi_help())
-        rf = _gauge("netatmo_sensor_rf_signal_strength", _rf_help())
-        health = {
-            "reachable": _gauge("netatmo_module_reachable",
-                                "1 if Netatmo can reach the module, else 0"),
-            "battery_percent": _gauge("netatmo_module_battery_percent",
-                                      "Battery remaining life, kept while the module is stale"),
-            "battery_volts": _gauge("netatmo_module_battery_volts", "Battery voltage in volts"),
-            "wifi": _gauge("netatmo_module_wifi_signal_strength",
-                           _wifi_help() + ", kept while the module is stale"),
-            "rf": _gauge("netatmo_module_rf_signal_strength",
-                         _rf_help() + ", kept while the module is stale"),
-            "last_seen": _gauge("netatmo_module_last_seen_timestamp_seconds",
-                                "Unix time Netatmo last heard from the module"),
-            "measured": _gauge("netatmo_module_last_measurement_timestamp_seconds",
-                               "Unix time of the module's last measurement"),
-            "age": _gauge("netatmo_module_data_age_seconds",
-                          "Age of the module's last measurement at scrape time"),
-            "stale": _gauge("netatmo_module_stale",
-                            "1 if the module's readings are too old (or missing) to export"),
-        }
-        info = _gauge("netatmo_module_info", "Module metadata, for joins", INFO_LABELS)
-        for station, module, labels in label_modules(stations):
+        readings = [(spec, _family(spec.metric)) for spec in READING_METRICS]
+        module = {key: _family(spec) for key, spec in MODULE_METRICS.items()}
+        health = {key: _family(spec) for key, spec in HEALTH_METRICS.items()}
+        info = MODULE_INFO.family()
+        assert isinstance(info, InfoMetricFamily)
+        for station, mod, labels in label_modules(stations):
             values = [labels.module, labels.station, labels.home]
-            info.add_metric(_info_labels(station, module, labels), 1.0)
-            stale = is_stale(module, now, self._age_stale) or module.reachable is False
-            self._add_health(health, module, values, now, stale)
-            if stale or module.readings is None:
+            info.add_metric(_info_labels(station, mod, labels), {})
+            stale = is_stale(mod, now, self._age_stale) or mod.reachable is False
+            _add_health(health, mod, values, now, stale)
+            if stale or mod.readings is None:
                 continue
-            assert module.measured_at is not None
-            updated.add_metric(values, module.measured_at)
-            for spec in READING_METRICS:
-                value = spec.value(module.readings)
-                if value is not None:
-                    readings[spec.name].add_metric(values, value)
-            _add_if(battery, values, _battery_percent(module))
-            _add_if(wifi, values, module.wifi_status)
-            _add_if(rf, values, _rf(module))
-        yield updated
-        yield from readings.values()
-        yield from (battery, wifi, rf)
+            assert mod.measured_at is not None
+            module["updated"].add_metric(values, mod.measured_at)
+            for spec, family in readings:
+                _add_if(family, values, spec.value(mod.readings))
+            _add_if(module["battery"], values, _battery_percent(mod))
+            _add_if(module["wifi"], values, mod.wifi_status)
+            _add_if(module["rf"], values, _rf(mod))
+        yield module.pop("updated")
+        yield from (family for _, family in readings)
+        yield from module.values()
         yield from health.values()
         yield info
-
-    @staticmethod
-    def _add_health(health: dict[str, GaugeMetricFamily], module: Module, values: list[str],
-                    now: float, stale: bool) -> None:
-        if module.reachable is not None:
-            health["reachable"].add_metric(values, 1.0 if module.reachable else 0.0)
-        _add_if(health["battery_percent"], values, _battery_percent(module))
-        volts = module.battery_vp
-        if volts is not None and volts != NEVER_PAIRED_BATTERY_VP and volts > 0:
-            health["battery_volts"].add_metric(values, volts / 1000.0)
-        _add_if(health["wifi"], values, module.wifi_status)
-        _add_if(health["rf"], values, _rf(module))
-        if module.last_seen:
-            health["last_seen"].add_metric(values, module.last_seen)
-        if module.measured_at is not None:
-            health["measured"].add_metric(values, module.measured_at)
-        _add_if(health["age"], values, data_age(module, now))
-        health["stale"].add_metric(values, 1.0 if stale else 0.0)
 
 
 class ApiCounterCollector(Collector):
@@ -251,17 +347,45 @@ class ApiCounterCollector(Collector):
         self._refresher = refresher
 
     def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            "netatmo_api_requests", "Requests sent to the Netatmo API, by endpoint and outcome",
-            labels=["endpoint", "outcome"])
+        requests = COUNTER_METRICS["requests"].family()
+        assert isinstance(requests, CounterMetricFamily)
         for (endpoint, outcome), count in sorted(self._request_counts().items()):
             requests.add_metric([endpoint, outcome], float(count))
         yield requests
-        errors = CounterMetricFamily(
-            "netatmo_refresh_errors", "Failed refreshes, by reason", labels=["reason"])
+        errors = COUNTER_METRICS["errors"].family()
+        assert isinstance(errors, CounterMetricFamily)
         for reason, count in sorted(dict(self._refresher.error_counts).items()):
             errors.add_metric([reason], float(count))
         yield errors
+
+
+def _family(spec: MetricSpec) -> GaugeMetricFamily:
+    family = spec.family()
+    assert isinstance(family, GaugeMetricFamily)
+    return family
+
+
+def _gauge(key: str) -> GaugeMetricFamily:
+    return _family(EXPORTER_METRICS[key])
+
+
+def _add_health(gauges: dict[str, GaugeMetricFamily], module: Module, values: list[str],
+                now: float, stale: bool) -> None:
+    if module.reachable is not None:
+        gauges["reachable"].add_metric(values, 1.0 if module.reachable else 0.0)
+    gauges["paired"].add_metric(values, 0.0 if module.never_paired else 1.0)
+    gauges["stale"].add_metric(values, 1.0 if stale else 0.0)
+    percent = _battery_percent(module)
+    _add_if(gauges["battery_ratio"], values, None if percent is None else percent / 100.0)
+    volts = module.battery_vp
+    if volts is not None and volts != NEVER_PAIRED_BATTERY_VP and volts > 0:
+        gauges["battery_volts"].add_metric(values, volts / 1000.0)
+    _add_if(gauges["wifi"], values, module.wifi_status)
+    _add_if(gauges["rf"], values, _rf(module))
+    if module.last_seen:
+        gauges["last_seen"].add_metric(values, module.last_seen)
+    _add_if(gauges["measured"], values, module.measured_at)
+    _add_if(gauges["age"], values, data_age(module, now))
 
 
 def _info_labels(station: Station, module: Module, labels: ModuleLabels) -> list[str]:
@@ -286,3 +410,28 @@ def _rf(module: Module) -> float | None:
 def _add_if(family: GaugeMetricFamily, values: list[str], value: float | None) -> None:
     if value is not None:
         family.add_metric(values, value)
+
+
+def markdown_table() -> str:
+    """The metric table of docs/metrics.md."""
+    rows = ["| name | type | labels | unit | meaning | compatibility |",
+            "|---|---|---|---|---|---|"]
+    for spec in METRICS:
+        labels = ", ".join(f"`{label}`" for label in spec.labels) or "none"
+        meaning = spec.text.replace("|", "\\|")
+        origin = "Go-compatible" if spec.go else "new"
+        rows.append(f"| `{spec.name}` | {spec.kind} | {labels} | {spec.unit or '-'} | "
+                    f"{meaning} | {origin} |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if argv != ["--markdown"]:
+        print("usage: python -m netatmo_exporter.adapters.collector --markdown", file=sys.stderr)
+        return 2
+    sys.stdout.write(markdown_table())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
