@@ -1,0 +1,103 @@
+"""In-process exporters for the robustness tests: `build_app` with a real client whose
+timeout and retry backoff are small, logs captured in memory."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from netatmo_exporter.adapters.clock import SystemClock
+from netatmo_exporter.adapters.netatmo_client import NetatmoClient
+from netatmo_exporter.entrypoints.bootstrap import Application, build_app
+from netatmo_exporter.entrypoints.config import load_config
+from netatmo_exporter.simulator import FakeNetatmoCloud
+from tests.conftest import exporter_args
+from tests.support.harness import CLIENT_ID, CLIENT_SECRET, http_get, metric_value
+
+CLIENT_TIMEOUT = 0.5
+
+
+class LogStream(io.StringIO):
+    """A log sink several threads write to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            return super().write(text)
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return self.getvalue().splitlines()
+
+
+class RunningExporter:
+    def __init__(self, app: Application, log: LogStream) -> None:
+        self.app = app
+        self.log = log
+        self.stopped = False
+
+    def stop(self) -> bool:
+        if self.stopped:
+            return True
+        self.stopped = True
+        return self.app.stop()
+
+    @property
+    def url(self) -> str:
+        return self.app.url
+
+    def get(self, path: str, **kwargs: object) -> tuple[int, str]:
+        return http_get(self.url + path, **kwargs)  # type: ignore[arg-type]
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        status, body = self.get("/metrics")
+        assert status == 200
+        return metric_value(body, name, **labels)
+
+    def wait_for_metric(self, name: str, value: float, timeout: float = 15.0,
+                        **labels: str) -> None:
+        wait_until(lambda: self.metric(name, **labels) == value, timeout,
+                   f"{name}{labels} == {value}\n" + "\n".join(self.log.lines()[-20:]))
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+StartExporter = Callable[..., RunningExporter]
+
+
+@pytest.fixture
+def start_exporter(cloud: FakeNetatmoCloud, token_path: Path) -> Iterator[StartExporter]:
+    """Builds and starts exporters in this process; stops each at the end."""
+    running: list[RunningExporter] = []
+
+    def start(*extra: str, attempts: int = 2) -> RunningExporter:
+        config = load_config(["--addr", "127.0.0.1:0",
+                              *exporter_args(cloud, token_path, *extra)], {})
+        client = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, SystemClock(),
+                               timeout=httpx.Timeout(CLIENT_TIMEOUT), attempts=attempts,
+                               backoff=0.01)
+        log = LogStream()
+        exporter = RunningExporter(build_app(config, client=client, log_stream=log), log)
+        exporter.app.start()
+        running.append(exporter)
+        return exporter
+
+    yield start
+    for exporter in running:
+        exporter.stop()
