@@ -28,7 +28,7 @@ def test_sigkill_at_random_moments_keeps_the_authorization(
     cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path,
     exporters: list[ExporterProcess], record_property: pytest.RecordProperty,
 ) -> None:
-    rng = random.Random(20240611)
+    rng = random.Random(20240611)  # noqa: S311 - a reproducible kill schedule
     cloud.set_token_lifetime(TOKEN_LIFETIME)
     seed_token(cloud, token_path)
     args = exporter_args(cloud, token_path, "--refresh-interval", "200ms", "--age-stale", "1h")
