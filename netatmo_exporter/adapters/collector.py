@@ -337,6 +337,16 @@ class NetatmoCollector(Collector):
         yield info
 
 
+# Series exported at 0 before their first increment, so that `increase()` in an alert sees
+# the first one too (a counter series born at 1 has no earlier sample to compare with).
+ALERTED_REQUESTS = tuple(
+    (endpoint, outcome)
+    for endpoint in ("token", "getstationsdata", "gethomecoachsdata")
+    for outcome in ("ok", "rate_limited")
+)
+ALERTED_REFRESH_ERRORS = ("rate_limited",)
+
+
 class ApiCounterCollector(Collector):
     """Counters of Netatmo requests and refresh errors, built per scrape from plain counts so
     that no `_created` series appear whatever the prometheus_client version."""
@@ -349,12 +359,14 @@ class ApiCounterCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         requests = COUNTER_METRICS["requests"].family()
         assert isinstance(requests, CounterMetricFamily)
-        for (endpoint, outcome), count in sorted(self._request_counts().items()):
+        counts = {**dict.fromkeys(ALERTED_REQUESTS, 0), **self._request_counts()}
+        for (endpoint, outcome), count in sorted(counts.items()):
             requests.add_metric([endpoint, outcome], float(count))
         yield requests
         errors = COUNTER_METRICS["errors"].family()
         assert isinstance(errors, CounterMetricFamily)
-        for reason, count in sorted(dict(self._refresher.error_counts).items()):
+        reasons = {**dict.fromkeys(ALERTED_REFRESH_ERRORS, 0), **self._refresher.error_counts}
+        for reason, count in sorted(reasons.items()):
             errors.add_metric([reason], float(count))
         yield errors
 
