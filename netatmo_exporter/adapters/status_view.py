@@ -3,6 +3,7 @@ row per module. Pure functions of the exporter's state, so they hold no secrets.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -130,8 +131,10 @@ ADVICE = {
 def module_rows(snapshot: Snapshot | None, now: float, age_stale: float) -> list[ModuleRow]:
     if snapshot is None:
         return []
-    return [_row(station, module, now, age_stale)
+    rows = [_row(station, module, now, age_stale)
             for station in snapshot.stations for module in station.all_modules]
+    return [dataclasses.replace(row, station="") if i and rows[i - 1].station == row.station
+            else row for i, row in enumerate(rows)]
 
 
 def _row(station: Station, module: Module, now: float, age_stale: float) -> ModuleRow:
@@ -181,7 +184,9 @@ def _readings(module: Module) -> str:
         (r.rain, "rain {:.1f} mm"),
         (r.sum_rain_24, "{:.1f} mm today"),
     ]
-    return ", ".join(fmt.format(value) for value, fmt in parts if value is not None)
+    # No-break spaces keep "38 dB" together when a phone wraps the column.
+    return ", ".join(fmt.format(value).replace(" ", "\u00a0")
+                     for value, fmt in parts if value is not None)
 
 
 def _battery(module: Module) -> str:

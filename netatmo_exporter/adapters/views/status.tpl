@@ -62,8 +62,8 @@ It is checked once with Netatmo before it replaces the current authorization.</p
 <thead><tr><th>Station</th><th>Module</th><th>Readings</th><th>Battery</th><th>Signal</th><th>Data</th></tr></thead>
 <tbody>
 % for row in rows:
-<tr class="{{row.health}}"><td>{{row.station}}</td><td>{{row.name}}<br><span class="note">{{row.kind}}</span></td>
-<td>{{row.readings}}</td><td>{{row.battery}}</td><td>{{row.signal}}</td><td class="age">{{row.age}}</td></tr>
+<tr class="{{row.health}}"><td class="station">{{row.station}}</td><td class="module">{{row.name}}<br><span class="note">{{row.kind}}</span></td>
+<td data-label="Readings">{{row.readings}}</td><td data-label="Battery">{{row.battery}}</td><td data-label="Signal">{{row.signal}}</td><td class="age" data-label="Data">{{row.age}}</td></tr>
 % end
 </tbody></table></div>
 % end
