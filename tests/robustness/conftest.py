@@ -86,9 +86,9 @@ def start_exporter(cloud: FakeNetatmoCloud, token_path: Path) -> Iterator[StartE
     """Builds and starts exporters in this process; stops each at the end."""
     running: list[RunningExporter] = []
 
-    def start(*extra: str, attempts: int = 2) -> RunningExporter:
+    def start(*extra: str, attempts: int = 2, token_file: Path = token_path) -> RunningExporter:
         config = load_config(["--addr", "127.0.0.1:0",
-                              *exporter_args(cloud, token_path, *extra)], {})
+                              *exporter_args(cloud, token_file, *extra)], {})
         client = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, SystemClock(),
                                timeout=httpx.Timeout(CLIENT_TIMEOUT), attempts=attempts,
                                backoff=0.01)
