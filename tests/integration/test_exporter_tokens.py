@@ -107,6 +107,10 @@ def test_four_second_tokens_for_a_minute_then_sigterm_and_restart(
     assert any("event=signal_received" in line for line in lines)
     secrets = cloud.issued_secrets()
     assert [s for s in secrets if any(s in line for line in lines)] == []
+    records = cloud.requests()
+    assert [r.target for r in records if any(s in r.target for s in secrets)] == []
+    assert all(r.has_authorization for r in records if r.endpoint.startswith("get"))
+    assert cloud.count("token_in_query") == 0
 
     grants_before = cloud.count("refresh_grants")
     restarted = ExporterProcess(exporter_args(cloud, token_path), tmp_path)

@@ -207,3 +207,29 @@ def test_no_log_event_carries_a_token_value() -> None:
                *(t.refresh_token for t in store.saved)}
     text = repr(log.events)
     assert not [s for s in secrets if s in text]
+
+
+def test_status_and_scrapes_do_not_wait_for_a_refresh_in_flight() -> None:
+    tokens, endpoint, store, _, _ = manager(Token(refresh_token="r0"))
+    in_flight, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        in_flight.set()
+        release.wait(10)
+
+    endpoint.before_answer = hold
+    refresher = threading.Thread(target=tokens.access_token)
+    refresher.start()
+    try:
+        assert in_flight.wait(5)
+        reader = threading.Thread(target=lambda: (tokens.status(), tokens.authorized,
+                                                  tokens.granted_scope()))
+        reader.start()
+        reader.join(5)
+        reader_blocked = reader.is_alive()
+    finally:
+        release.set()
+        refresher.join(10)
+
+    assert not reader_blocked
+    assert len(store.saved) == 1
