@@ -1,0 +1,151 @@
+"""A real Prometheus server (Debian's `prometheus`, on 127.0.0.1 with a temporary TSDB)
+scrapes the exporter every second, loads our alerting rules, and answers PromQL with the
+simulated account's values; every dashboard query runs without error."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_promtool import DASHBOARD, RULES, demo_exporter, require_tool
+from tests.support.harness import free_port, http_get
+
+Answer = dict[str, Any]
+EMPTY_WHEN_HEALTHY = 'netatmo_exporter_scope_missing{instance=~".*"} == 1'
+
+
+class PrometheusServer:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def api(self, path: str, **params: str) -> Answer:
+        status, body = http_get(f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}")
+        answer: Answer = json.loads(body)
+        assert status == 200 and answer["status"] == "success", body
+        return answer["data"]  # type: ignore[no-any-return]
+
+    def query(self, promql: str) -> list[Answer]:
+        return self.api("query", query=promql)["result"]  # type: ignore[no-any-return]
+
+    def wait_until(self, what: str, found: Callable[[], object], timeout: float = 60.0,
+                   logs: Callable[[], str] = str) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = found()
+            if result:
+                return result
+            time.sleep(0.5)
+        raise AssertionError(f"Prometheus: no {what} within {timeout}s\n{logs()}")
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    binary = require_tool("prometheus")
+    workdir = tmp_path_factory.mktemp("prometheus")
+    with demo_exporter(workdir) as exporter:
+        config = workdir / "prometheus.yml"
+        config.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            f"rule_files: [{json.dumps(str(RULES))}]\n"
+            "scrape_configs:\n"
+            "  - job_name: netatmo\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{exporter.port}']}}]\n")
+        port = free_port()
+        log = workdir / "prometheus.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+                 f"--web.listen-address=127.0.0.1:{port}"],
+                stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
+        server = PrometheusServer(f"http://127.0.0.1:{port}")
+        try:
+            _wait_ready(server, proc, log)
+            yield server
+        finally:
+            _end(proc)
+
+
+def test_promql_answers_the_simulated_account_values(prometheus: PrometheusServer) -> None:
+    result = prometheus.wait_until("Salon temperature", lambda: prometheus.query(
+        'netatmo_sensor_temperature_celsius{job="netatmo",module="Salon"}'))
+
+    assert [float(series["value"][1]) for series in result] == [21.5]
+    assert result[0]["metric"]["station"] == "Maison (Lyon)"
+    health = prometheus.query('netatmo_sensor_health_index{station="Chambre"}')
+    assert [float(series["value"][1]) for series in health] == [1.0]
+    favorites = prometheus.query('netatmo_module_info{favorite="true"}')
+    assert sorted(s["metric"]["module"] for s in favorites) == ["Extérieur", "Intérieur"]
+
+
+def test_alert_rules_load_and_flag_the_broken_modules(prometheus: PrometheusServer) -> None:
+    def evaluated() -> list[Answer]:
+        rules = _rules(prometheus)
+        return rules if all(rule["health"] != "unknown" for rule in rules) else []
+
+    rules = prometheus.wait_until("evaluated rules", evaluated)
+    assert len(rules) == 9
+    assert {rule["health"] for rule in rules} == {"ok"}
+
+    expected = {("NetatmoModuleStale", "Grenier"), ("NetatmoModuleUnreachable", "Cave"),
+                ("NetatmoModuleNeverPaired", "Pluie"), ("NetatmoBatteryLow", "Cave")}
+
+    def pending() -> set[tuple[str, str]]:
+        alerts = prometheus.api("alerts")["alerts"]
+        found = {(a["labels"]["alertname"], a["labels"].get("module", "")) for a in alerts}
+        return found if expected <= found else set()
+
+    assert prometheus.wait_until("pending module alerts", pending) == expected
+
+
+def test_every_dashboard_query_runs(prometheus: PrometheusServer) -> None:
+    prometheus.wait_until("three scrapes", lambda: prometheus.query(
+        "count_over_time(netatmo_up[1m]) >= 3"))
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"]
+             for target in panel.get("targets", [])]
+    empty = []
+    for expr in exprs:
+        promql = re.sub(r'"\$\w+"', '".*"', expr).replace("$__rate_interval", "1m")
+        if not prometheus.query(promql):
+            empty.append(promql)
+
+    assert len(exprs) > 30
+    assert empty == [EMPTY_WHEN_HEALTHY]
+
+
+def _rules(prometheus: PrometheusServer) -> list[Answer]:
+    return [rule for group in prometheus.api("rules")["groups"] for rule in group["rules"]]
+
+
+def _wait_ready(server: PrometheusServer, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"prometheus exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if http_get(server.url + "/-/ready", timeout=1.0)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"prometheus not ready within 60s:\n{log.read_text()}")
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
