@@ -23,7 +23,7 @@ from netatmo_exporter.domain.token import Token
 from netatmo_exporter.simulator import FakeNetatmoCloud
 
 CLIENT_ID = "test-client"
-CLIENT_SECRET = "test-secret-5d41402abc4b2a76"  # noqa: S105 - the fake cloud's secret
+CLIENT_SECRET = "test-secret-5d41402abc4b2a76"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -51,7 +51,7 @@ def http_get(url: str, timeout: float = 5.0, headers: dict[str, str] | None = No
              ) -> tuple[int, str]:
     request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode()
@@ -93,7 +93,7 @@ class ExporterProcess:
     def start(self, wait_ready: bool = False, timeout: float = 20.0) -> ExporterProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603
+            self.proc = subprocess.Popen(
                 [self.python, "-m", "netatmo_exporter", "--addr", f"127.0.0.1:{self.port}",
                  *self.args],
                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir)
