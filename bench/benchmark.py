@@ -1,0 +1,445 @@
+"""Benchmark: the exporter's /metrics against a bare prometheus_client server, side by side.
+
+    python bench/benchmark.py [--quick] [--output docs/benchmark.md]
+
+Measures with `wrk` (Debian package `wrk`): throughput and latency with and without
+keep-alive against the baseline (bench/bare_server.py serving the same families); the
+same while the simulated cloud answers data calls after 5 s and while it is down; cold
+start against a bare import of the same libraries; resident memory after 100 and 10,000
+scrapes; and a large account against the demo account. Prints the figures and writes
+them, with the machine they came from, to the output file (not in --quick mode unless
+--output is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from netatmo_exporter.simulator import (  # noqa: E402
+    FakeNetatmoCloud,
+    Fault,
+    demo_account,
+    large_account,
+)
+from tests.support.harness import (  # noqa: E402
+    CLIENT_ID,
+    CLIENT_SECRET,
+    free_port,
+    http_get,
+    seed_token,
+)
+
+LIBRARIES = ("httpx", "tenacity", "structlog", "bottle", "prometheus_client")
+DISTRIBUTIONS = ("httpx", "tenacity", "structlog", "bottle", "prometheus-client")
+
+
+@dataclass(frozen=True)
+class Load:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    duration: int
+    connections: int
+    rounds: int
+    scrapes_small: int
+    scrapes_large: int
+    cold_starts: int
+
+
+FULL = Settings(duration=8, connections=8, rounds=2, scrapes_small=100, scrapes_large=10_000,
+                cold_starts=5)
+QUICK = Settings(duration=2, connections=8, rounds=1, scrapes_small=100, scrapes_large=1_000,
+                 cold_starts=2)
+
+
+# -- processes ---------------------------------------------------------------------------
+
+class Process:
+    def __init__(self, args: list[str], workdir: Path, name: str) -> None:
+        self.port = free_port()
+        self.log = workdir / f"{name}.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(  # noqa: S603
+                [sys.executable, *[a.replace("{port}", str(self.port)) for a in args]],
+                stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+                env={**os.environ, "PYTHONPATH": str(REPO)})
+        self.started = time.perf_counter()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_for(self, path: str, timeout: float = 30.0) -> float:
+        """Seconds from spawn until `path` answers 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.log.name} exited:\n{self.log.read_text()}")
+            try:
+                if http_get(self.url + path, timeout=1.0)[0] == 200:
+                    return time.perf_counter() - self.started
+            except OSError:
+                pass
+            time.sleep(0.005)
+        raise SystemExit(f"{path} not ready within {timeout}s:\n{self.log.read_text()}")
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        return int(match.group(1)) / 1024 if match else float("nan")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+@contextmanager
+def exporter(cloud: FakeNetatmoCloud, workdir: Path, name: str, *extra: str
+             ) -> Iterator[Process]:
+    token = workdir / f"{name}-token.json"
+    seed_token(cloud, token)
+    process = Process(["-m", "netatmo_exporter", "--addr", "127.0.0.1:{port}", "--api-url",
+                       cloud.base_url, "--token-file", str(token), "--client-id", CLIENT_ID,
+                       "--client-secret", CLIENT_SECRET, "--log-level", "warn", *extra],
+                      workdir, name)
+    try:
+        process.wait_for("/-/ready")
+        yield process
+    finally:
+        process.stop()
+
+
+@contextmanager
+def bare_server(exposition: str, workdir: Path) -> Iterator[Process]:
+    path = workdir / "exposition.txt"
+    path.write_text(exposition)
+    process = Process([str(REPO / "bench" / "bare_server.py"), str(path), "{port}"], workdir,
+                      "bare")
+    try:
+        process.wait_for("/metrics")
+        yield process
+    finally:
+        process.stop()
+
+
+# -- measurements ------------------------------------------------------------------------
+
+def wrk(url: str, settings: Settings, keep_alive: bool) -> Load:
+    command = ["wrk", "-t2", f"-c{settings.connections}", f"-d{settings.duration}s", "--latency",
+               url + "/metrics"]
+    if not keep_alive:
+        command[1:1] = ["-H", "Connection: close"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|Socket errors:.*?"
+                                            r"timeout) (\d+)", out))
+    errors += sum(int(n) for n in re.findall(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+)", out)[0]) if (
+        "Socket errors" in out) else 0
+    return Load(rate, _latency(out, "50%"), _latency(out, "99%"), errors)
+
+
+def _latency(out: str, percentile: str) -> float:
+    match = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)\b", out)
+    if match is None:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def best_of(loads: list[Load]) -> Load:
+    """The round with the median throughput: other engineers' tests add noise."""
+    ranked = sorted(loads, key=lambda load: load.requests_per_second)
+    return ranked[len(ranked) // 2]
+
+
+def scrape(url: str, count: int, clients: int = 4) -> None:
+    host, port = url.removeprefix("http://").split(":")
+
+    def worker(share: int) -> None:
+        for _ in range(share):
+            connection = http.client.HTTPConnection(host, int(port), timeout=10)
+            connection.request("GET", "/metrics")
+            connection.getresponse().read()
+            connection.close()
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(worker, [count // clients] * clients))
+
+
+def cold_start(cloud: FakeNetatmoCloud, workdir: Path, settings: Settings) -> tuple[float, float]:
+    starts, imports = [], []
+    for index in range(settings.cold_starts):
+        token = workdir / f"cold-{index}.json"
+        seed_token(cloud, token)
+        process = Process(["-m", "netatmo_exporter", "--addr", "127.0.0.1:{port}", "--api-url",
+                           cloud.base_url, "--token-file", str(token), "--client-id", CLIENT_ID,
+                           "--client-secret", CLIENT_SECRET], workdir, f"cold-{index}")
+        try:
+            starts.append(process.wait_for("/-/healthy"))
+        finally:
+            process.stop()
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import " + ", ".join(LIBRARIES)],  # noqa: S603
+                       check=True)
+        imports.append(time.perf_counter() - began)
+    return statistics.median(starts), statistics.median(imports)
+
+
+def render_time(account_cloud: FakeNetatmoCloud, workdir: Path, name: str, favorites: bool
+                ) -> tuple[float, int, int]:
+    """Median ms to build the exposition without the cache, its bytes and series."""
+    from prometheus_client import generate_latest
+
+    from netatmo_exporter.entrypoints.bootstrap import build_app
+    from netatmo_exporter.entrypoints.config import load_config
+
+    token = workdir / f"render-{name}.json"
+    seed_token(account_cloud, token)
+    args = ["--addr", "127.0.0.1:0", "--api-url", account_cloud.base_url, "--token-file",
+            str(token), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
+            "--log-level", "error"]
+    sink = open(os.devnull, "w")
+    app = build_app(load_config([*args, *(["--favorites"] if favorites else [])], {}),
+                    log_stream=sink)
+    app.start()
+    try:
+        deadline = time.monotonic() + 30
+        while app.refresher.snapshot is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        timings = []
+        body = b""
+        for _ in range(30):
+            began = time.perf_counter()
+            body = generate_latest(app.registry)
+            timings.append((time.perf_counter() - began) * 1000)
+        series = sum(1 for line in body.decode().splitlines() if line and line[0] != "#")
+        return statistics.median(timings), len(body), series
+    finally:
+        app.stop()
+        sink.close()
+
+
+# -- the run -----------------------------------------------------------------------------
+
+@dataclass
+class Results:
+    comparison: dict[str, tuple[Load, Load]]
+    degraded: dict[str, Load]
+    cold_start: tuple[float, float]
+    memory: dict[str, float]
+    accounts: dict[str, tuple[float, int, int, float]]
+    settings: Settings
+
+
+def run(settings: Settings, say: Callable[[str], None]) -> Results:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt install wrk)")
+    workdir = Path(tempfile.mkdtemp(prefix="netatmo-bench-"))
+    comparison: dict[str, tuple[Load, Load]] = {}
+    degraded: dict[str, Load] = {}
+    memory: dict[str, float] = {}
+    accounts: dict[str, tuple[float, int, int, float]] = {}
+    with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=demo_account(frozen=True)) as cloud:
+        with exporter(cloud, workdir, "exporter") as ours:
+            exposition = http_get(ours.url + "/metrics")[1]
+            with bare_server(exposition, workdir) as bare:
+                for keep_alive in (True, False):
+                    label = "keep-alive" if keep_alive else "Connection: close"
+                    ours_runs, bare_runs = [], []
+                    for _ in range(settings.rounds):
+                        bare_runs.append(wrk(bare.url, settings, keep_alive))
+                        ours_runs.append(wrk(ours.url, settings, keep_alive))
+                    comparison[label] = (best_of(ours_runs), best_of(bare_runs))
+                    say(_comparison_line(label, *comparison[label]))
+            scrape(ours.url, settings.scrapes_small)
+            memory["after_small"] = ours.rss_mb()
+            scrape(ours.url, settings.scrapes_large - settings.scrapes_small)
+            memory["after_large"] = ours.rss_mb()
+            say(f"memory: {memory['after_small']:.1f} MB after {settings.scrapes_small} "
+                f"scrapes, {memory['after_large']:.1f} MB after {settings.scrapes_large}")
+            accounts["demo"] = (*render_time(cloud, workdir, "demo", False), ours.rss_mb())
+        with exporter(cloud, workdir, "degraded", "--refresh-interval", "1s") as slow:
+            degraded["normal"] = wrk(slow.url, settings, True)
+            cloud.inject("getstationsdata", Fault.delay(5.0), times=None)
+            degraded["data calls answered after 5 s"] = wrk(slow.url, settings, True)
+            cloud.clear_faults()
+            cloud.inject("getstationsdata", Fault.connection_reset(), times=None)
+            cloud.inject("token", Fault.connection_reset(), times=None)
+            degraded["Netatmo down"] = wrk(slow.url, settings, True)
+            cloud.clear_faults()
+            for label, load in degraded.items():
+                say(f"{label:32} p50 {load.p50_ms:7.2f} ms  p99 {load.p99_ms:7.2f} ms  "
+                    f"{load.requests_per_second:8.0f} req/s")
+        started = cold_start(cloud, workdir, settings)
+        say(f"cold start to /-/healthy: {started[0] * 1000:.0f} ms; bare import of "
+            f"{', '.join(LIBRARIES)}: {started[1] * 1000:.0f} ms")
+    big = large_account(stations=50, modules_per_station=6, favorites=10, frozen=True)
+    with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=big) as big_cloud:
+        with exporter(big_cloud, workdir, "large", "--favorites") as large:
+            scrape(large.url, settings.scrapes_small)
+            accounts["large"] = (*render_time(big_cloud, workdir, "large", True), large.rss_mb())
+    for name, (ms, size, series, rss) in accounts.items():
+        say(f"{name:6} account: {series:6} series, {size / 1024:7.1f} KiB, uncached render "
+            f"{ms:7.2f} ms, exporter RSS {rss:.1f} MB")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return Results(comparison, degraded, started, memory, accounts, settings)
+
+
+def _comparison_line(label: str, ours: Load, bare: Load) -> str:
+    return (f"{label:18} exporter {ours.requests_per_second:8.0f} req/s p50 {ours.p50_ms:6.2f} ms "
+            f"p99 {ours.p99_ms:6.2f} ms | bare {bare.requests_per_second:8.0f} req/s "
+            f"p50 {bare.p50_ms:6.2f} ms p99 {bare.p99_ms:6.2f} ms | "
+            f"x{ours.requests_per_second / bare.requests_per_second:.1f} throughput, "
+            f"p50 {ours.p50_ms / bare.p50_ms:.2f} of bare")
+
+
+# -- the report --------------------------------------------------------------------------
+
+def machine() -> list[str]:
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"model name\s*:\s*(.+)", cpuinfo)
+    versions = []
+    for name in DISTRIBUTIONS:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} ?")
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True,  # noqa: S607
+                                 text=True, check=False).stdout.split("\n")[0].strip()
+    return [
+        f"- CPU: {model.group(1).strip() if model else platform.processor()}, "
+        f"{os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f} "
+        "(other engineers' test suites were running on the same machine)",
+        f"- {platform.system()} {platform.release()}, Python {platform.python_version()} "
+        f"({sys.executable})",
+        f"- {', '.join(versions)}; {wrk_version or 'wrk'}",
+    ]
+
+
+def markdown(results: Results, started_at: datetime) -> str:
+    s = results.settings
+    lines = [
+        "# Benchmark",
+        "",
+        f"Produced by `python bench/benchmark.py` on {started_at:%Y-%m-%d %H:%M} UTC. "
+        "Figures from one machine shared with other test runs: compare the ratios, "
+        "measured side by side in one run, rather than the absolute numbers.",
+        "",
+        "## Machine",
+        "",
+        *machine(),
+        "",
+        "## /metrics against a bare prometheus_client server",
+        "",
+        f"`wrk -t2 -c{s.connections} -d{s.duration}s --latency`, {s.rounds} alternating "
+        "rounds per server, the median round kept. The baseline is `bench/bare_server.py`: "
+        "`prometheus_client.start_http_server` in its own process, rendering the same metric "
+        "families (the exporter's own exposition, parsed once) on every scrape.",
+        "",
+        "| connections | exporter req/s | p50 ms | p99 ms | bare req/s | p50 ms | p99 ms "
+        "| throughput ratio | p50 ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, (ours, bare) in results.comparison.items():
+        lines.append(
+            f"| {label} | {ours.requests_per_second:.0f} | {ours.p50_ms:.2f} | "
+            f"{ours.p99_ms:.2f} | {bare.requests_per_second:.0f} | {bare.p50_ms:.2f} | "
+            f"{bare.p99_ms:.2f} | {ours.requests_per_second / bare.requests_per_second:.1f}x | "
+            f"{ours.p50_ms / bare.p50_ms:.2f} |")
+    lines += [
+        "",
+        "Target: at least 4x the bare server's throughput at no more than 1/3 of its p50.",
+        "",
+        "## While Netatmo is slow or down",
+        "",
+        "An exporter with a 1 s refresh interval, keep-alive load as above.",
+        "",
+        "| cloud | req/s | p50 ms | p99 ms |",
+        "|---|---|---|---|",
+    ]
+    for label, load in results.degraded.items():
+        lines.append(f"| {label} | {load.requests_per_second:.0f} | {load.p50_ms:.2f} | "
+                     f"{load.p99_ms:.2f} |")
+    start, imports = results.cold_start
+    lines += [
+        "",
+        "## Cold start",
+        "",
+        f"Median of {s.cold_starts}: process spawn to the first 200 from `/-/healthy` "
+        f"**{start * 1000:.0f} ms**; `python -c 'import {', '.join(LIBRARIES)}'` "
+        f"**{imports * 1000:.0f} ms** ({start / imports:.1f}x).",
+        "",
+        "## Memory",
+        "",
+        f"Resident set of the exporter process (demo account): "
+        f"**{results.memory['after_small']:.1f} MB** after {s.scrapes_small} scrapes, "
+        f"**{results.memory['after_large']:.1f} MB** after {s.scrapes_large} "
+        f"(growth {results.memory['after_large'] - results.memory['after_small']:+.1f} MB). "
+        "Target: at most 30 MB.",
+        "",
+        "## Account size",
+        "",
+        "Large account: `large_account(stations=50, modules_per_station=6, favorites=10)` "
+        "with `--favorites`. Render = building the exposition without the cache "
+        "(`generate_latest` on the exporter's registry, median of 30).",
+        "",
+        "| account | series | exposition KiB | render ms | render µs/series | exporter RSS MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, (ms, size, series, rss) in results.accounts.items():
+        lines.append(f"| {name} | {series} | {size / 1024:.1f} | {ms:.2f} | "
+                     f"{ms * 1000 / series:.1f} | {rss:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a short run that checks it works")
+    parser.add_argument("--output", default=None,
+                        help="where to write the report (default: docs/benchmark.md, "
+                             "none with --quick)")
+    args = parser.parse_args()
+    started_at = datetime.now(UTC)
+    results = run(QUICK if args.quick else FULL, lambda line: print(line, flush=True))
+    output = args.output or (None if args.quick else str(REPO / "docs" / "benchmark.md"))
+    if output:
+        Path(output).write_text(markdown(results, started_at))
+        print(f"written to {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

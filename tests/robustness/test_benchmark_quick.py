@@ -1,0 +1,24 @@
+"""The benchmark's short mode runs end to end and prints every figure (no thresholds)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.harness import REPO
+
+
+def test_quick_benchmark_prints_its_figures(tmp_path: Path) -> None:
+    report = tmp_path / "benchmark.md"
+
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "benchmark.py"), "--quick", "--output", str(report)],
+        capture_output=True, text=True, timeout=180, check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for figure in ("keep-alive", "Connection: close", "memory:", "data calls answered after 5 s",
+                   "Netatmo down", "cold start", "demo   account", "large  account"):
+        assert figure in result.stdout
+    text = report.read_text()
+    assert "## Machine" in text and "CPU:" in text and "| keep-alive |" in text
