@@ -16,7 +16,13 @@ from netatmo_exporter.domain.errors import (
     TokenFileError,
 )
 from netatmo_exporter.domain.ports import Clock, EventLog, TokenEndpoint, TokenStore
-from netatmo_exporter.domain.token import Token, TokenAction, access_token_valid, token_action
+from netatmo_exporter.domain.token import (
+    Token,
+    TokenAction,
+    access_token_valid,
+    refresh_margin,
+    token_action,
+)
 
 
 class AuthState(enum.Enum):
@@ -101,6 +107,17 @@ class TokenManager:
     def granted_scope(self) -> tuple[str, ...] | None:
         with self._lock:
             return None if self._token is None else self._token.scope
+
+    def refresh_due_in(self, now: float) -> float | None:
+        """Seconds until the token should be refreshed (<= 0: now); None without one."""
+        with self._lock:
+            token = self._token
+        if token is None or not token.has_refresh_token:
+            return None
+        expires_at = token.expires_at()
+        if expires_at is None or not token.has_access_token:
+            return 0.0
+        return expires_at - refresh_margin(token) - now
 
     def access_token(self) -> str:
         """A usable access token, refreshing first when due. Raises `NotAuthorized`,

@@ -20,6 +20,7 @@ from netatmo_exporter.domain.ports import Clock, EventLog, WeatherSource
 STATIONS_SCOPE = "read_station"
 HOMECOACH_SCOPE = "read_homecoach"
 MAX_BACKOFF = 3600.0
+MIN_RENEWAL_GAP = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +85,36 @@ class Refresher:
         self._wake.set()
 
     def run(self) -> None:
+        """Fetch data every interval; between fetches, renew the access token when it falls
+        due, so it never lapses while the data waits for its next turn."""
+        next_fetch = self._clock.now()
+        renew_not_before = next_fetch
         while not self._stop.is_set():
             self._wake.clear()
-            wait = self.refresh_once() if self._tokens.authorized else self._settings.interval
-            self._wake.wait(wait)
+            now = self._clock.now()
+            if self._fresh_authorization or now >= next_fetch:
+                wait = self.refresh_once() if self._tokens.authorized else self._settings.interval
+                next_fetch = self._clock.now() + wait
+            elif self._renewal_due(now, renew_not_before):
+                try:
+                    self._tokens.access_token()
+                    renew_not_before = self._clock.now() + MIN_RENEWAL_GAP
+                except NetatmoError:
+                    # The failure is logged by the token manager; the next fetch retries.
+                    renew_not_before = next_fetch
+            self._wake.wait(self._time_to_next(next_fetch, renew_not_before))
+
+    def _renewal_due(self, now: float, renew_not_before: float) -> bool:
+        due_in = self._tokens.refresh_due_in(now)
+        return due_in is not None and due_in <= 0 and now >= renew_not_before
+
+    def _time_to_next(self, next_fetch: float, renew_not_before: float) -> float:
+        now = self._clock.now()
+        wait = next_fetch - now
+        due_in = self._tokens.refresh_due_in(now)
+        if due_in is not None:
+            wait = min(wait, max(due_in, renew_not_before - now))
+        return max(wait, 0.0)
 
     def refresh_once(self) -> float:
         """One refresh; returns how long to wait before the next."""
