@@ -110,7 +110,21 @@ def flush(argv: list[str], env: dict[str, str]) -> int:
 
 
 def check_config(argv: list[str], env: dict[str, str]) -> int:
-    """Exit 0 if the exporter could start; else say what to set (for ExecCondition=)."""
+    """Exit 0 if the exporter could start; else say what to set (for ExecCondition=).
+
+    Exit 1 skips the unit without failing it; anything unexpected exits 255, which
+    systemd shows as a failure rather than as "not configured"."""
+    try:
+        return _check_config(argv, env)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        print(f"{PROG}: check-config failed unexpectedly: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 255
+
+
+def _check_config(argv: list[str], env: dict[str, str]) -> int:
     parser = build_parser(f"{PROG} check-config")
     values = resolve(parser.parse_args(argv), env)
     missing = [name for dest, name in (("client_id", "NETATMO_CLIENT_ID"),

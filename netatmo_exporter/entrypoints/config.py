@@ -265,6 +265,8 @@ def _check_url(dest: str, url: str) -> None:
 
 
 def _check_token_dir(dest: str, path: Path) -> None:
+    if "\x00" in str(path):
+        raise _fail(dest, "the path contains a NUL character")
     directory = path.parent
     if path.is_dir():
         raise _fail(dest, f"{path} is a directory; give a file path")

@@ -269,3 +269,8 @@ def test_help_lists_every_flag_with_defaults_but_never_the_secret(tmp_path: Path
                     "read_station read_homecoach"):
         assert f"default: {default}" in result.stdout
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_token_file_with_nul_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--token-file \(NETATMO_EXPORTER_TOKEN_FILE\).*NUL"):
+        load(tmp_path, ["--token-file", str(tmp_path / "a\x00b")])
