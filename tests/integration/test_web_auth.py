@@ -158,6 +158,8 @@ def test_callback_refuses_a_state_that_does_not_match(
             path = re.sub(r"&?state=[^&]+", "", path)
         client = web.browser() if tamper == "other-browser" else browser
         answer = client.get(path)
+        if client is not browser:
+            client.close()  # the server keeps connections alive: close the second browser
 
     assert answer.status_code == 400
     assert "Nothing changed" in answer.text
