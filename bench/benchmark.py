@@ -449,10 +449,10 @@ def verdicts(results: Results) -> list[str]:
     else:
         lines.append(
             f"- Memory: {rss:.1f} MB: NOT met. The libraries alone take "
-            f"{results.memory['bare_import']:.1f} MB (httpx pulls in ssl and certifi's CA "
-            "bundle); the exporter adds "
-            f"{rss - results.memory['bare_import']:.1f} MB for its threads, the snapshot and "
-            "the cached expositions. Memory does not grow with the number of scrapes.")
+            f"{results.memory['bare_import']:.1f} MB; the exporter adds "
+            f"{rss - results.memory['bare_import']:.1f} MB (its threads, the httpx client's TLS "
+            "context, the snapshot and the cached expositions). Memory does not grow with the "
+            "number of scrapes.")
     demo, large = results.accounts.get("demo"), results.accounts.get("large")
     if demo and large:
         lines.append(
