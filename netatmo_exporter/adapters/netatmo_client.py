@@ -31,6 +31,10 @@ from netatmo_exporter.domain.ports import Clock
 from netatmo_exporter.domain.token import Token
 
 DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
+# A refresh whose answer is lost has already rotated the token at Netatmo, so the token
+# endpoint gets a longer read timeout than the data endpoints: waiting is cheaper than a
+# new authorization.
+TOKEN_READ_TIMEOUT_FACTOR = 3.0
 _ACCESS_TOKEN_CODES = {2, 3}
 _RATE_LIMIT_CODES = {26, 11}
 _MISSING_SCOPE_CODE = 13
@@ -64,6 +68,9 @@ class NetatmoClient:
             headers={"User-Agent": f"netatmo-exporter/{__version__}"},
             follow_redirects=False,
         )
+        self._token_timeout = httpx.Timeout(
+            timeout.read * TOKEN_READ_TIMEOUT_FACTOR if timeout.read else None,
+            connect=timeout.connect)
         self._client_id = client_id
         self._client_secret = client_secret
         self._clock = clock
@@ -103,7 +110,8 @@ class NetatmoClient:
         form = {**form, "client_id": self._client_id, "client_secret": self._client_secret}
 
         def send() -> Token:
-            response = self._send("token", "POST", "/oauth2/token", data=form)
+            response = self._send("token", "POST", "/oauth2/token", data=form,
+                                  timeout=self._token_timeout)
             return self._token_from(response)
 
         return self._with_retries(send)

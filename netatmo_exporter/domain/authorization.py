@@ -217,8 +217,9 @@ class TokenManager:
                             hint="check the client id and secret")
             raise
         except NetatmoError as exc:
-            self._log.warning("token_refresh_failed", reason=exc.reason, error=str(exc),
-                              kept_token=True)
+            # The caller reports the failure in its own line; here only for debugging.
+            self._log.debug("token_refresh_failed", reason=exc.reason, error=str(exc),
+                            kept_token=True)
             raise
         if token.scope is None:
             token = replace(token, scope=current.scope)

@@ -99,9 +99,10 @@ class Refresher:
                 try:
                     self._tokens.access_token()
                     renew_not_before = self._clock.now() + MIN_RENEWAL_GAP
-                except NetatmoError:
-                    # The failure is logged by the token manager; the next fetch retries.
+                except NetatmoError as exc:
                     renew_not_before = next_fetch
+                    self._log.warning("token_renewal_failed", reason=exc.reason, error=str(exc),
+                                      next_try_in=round(max(0.0, next_fetch - now), 1))
             self._wake.wait(self._time_to_next(next_fetch, renew_not_before))
 
     def _renewal_due(self, now: float, renew_not_before: float) -> bool:

@@ -63,7 +63,7 @@ def test_transient_token_fault_keeps_the_token_file(
     token_bytes = token_path.read_bytes()
     cloud.inject("token", fault, times=None)
     exporter = start_exporter("--refresh-interval", "300ms")
-    wait_until(lambda: any("token_refresh_failed" in line for line in exporter.log.lines()),
+    wait_until(lambda: any("event=refresh_failed" in line for line in exporter.log.lines()),
                10.0, "a failed refresh")
 
     assert exporter.metric("netatmo_up") == 0.0
