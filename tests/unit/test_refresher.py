@@ -183,3 +183,49 @@ def test_transient_token_endpoint_failure_keeps_token(failures: int) -> None:
 
     assert world.refresher.status.ok
     assert world.endpoint.refreshes == ["r"] * (failures + 1)
+
+
+def run_until(world: World, condition: object, timeout: float = 5.0) -> None:
+    thread = threading.Thread(target=world.refresher.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.01)
+    world.refresher.stop()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+class WallClock(FakeClock):
+    def now(self) -> float:
+        return time.time()
+
+
+def test_token_falling_due_between_fetches_is_renewed_without_a_data_call() -> None:
+    world = World()
+    world.clock = WallClock()
+    world.endpoint = FakeTokenEndpoint(world.clock, lifetime=2.0)
+    world.tokens = TokenManager(world.endpoint, FakeTokenStore(fresh_token(world.clock, 2.0)),
+                                world.clock, world.log)
+    world.tokens.load()
+    world.refresher = Refresher(world.tokens, world.source, RefreshSettings(INTERVAL, BOTH, False),
+                                world.clock, world.log)
+
+    run_until(world, lambda: len(world.endpoint.refreshes) >= 2)
+
+    assert len(world.endpoint.refreshes) >= 2  # renewed again and again, 0.2 s before expiry
+    assert world.endpoints_called() == ["stations", "homecoaches"]  # one fetch only
+    assert world.tokens.status().valid
+
+
+def test_failed_renewal_is_reported_once_and_not_retried_before_the_next_fetch() -> None:
+    world = World()
+    world.refresher.refresh_once()
+    world.clock.advance(10800.0 - 60.0)
+    world.endpoint.failures.extend([TransientError("Netatmo token: HTTP 503")] * 50)
+
+    run_until(world, lambda: "token_renewal_failed" in world.log.names("warning"))
+    time.sleep(0.2)
+
+    assert world.log.names("warning").count("token_renewal_failed") <= 1
+    assert "refresh_failed" in world.log.names("error")
