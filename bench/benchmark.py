@@ -339,7 +339,7 @@ def _comparison_line(label: str, ours: Load, bare: Load) -> str:
 
 # -- the report --------------------------------------------------------------------------
 
-def machine() -> list[str]:
+def machine(load_at_start: float) -> list[str]:
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     model = re.search(r"model name\s*:\s*(.+)", cpuinfo)
     versions = []
@@ -352,26 +352,26 @@ def machine() -> list[str]:
                                  text=True, check=False).stdout.split("\n")[0].strip()
     return [
         f"- CPU: {model.group(1).strip() if model else platform.processor()}, "
-        f"{os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f} "
-        "(other engineers' test suites were running on the same machine)",
+        f"{os.cpu_count()} cores; 1-minute load average when the run started "
+        f"{load_at_start:.2f}",
         f"- {platform.system()} {platform.release()}, Python {platform.python_version()} "
         f"({sys.executable})",
         f"- {', '.join(versions)}; {wrk_version or 'wrk'}",
     ]
 
 
-def markdown(results: Results, started_at: datetime) -> str:
+def markdown(results: Results, started_at: datetime, load_at_start: float) -> str:
     s = results.settings
     lines = [
         "# Benchmark",
         "",
         f"Produced by `python bench/benchmark.py` on {started_at:%Y-%m-%d %H:%M} UTC. "
-        "Figures from one machine shared with other test runs: compare the ratios, "
-        "measured side by side in one run, rather than the absolute numbers.",
+        "Machines like this one are noisy: compare the ratios, measured side by side in "
+        "one run, rather than the absolute numbers.",
         "",
         "## Machine",
         "",
-        *machine(),
+        *machine(load_at_start),
         "",
         "## /metrics against a bare prometheus_client server",
         "",
@@ -473,10 +473,11 @@ def main() -> int:
                              "none with --quick)")
     args = parser.parse_args()
     started_at = datetime.now(UTC)
+    load_at_start = os.getloadavg()[0]
     results = run(QUICK if args.quick else FULL, lambda line: print(line, flush=True))
     output = args.output or (None if args.quick else str(REPO / "docs" / "benchmark.md"))
     if output:
-        Path(output).write_text(markdown(results, started_at))
+        Path(output).write_text(markdown(results, started_at, load_at_start))
         print(f"written to {output}")
     return 0
 

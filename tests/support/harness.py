@@ -41,7 +41,7 @@ def seed_token(cloud: FakeNetatmoCloud, path: Path, *, refresh_only: bool = Fals
         token = Token(refresh_token=str(grant["refresh_token"]))
     else:
         token = Token.from_grant(str(grant["access_token"]), str(grant["refresh_token"]),
-                                 float(grant["expires_in"]),  # type: ignore[arg-type]
+                                 float(grant["expires_in"]),
                                  time.time(), tuple(scope))
     FileTokenStore(path).save(token)
     return grant
