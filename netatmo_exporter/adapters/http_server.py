@@ -25,6 +25,13 @@ IDLE_TIMEOUT = 120.0
 MAX_LINE = 8192
 MAX_HEADERS = 100
 MAX_BODY = 1024 * 1024
+# Answers the server gives itself, before any app sees the request, are hardened too.
+PROTOCOL_ERROR_HEADERS = (
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
 
 
 class CachedMetricsApp:
@@ -129,7 +136,8 @@ class _Handler(socketserver.StreamRequestHandler):
                 try:
                     request = self._read_request()
                 except _BadRequest as bad:
-                    self._send(bad.status, [("Content-Type", "text/plain; charset=utf-8")],
+                    self._send(bad.status, [("Content-Type", "text/plain; charset=utf-8"),
+                                            *PROTOCOL_ERROR_HEADERS],
                                bad.status.encode() + b"\n", "HTTP/1.1", False, False)
                     return
                 if request is None or not self._answer(request):
