@@ -198,7 +198,8 @@ class TokenManager:
             self._state = AuthState.OK
             self._file_problem = None
             self._bump()
-            self._log.info(event, token_file=self._store.location, scope=token.scope)
+            self._log.info(event, token_file=self._store.location,
+                           scope=" ".join(token.scope or ()))
         self._on_new_token()
 
     def _refresh(self, current: Token) -> Token:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -71,3 +72,4 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
         return run_until_signalled(app)
     finally:
         cloud.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
