@@ -100,6 +100,7 @@ class FileTokenStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
+        self._seen: tuple[int, int, int] | None = None
 
     @property
     def location(self) -> str:
@@ -107,22 +108,41 @@ class FileTokenStore:
 
     def load(self) -> Token | None:
         try:
-            with open(self._path, "rb") as handle:
-                raw = handle.read(MAX_TOKEN_FILE_BYTES + 1)
+            raw = self._read()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise TokenFileError(f"cannot read token file {self._path}: {exc.strerror}") from None
         try:
-            if len(raw) > MAX_TOKEN_FILE_BYTES:
-                raise ValueError(f"larger than {MAX_TOKEN_FILE_BYTES} bytes")
-            return token_from_json(raw)
+            return _parse(raw)
         except ValueError as exc:
             moved_to = self._move_aside()
             where = f"; kept as {moved_to}" if moved_to else "; left in place"
             raise CorruptTokenFile(
                 f"token file {self._path} is unusable ({exc}){where}", moved_to
             ) from None
+
+    def load_if_replaced(self) -> Token | None:
+        """The token another program wrote since this store last read or wrote the file
+        (the headless `login`, a copied Go token file); None when the file is unchanged,
+        gone or unusable (unusable content is left for the next start to report)."""
+        try:
+            info = os.stat(self._path)
+        except OSError:
+            return None
+        if _identity(info) == self._seen:
+            return None
+        try:
+            return _parse(self._read())
+        except (OSError, ValueError):
+            self._seen = _identity(info)
+            return None
+
+    def _read(self) -> bytes:
+        with open(self._path, "rb") as handle:
+            raw = handle.read(MAX_TOKEN_FILE_BYTES + 1)
+            self._seen = _identity(os.fstat(handle.fileno()))
+        return raw
 
     def save(self, token: Token) -> None:
         directory = self._path.parent
@@ -138,7 +158,9 @@ class FileTokenStore:
                 handle.write(token_to_json(token))
                 handle.flush()
                 os.fsync(handle.fileno())
+                written = _identity(os.fstat(handle.fileno()))
             os.replace(temp, self._path)
+            self._seen = written
             _fsync_directory(directory)
         except OSError as exc:
             _unlink_quietly(temp)
@@ -168,6 +190,16 @@ class FileTokenStore:
         except OSError:
             return None
         return target
+
+
+def _parse(raw: bytes) -> Token:
+    if len(raw) > MAX_TOKEN_FILE_BYTES:
+        raise ValueError(f"larger than {MAX_TOKEN_FILE_BYTES} bytes")
+    return token_from_json(raw)
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int]:
+    return info.st_ino, info.st_mtime_ns, info.st_size
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -123,6 +123,7 @@ class TokenManager:
         """A usable access token, refreshing first when due. Raises `NotAuthorized`,
         `InvalidGrant`, `InvalidClient` or a transient error (the token is then kept)."""
         with self._refresh_lock:
+            self._adopt_replaced_file()
             with self._lock:
                 current = self._token
             action = token_action(current, self._clock.now())
@@ -155,6 +156,8 @@ class TokenManager:
         Waits (boundedly) for a refresh in flight, whose rotated token must not be lost."""
         waited = self._refresh_lock.acquire(timeout=wait_for_refresh)
         try:
+            if waited:
+                self._adopt_replaced_file()
             return self._flush_now()
         finally:
             if waited:
@@ -190,6 +193,30 @@ class TokenManager:
             if self._state is AuthState.OK:
                 self._state = AuthState.MISSING_SCOPE
                 self._bump()
+
+    def reload_if_replaced(self) -> None:
+        """Adopt a token another program wrote to the token file (e.g. `login`)."""
+        if self._refresh_lock.acquire(blocking=False):
+            try:
+                self._adopt_replaced_file()
+            finally:
+                self._refresh_lock.release()
+
+    def _adopt_replaced_file(self) -> None:
+        """Called with `_refresh_lock` held: a newer authorization on disk wins over ours,
+        so that our next write does not bury it."""
+        token = self._store.load_if_replaced()
+        if token is None:
+            return
+        with self._lock:
+            self._token = token
+            self._state = AuthState.OK
+            self._file_problem = None
+            self._unsaved = False
+            self._bump()
+        self._log.warning("token_file_replaced", token_file=self._store.location,
+                          action="adopted the token another program wrote")
+        self._on_new_token()
 
     def _adopt(self, token: Token, event: str) -> None:
         with self._refresh_lock, self._lock:

@@ -41,6 +41,11 @@ class TokenStore(Protocol):
 
     def load(self) -> Token | None: ...
 
+    def load_if_replaced(self) -> Token | None:
+        """A token someone else wrote to the store since it was last read or written (a
+        headless login, a copied file); None when unchanged. Never raises."""
+        ...
+
     def save(self, token: Token) -> None: ...
 
 

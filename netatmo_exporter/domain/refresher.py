@@ -21,6 +21,7 @@ STATIONS_SCOPE = "read_station"
 HOMECOACH_SCOPE = "read_homecoach"
 MAX_BACKOFF = 3600.0
 MIN_RENEWAL_GAP = 1.0
+TOKEN_FILE_POLL = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class Refresher:
         renew_not_before = next_fetch
         while not self._stop.is_set():
             self._wake.clear()
+            self._tokens.reload_if_replaced()
             now = self._clock.now()
             if self._fresh_authorization or now >= next_fetch:
                 wait = self.refresh_once() if self._tokens.authorized else self._settings.interval
@@ -112,6 +114,8 @@ class Refresher:
     def _time_to_next(self, next_fetch: float, renew_not_before: float) -> float:
         now = self._clock.now()
         wait = next_fetch - now
+        if not self._tokens.authorized:
+            wait = min(wait, TOKEN_FILE_POLL)  # a `login` may write the token file meanwhile
         due_in = self._tokens.refresh_due_in(now)
         if due_in is not None:
             wait = min(wait, max(due_in, renew_not_before - now))

@@ -140,6 +140,12 @@ class _RedactingStore:
             self._redactor.add(token.access_token, token.refresh_token)
         return token
 
+    def load_if_replaced(self) -> Token | None:
+        token = self._inner.load_if_replaced()
+        if token is not None:
+            self._redactor.add(token.access_token, token.refresh_token)
+        return token
+
     def save(self, token: Token) -> None:
         self._redactor.add(token.access_token, token.refresh_token)
         self._inner.save(token)

@@ -52,6 +52,7 @@ class FakeTokenStore:
         self.saved: list[Token] = []
         self.initial = token
         self.fail_save = fail_save
+        self.written_by_others: list[Token] = []
 
     @property
     def location(self) -> str:
@@ -59,6 +60,9 @@ class FakeTokenStore:
 
     def load(self) -> Token | None:
         return self.initial
+
+    def load_if_replaced(self) -> Token | None:
+        return self.written_by_others.pop(0) if self.written_by_others else None
 
     def save(self, token: Token) -> None:
         if self.fail_save:

@@ -233,3 +233,15 @@ def test_status_and_scrapes_do_not_wait_for_a_refresh_in_flight() -> None:
 
     assert not reader_blocked
     assert len(store.saved) == 1
+
+
+def test_a_token_another_program_wrote_is_adopted_not_overwritten() -> None:
+    tokens, endpoint, store, clock, log = manager(Token(refresh_token="old"))
+    from_login = fresh_token(clock, tag="login")
+    store.written_by_others.append(from_login)
+
+    assert tokens.access_token() == from_login.access_token
+    assert endpoint.refreshes == []
+    assert "token_file_replaced" in log.names("warning")
+    tokens.flush()
+    assert store.saved[-1] == from_login

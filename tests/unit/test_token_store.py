@@ -232,3 +232,21 @@ def test_corrupt_message_never_contains_token_values(tmp_path: Path) -> None:
         FileTokenStore(path).load()
 
     assert "secret-" not in str(caught.value)
+
+
+def test_load_if_replaced_sees_only_other_writers(tmp_path: Path) -> None:
+    path = tmp_path / "token.json"
+    ours = FileTokenStore(path)
+    ours.save(Token(refresh_token="ours"))
+    assert ours.load_if_replaced() is None
+
+    FileTokenStore(path).save(Token(refresh_token="from-login"))
+    replaced = ours.load_if_replaced()
+    assert replaced is not None and replaced.refresh_token == "from-login"
+    assert ours.load_if_replaced() is None
+
+    path.write_bytes(b"{not json")
+    assert ours.load_if_replaced() is None
+    assert path.read_bytes() == b"{not json"  # left for the next start to report
+    path.unlink()
+    assert ours.load_if_replaced() is None
