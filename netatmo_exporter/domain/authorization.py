@@ -254,7 +254,10 @@ class TokenManager:
         with self._lock:
             self._persist(token)
             self._token = token
-            self._state = AuthState.OK
+            # A refresh keeps the grant's scopes: a missing scope stays missing until the
+            # user authorizes again.
+            if self._state is not AuthState.MISSING_SCOPE:
+                self._state = AuthState.OK
             self._bump()
         self._log.info("token_refreshed", expires_in=round(token.lifetime or 0),
                        took=round(self._clock.now() - started, 3))

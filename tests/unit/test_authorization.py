@@ -245,3 +245,15 @@ def test_a_token_another_program_wrote_is_adopted_not_overwritten() -> None:
     assert "token_file_replaced" in log.names("warning")
     tokens.flush()
     assert store.saved[-1] == from_login
+
+
+def test_missing_scope_survives_a_refresh_until_a_new_authorization() -> None:
+    tokens, _, _, clock, _ = manager(fresh_token(FakeClock(), lifetime=100.0))
+    tokens.mark_missing_scope()
+    clock.advance(95.0)
+
+    tokens.access_token()
+    assert tokens.status().state is AuthState.MISSING_SCOPE
+
+    tokens.authorize_with_code("code", "http://127.0.0.1:9210/auth/callback", "read_station")
+    assert tokens.status().state is AuthState.OK
