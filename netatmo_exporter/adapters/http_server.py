@@ -32,6 +32,13 @@ PROTOCOL_ERROR_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
 )
+MAX_CONNECTIONS = 256
+TOO_MANY_CONNECTIONS = (
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    + "".join(f"{name}: {value}\r\n" for name, value in PROTOCOL_ERROR_HEADERS)
+    + "Retry-After: 1\r\nContent-Length: 25\r\nConnection: close\r\n\r\n"
+    "too many open connections"
+).encode()
 
 
 class CachedMetricsApp:
@@ -279,14 +286,47 @@ def _http_date() -> str:
 
 
 class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """One thread per connection, at most `max_connections` at a time: beyond that a
+    connection gets a 503 at once, so idle sockets from the LAN cannot pile up threads."""
+
     daemon_threads = True
     request_queue_size = 256
     allow_reuse_address = True
+    max_connections = MAX_CONNECTIONS
 
     def __init__(self, address: tuple[Any, ...], handler: type[Any]) -> None:
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._active = 0
         super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            full = self._active >= self.max_connections
+            if not full:
+                self._active += 1
+        if full:
+            try:
+                request.sendall(TOO_MANY_CONNECTIONS)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self._release_slot()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release_slot()
+
+    def _release_slot(self) -> None:
+        with self._connections_lock:
+            self._active -= 1
 
     def track(self, connection: socket.socket, *, open_: bool) -> None:
         with self._connections_lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+import time
 from pathlib import Path
 
 from netatmo_exporter.simulator import FakeNetatmoCloud
@@ -112,3 +113,30 @@ def test_protocol_errors_are_4xx_with_security_headers(
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["referrer-policy"] == "no-referrer"
         assert "default-src 'none'" in headers["content-security-policy"]
+
+
+def test_connections_beyond_the_cap_get_503_and_free_slots_are_reused(
+    cloud: FakeNetatmoCloud, token_path: Path, start_exporter: StartExporter
+) -> None:
+    exporter = _exporter(cloud, token_path, start_exporter)
+    exporter.app.server.max_connections = 3
+    idle = [_connect(exporter) for _ in range(3)]
+    try:
+        with _connect(exporter) as extra:
+            extra.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, body = _read_answer(extra, bytearray())
+        assert status.split()[1] == "503"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert body == b"too many open connections"
+    finally:
+        for sock in idle:
+            sock.close()
+
+    for _ in range(100):  # the handler threads notice the closed sockets
+        with _connect(exporter) as sock:
+            sock.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            status, _, _ = _read_answer(sock, bytearray())
+        if status.split()[1] == "200":
+            break
+        time.sleep(0.05)
+    assert status.split()[1] == "200"
