@@ -14,6 +14,7 @@ from netatmo_exporter.entrypoints.config import (
     Config,
     ConfigError,
     build_parser,
+    default_control_socket,
     load_config,
     parse_duration,
     resolve,
@@ -92,9 +93,8 @@ def flush(argv: list[str], env: dict[str, str]) -> int:
     args = parser.parse_args(argv)
     from netatmo_exporter.adapters.control_socket import request_flush
 
-    path = args.control_socket or env.get("NETATMO_EXPORTER_CONTROL_SOCKET") or (
-        os.path.join(env["RUNTIME_DIRECTORY"].split(":")[0], "control.sock")
-        if env.get("RUNTIME_DIRECTORY") else "")
+    path = (args.control_socket or env.get("NETATMO_EXPORTER_CONTROL_SOCKET")
+            or default_control_socket(env))
     if not path:
         print(f"{PROG} flush: no control socket: give --control-socket or set "
               "NETATMO_EXPORTER_CONTROL_SOCKET", file=sys.stderr)

@@ -245,9 +245,7 @@ def config_from(values: Mapping[str, str], environ: Mapping[str, str],
     token_file = values["token_file"].strip()
     if token_file:
         _check_token_dir("token_file", Path(token_file))
-    control = values["control_socket"].strip() or (
-        os.path.join(environ["RUNTIME_DIRECTORY"].split(":")[0], "control.sock")
-        if environ.get("RUNTIME_DIRECTORY") else "")
+    control = values["control_socket"].strip() or default_control_socket(environ)
     return Config(
         host=host, port=port, external_url=external_url.rstrip("/"), token_file=token_file,
         client_id=values["client_id"].strip(), client_secret=values["client_secret"].strip(),
@@ -256,6 +254,12 @@ def config_from(values: Mapping[str, str], environ: Mapping[str, str],
         api_url=api_url.rstrip("/"), scopes=scopes,
         favorites=_switch(values["favorites"], "favorites"), control_socket=control or None,
     )
+
+
+def default_control_socket(environ: Mapping[str, str]) -> str:
+    """`$RUNTIME_DIRECTORY/control.sock` under systemd (its first directory), else ""."""
+    runtime = environ.get("RUNTIME_DIRECTORY", "")
+    return os.path.join(runtime.split(":")[0], "control.sock") if runtime else ""
 
 
 def _check_url(dest: str, url: str) -> None:
