@@ -167,15 +167,6 @@ class FileTokenStore:
             raise TokenFileError(
                 f"cannot write token file {self._path}: {exc.strerror}") from None
 
-    def check_writable(self) -> str | None:
-        """Why the token file could not be written, or None when it can."""
-        directory = self._path.parent
-        if not directory.is_dir():
-            return f"directory {directory} does not exist"
-        if not os.access(directory, os.W_OK | os.X_OK):
-            return f"directory {directory} is not writable"
-        return None
-
     def _move_aside(self) -> str | None:
         # Two bad files within one second must not overwrite the first kept copy.
         stem = f"{self._path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"

@@ -92,7 +92,9 @@ class Refresher:
         renew_not_before = next_fetch
         while not self._stop.is_set():
             self._wake.clear()
-            self._tokens.reload_if_replaced()
+            if not self._tokens.authorized:
+                # Authorized, every token use checks the file; unauthorized, nothing else does.
+                self._tokens.reload_if_replaced()
             now = self._clock.now()
             if self._fresh_authorization or now >= next_fetch:
                 wait = self.refresh_once() if self._tokens.authorized else self._settings.interval
@@ -194,15 +196,13 @@ class Refresher:
         return _unique(stations)
 
     def _fetch_with_fresh_token(self, scope: str) -> tuple[Station, ...]:
-        for attempt in (1, 2):
-            access_token = self._tokens.access_token()
-            try:
-                return self._fetch(scope, access_token)
-            except AccessTokenRejected:
-                self._tokens.reject_access_token(access_token)
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        """A rejected access token is refreshed and the call tried once more."""
+        access_token = self._tokens.access_token()
+        try:
+            return self._fetch(scope, access_token)
+        except AccessTokenRejected:
+            self._tokens.reject_access_token(access_token)
+        return self._fetch(scope, self._tokens.access_token())
 
     def _fetch(self, scope: str, access_token: str) -> tuple[Station, ...]:
         if scope == STATIONS_SCOPE:

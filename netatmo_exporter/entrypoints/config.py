@@ -46,14 +46,6 @@ def parse_duration(text: str) -> float:
     return sign * total
 
 
-def format_duration(seconds: float) -> str:
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
-    return text + (f"{secs}s" if secs or not text else "")
-
-
 @dataclass(frozen=True)
 class Config:
     host: str
