@@ -267,6 +267,11 @@ class NetatmoCollector(Collector):
         self._clock = clock
         self._age_stale = age_stale
 
+    def describe(self) -> Iterator[Metric]:
+        """The families by name, so that a scrape's `name[]` filter finds them."""
+        counters = set(COUNTER_METRICS.values())
+        return (spec.family() for spec in METRICS if spec not in counters)
+
     def collect(self) -> Iterator[Metric]:
         now = self._clock.now()
         snapshot = self._refresher.snapshot
@@ -355,6 +360,9 @@ class ApiCounterCollector(Collector):
                  refresher: Refresher) -> None:
         self._request_counts = request_counts
         self._refresher = refresher
+
+    def describe(self) -> Iterator[Metric]:
+        return (spec.family() for spec in COUNTER_METRICS.values())
 
     def collect(self) -> Iterator[Metric]:
         requests = COUNTER_METRICS["requests"].family()

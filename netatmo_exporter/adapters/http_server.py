@@ -1,44 +1,65 @@
-"""The HTTP side: a threaded stdlib WSGI server, `/metrics` beside the bottle app, and a
-cache so that scrapes between two refreshes reuse the exposition the first one built."""
+"""The HTTP side: waitress serves the WSGI apps, with a stricter request policy on top.
+
+waitress does all the HTTP parsing and connection handling (one asynchronous loop for the
+sockets, a few threads for the apps), so idle and slow clients cost a socket each, not a
+thread. What is ours is policy, applied to what waitress has parsed:
+
+- ambiguous framing is refused with 400 and a closed connection (RFC 9112 6.1, 6.3), as
+  are an HTTP/1.1 request without exactly one `Host`, a version other than 1.0/1.1 and a
+  percent-encoded path (no page of ours has one; `/%6detrics` is not `/metrics` here);
+- only the form that takes a body gets one: any other request with a body is refused
+  after its headers, before a byte of the body is buffered;
+- a request must arrive whole within a deadline from its first byte (or from the
+  connection's opening), and a kept-alive connection is closed after an idle time;
+- the server's own error answers carry the security headers and echo nothing.
+
+`/metrics` is prometheus_client's WSGI app behind a cache, beside the bottle pages.
+"""
 
 from __future__ import annotations
 
-import io
+import resource
 import socket
-import socketserver
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Hashable, Iterable
-from email.utils import formatdate
-from socketserver import ThreadingMixIn
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
-from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser, ParsingError
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask
+from waitress.utilities import Error
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 MAX_CACHED_VARIANTS = 16
-IDLE_TIMEOUT = 120.0
-MAX_LINE = 8192
-MAX_HEADERS = 100
-MAX_BODY = 1024 * 1024
+MAX_HEADER_BYTES = 16384
+MAX_FORM_BYTES = 8192
+BODY_TARGETS = frozenset({("POST", "/auth/settoken")})
+FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 # Answers the server gives itself, before any app sees the request, are hardened too.
 PROTOCOL_ERROR_HEADERS = (
     ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
     ("X-Frame-Options", "DENY"),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
 )
-MAX_CONNECTIONS = 256
-TOO_MANY_CONNECTIONS = (
-    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    + "".join(f"{name}: {value}\r\n" for name, value in PROTOCOL_ERROR_HEADERS)
-    + "Retry-After: 1\r\nContent-Length: 25\r\nConnection: close\r\n\r\n"
-    "too many open connections"
-).encode()
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one connection and all of them together may take. Four threads serve a scrape
+    at a time each; sockets cost no thread while they wait."""
+
+    threads: int = 4
+    request_timeout: float = 10.0  # from a request's first byte (or the accept) to its last
+    idle_timeout: float = 60.0  # a kept-alive connection between requests
+    connection_limit: int = 1000  # beyond it, new connections wait in the listen backlog
 
 
 class CachedMetricsApp:
@@ -60,7 +81,6 @@ class CachedMetricsApp:
             answers = {}
             self._generation = (key, answers)
         variant = (
-            environ.get("REQUEST_METHOD", "GET"),
             environ.get("HTTP_ACCEPT", ""),
             "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""),
             environ.get("QUERY_STRING", ""),
@@ -80,7 +100,10 @@ class CachedMetricsApp:
         def capture(status: str, headers: list[tuple[str, str]], *_: Any) -> None:
             captured.extend((status, headers))
 
-        body = b"".join(self._app(environ, capture))
+        # HEAD is answered like GET (waitress leaves the body out); prometheus_client
+        # itself knows only GET and OPTIONS.
+        get = {**environ, "REQUEST_METHOD": "GET"}
+        body = b"".join(self._app(get, capture))
         return captured[0], captured[1], body
 
 
@@ -88,285 +111,199 @@ def dispatch(metrics_app: WSGIApp, web_app: WSGIApp) -> WSGIApp:
     """`/metrics` goes straight to prometheus_client, outside bottle's hooks."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/metrics":
+        if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD") in (
+                "GET", "HEAD"):
             return metrics_app(environ, start_response)
         return web_app(environ, start_response)
 
     return app
 
 
-class _Request:
-    __slots__ = ("body", "environ", "keep_alive", "method", "version")
-
-    def __init__(self, method: str, version: str, environ: dict[str, Any], keep_alive: bool,
-                 body: bytes) -> None:
-        self.method = method
-        self.version = version
-        self.environ = environ
-        self.keep_alive = keep_alive
-        self.body = body
+class _BodyRefused(Error):  # type: ignore[misc]
+    code = 413
+    reason = "Content Too Large"
 
 
-class _BadRequest(Exception):
-    def __init__(self, status: str) -> None:
-        super().__init__(status)
-        self.status = status
+class _StrictParser(HTTPRequestParser):  # type: ignore[misc]
+    """waitress's parser, refusing what a strict proxy in front could read differently."""
+
+    chunked: bool
+    content_length: int
+    expect_continue: bool
+
+    def parse_header(self, header_plus: bytes) -> None:
+        _check_field_names(header_plus)
+        super().parse_header(header_plus)
+        if self.version not in ("1.0", "1.1"):
+            raise ParsingError("unsupported HTTP version")
+        if self.version == "1.1" and "HOST" not in self.headers:
+            raise ParsingError("Host is required in HTTP/1.1")
+        if "%" in self.request_uri.partition("?")[0]:
+            raise ParsingError("percent-encoded path")
+        if self.proxy_netloc and self.proxy_netloc.lower() != self.headers.get(
+                "HOST", "").lower():
+            raise ParsingError("absolute-form target names another host")
+        if self.chunked or self.content_length:
+            if (self.command, self.path) not in BODY_TARGETS:
+                # Drop the body unread: waitress then answers the error and closes.
+                self.error = _BodyRefused("this address takes no request body")
+                self.body_rcv = None
+                self.chunked = False
+                self.content_length = 0
+                self.expect_continue = False
 
 
-class _Handler(socketserver.StreamRequestHandler):
-    """HTTP/1.1 with keep-alive in front of a WSGI app, one write per answer.
+def _check_field_names(header_plus: bytes) -> None:
+    """Framing headers must be unambiguous: one spelling, one occurrence, not both kinds,
+    no folded lines.
 
-    wsgiref answers one request per connection in HTTP/1.0 and costs more per request
-    than rendering a cached exposition; Prometheus keeps its connection open, so a
-    scrape here is a read, a dict lookup and one `sendall`. Request bodies are read whole
-    (forms are small), so every answer carries a Content-Length and can be pipelined.
+    waitress silently drops fields whose name has an underscore and joins repeated fields
+    with commas; a proxy may do neither, so the framing ones are refused here instead.
     """
-
-    # No Nagle: with delayed ACKs it adds about 40 ms to answers on kept-alive connections.
-    disable_nagle_algorithm = True
-    timeout = IDLE_TIMEOUT
-    server: ThreadingWSGIServer
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, open_=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, open_=False)
-
-    def handle(self) -> None:
-        try:
-            while True:
-                try:
-                    request = self._read_request()
-                except _BadRequest as bad:
-                    self._send(bad.status, [("Content-Type", "text/plain; charset=utf-8"),
-                                            *PROTOCOL_ERROR_HEADERS],
-                               bad.status.encode() + b"\n", "HTTP/1.1", False, False)
-                    return
-                if request is None or not self._answer(request):
-                    return
-        except (OSError, ValueError):  # the peer went away or the server is closing
-            return
-
-    def _read_request(self) -> _Request | None:
-        line = self.rfile.readline(MAX_LINE + 1)
-        if line in (b"\r\n", b"\n"):  # tolerated between requests (RFC 9112 2.2)
-            line = self.rfile.readline(MAX_LINE + 1)
-        if not line:
-            return None
-        if len(line) > MAX_LINE:
-            raise _BadRequest("414 URI Too Long")
-        parts = line.decode("latin-1").split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            raise _BadRequest("400 Bad Request")
-        method, target, version = parts
-        environ = dict(self.server.base_environ)
-        headers = self._read_headers(environ)
-        connection = environ.get("HTTP_CONNECTION", "").lower()
-        keep_alive = ("close" not in connection if version == "HTTP/1.1"
-                      else "keep-alive" in connection)
-        if target.startswith(("http://", "https://")):
-            target = "/" + target.split("/", 3)[3] if target.count("/") >= 3 else "/"
-        path, _, query = target.partition("?")
-        environ.update({
-            "REQUEST_METHOD": method,
-            "SERVER_PROTOCOL": version,
-            "PATH_INFO": unquote(path, "iso-8859-1"),
-            "QUERY_STRING": query,
-            "REMOTE_ADDR": self.client_address[0] if self.client_address else "",
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-        })
-        body = b""
-        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            keep_alive = False  # the app reads (or refuses) the body; no reuse after that
-            environ["wsgi.input"] = self.rfile
-            return _Request(method, version, environ, keep_alive, body)
-        length_text = environ.get("CONTENT_LENGTH", "")
-        if length_text:
-            if not length_text.isdigit():
-                raise _BadRequest("400 Bad Request")
-            length = int(length_text)
-            if length > MAX_BODY:
-                raise _BadRequest("413 Content Too Large")
-            if "100-continue" in headers.get("expect", "").lower():
-                self.connection.sendall(f"{version} 100 Continue\r\n\r\n".encode())
-            body = self.rfile.read(length)
-            if len(body) != length:
-                return None
-        environ["wsgi.input"] = io.BytesIO(body)
-        return _Request(method, version, environ, keep_alive, body)
-
-    def _read_headers(self, environ: dict[str, Any]) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        for _ in range(MAX_HEADERS):
-            line = self.rfile.readline(MAX_LINE + 1)
-            if len(line) > MAX_LINE:
-                raise _BadRequest("431 Request Header Fields Too Large")
-            if line in (b"\r\n", b"\n", b""):
-                return headers
-            name, colon, value = line.decode("latin-1").partition(":")
-            if not colon or not name or name != name.strip():
-                raise _BadRequest("400 Bad Request")
-            name, value = name.lower(), value.strip()
-            key = name.upper().replace("-", "_")
-            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                environ[key] = value
-            else:
-                key = "HTTP_" + key
-                environ[key] = f"{environ[key]},{value}" if key in environ else value
-            headers[name] = value
-        raise _BadRequest("431 Request Header Fields Too Large")
-
-    def _answer(self, request: _Request) -> bool:
-        captured: list[Any] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]],
-                           exc_info: Any = None) -> Callable[[bytes], None]:
-            captured[:] = [status, headers]
-            return lambda _data: None
-
-        app = self.server.get_app()
-        assert app is not None
-        try:
-            result = app(request.environ, start_response)
-            try:
-                body = b"".join(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-        except Exception:  # a broken page must not take the connection's thread down
-            traceback.print_exc(file=sys.stderr)
-            captured = ["500 Internal Server Error", [("Content-Type", "text/plain")]]
-            body, request.keep_alive = b"A server error occurred.\n", False
-        status, headers = captured
-        self._send(status, headers, body, request.version, request.keep_alive,
-                   request.method == "HEAD")
-        return request.keep_alive
-
-    def _send(self, status: str, headers: list[tuple[str, str]], body: bytes, version: str,
-              keep_alive: bool, head_only: bool) -> None:
-        lines = [f"{version} {status}", f"Date: {_http_date()}"]
-        has_length = False
-        for name, value in headers:
-            lowered = name.lower()
-            if lowered == "connection":
-                continue
-            has_length = has_length or lowered == "content-length"
-            lines.append(f"{name}: {value}")
-        code = status[:3]
-        if not has_length and code not in ("204", "304") and not code.startswith("1"):
-            lines.append(f"Content-Length: {len(body)}")
-        if not keep_alive:
-            lines.append("Connection: close")
-        elif version == "HTTP/1.0":
-            lines.append("Connection: keep-alive")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.connection.sendall(head if head_only else head + body)
+    seen: list[bytes] = []
+    for line in header_plus.split(b"\r\n")[1:]:
+        if line[:1] in (b" ", b"\t"):
+            raise ParsingError("obsolete line folding")
+        name = line.partition(b":")[0].strip(b" \t").lower()
+        dashed = name.replace(b"_", b"-")
+        if dashed in FRAMING_HEADERS or dashed == b"host":
+            if name != dashed or dashed in seen:
+                raise ParsingError("ambiguous framing")
+            seen.append(dashed)
+    if len(set(seen) & FRAMING_HEADERS) > 1:
+        raise ParsingError("both Content-Length and Transfer-Encoding")
 
 
-_date_cache: tuple[int, str] = (0, "")
+class _ErrorTask(ErrorTask):  # type: ignore[misc]
+    """The server's own error answers: the status, the security headers, nothing echoed."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        self.status = f"{error.code} {error.reason}"
+        body = f"{self.status}\n".encode()
+        self.response_headers.extend([("Content-Type", "text/plain; charset=utf-8"),
+                                      ("Connection", "close"), *PROTOCOL_ERROR_HEADERS])
+        self.close_on_finish = True
+        self.content_length = len(body)
+        self.write(body)
 
 
-def _http_date() -> str:
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True))
-    return _date_cache[1]
+class _Channel(HTTPChannel):  # type: ignore[misc]
+    """A connection with a deadline for each request, from its first byte to its last."""
+
+    parser_class = _StrictParser
+    error_task_class = _ErrorTask
+
+    server: _Server
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_deadline: float | None = time.monotonic() + self.server.request_timeout
+
+    def received(self, data: bytes) -> bool:
+        if self.request_deadline is None:
+            self.request_deadline = time.monotonic() + self.server.request_timeout
+        result: bool = super().received(data)
+        if self.request is None:
+            self.request_deadline = None
+        return result
 
 
-class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    """One thread per connection, at most `max_connections` at a time: beyond that a
-    connection gets a 503 at once, so idle sockets from the LAN cannot pile up threads."""
+class _Server(TcpWSGIServer):  # type: ignore[misc]
+    channel_class = _Channel
+    request_timeout = ServerLimits.request_timeout
 
-    daemon_threads = True
-    request_queue_size = 256
-    allow_reuse_address = True
-    max_connections = MAX_CONNECTIONS
-
-    def __init__(self, address: tuple[Any, ...], handler: type[Any]) -> None:
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        self._active = 0
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            full = self._active >= self.max_connections
-            if not full:
-                self._active += 1
-        if full:
-            try:
-                request.sendall(TOO_MANY_CONNECTIONS)
-            except OSError:
-                pass
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except Exception:
-            self._release_slot()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._release_slot()
-
-    def _release_slot(self) -> None:
-        with self._connections_lock:
-            self._active -= 1
-
-    def track(self, connection: socket.socket, *, open_: bool) -> None:
-        with self._connections_lock:
-            if open_:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
-
-    def server_close(self) -> None:
-        """Also end kept-alive connections, so no thread waits on an idle client."""
-        super().server_close()
-        with self._connections_lock:
-            connections, self._connections = self._connections, set()
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)
+        late = time.monotonic()
+        for channel in list(self.active_channels.values()):
+            deadline = getattr(channel, "request_deadline", None)
+            if deadline is not None and deadline < late and not channel.requests:
+                channel.will_close = True
 
 
-def make_server(host: str, port: int, app: WSGIApp) -> ThreadingWSGIServer:
+class HTTPServer:
+    """The exporter's listening socket and waitress around it; start, then shut down."""
+
+    def __init__(self, sock: socket.socket, app: WSGIApp, limits: ServerLimits) -> None:
+        adjustments = Adjustments(
+            threads=limits.threads,
+            connection_limit=limits.connection_limit,
+            backlog=1024,
+            channel_timeout=limits.idle_timeout,
+            cleanup_interval=1,
+            max_request_header_size=MAX_HEADER_BYTES,
+            max_request_body_size=MAX_FORM_BYTES + 1,
+            channel_request_lookahead=0,
+            asyncore_use_poll=True,  # select() cannot watch sockets past number 1023
+            ident="",
+            expose_tracebacks=False,
+            log_socket_errors=False,
+        )
+        self.socket = sock
+        self._map: dict[int, Any] = {}
+        self._server = _Server(app, map=self._map, _sock=sock, adj=adjustments,
+                               bind_socket=False,
+                               sockinfo=(sock.family, sock.type, sock.proto,
+                                         sock.getsockname()))
+        self._server.request_timeout = limits.request_timeout
+        self.server_address: tuple[Any, ...] = sock.getsockname()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def shutdown(self) -> None:
+        """Stop listening, close every connection and end the app threads; the loop's
+        wake-up pipe goes last, as app threads use it until they end."""
+        trigger = self._server.trigger
+        running = self._thread is not None and self._thread.is_alive()
+        if running:
+            trigger.pull_trigger(lambda: self._close_all(but=trigger))
+        else:
+            self._close_all(but=trigger)
+        self._server.task_dispatcher.shutdown(timeout=5)
+        if running:
+            trigger.pull_trigger(trigger.close)
+            assert self._thread is not None
+            self._thread.join(timeout=10.0)
+        else:
+            trigger.close()
+
+    def _close_all(self, but: Any) -> None:
+        for dispatcher in list(self._map.values()):
+            if dispatcher is self._server:  # its own close() would close the trigger too
+                wasyncore.dispatcher.close(dispatcher)
+            elif dispatcher is not but:
+                dispatcher.close()
+
+
+def make_server(host: str, port: int, app: WSGIApp, limits: ServerLimits | None = None
+                ) -> HTTPServer:
     """Listen on `host:port`; an empty host means every interface, IPv6 and IPv4."""
     family, address = _resolve(host, port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if not host else 1)
+        sock.bind(address)
+        limits = limits or ServerLimits()
+        _raise_file_limit(4 * limits.connection_limit)
+        return HTTPServer(sock, app, limits)
+    except BaseException:
+        sock.close()
+        raise
 
-    class Server(ThreadingWSGIServer):
-        address_family = family
 
-        def server_bind(self) -> None:
-            if family == socket.AF_INET6 and not host:
-                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            # HTTPServer.server_bind would resolve our own name (socket.getfqdn), which
-            # hangs on a box without DNS; the name is only cosmetic in WSGI environ.
-            socketserver.TCPServer.server_bind(self)
-            self.server_name = host or "localhost"
-            self.server_port = self.socket.getsockname()[1]
-            self.setup_environ()
-
-    server = Server(address, _Handler)
-    server.set_app(app)
-    return server
+def _raise_file_limit(wanted: int) -> None:
+    """Each connection holds a descriptor; the usual soft limit (1024) is too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, ceiling), hard))
 
 
 def _resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
@@ -381,10 +318,3 @@ def _resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...
         return socket.AF_INET, ("0.0.0.0", port)
     family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     return family, address
-
-
-def serve_in_thread(server: ThreadingWSGIServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                              name="http", daemon=True)
-    thread.start()
-    return thread

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
 import threading
 from collections.abc import MutableMapping
@@ -48,11 +50,33 @@ class SecretRedactor:
         return event_dict
 
 
+_FIRST_KEYS = ("ts", "level", "event")
+_BARE = re.compile(r'[^\s="\\\x00-\x1f\x7f-\x9f\u2028\u2029]+')
+_UNESCAPED_BY_JSON = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+
+
+def render_logfmt(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> str:
+    """`key=value` pairs, `ts level event` first; a value with a space, a quote or a control
+    character is quoted and escaped as JSON escapes it (`\\n`, `\\u001b`), so a message
+    from Netatmo or from a request can neither forge a log line nor drive a terminal."""
+    keys = [key for key in _FIRST_KEYS if key in event_dict]
+    keys += [key for key in event_dict if key not in _FIRST_KEYS]
+    return " ".join(f"{key}={_logfmt_value(event_dict[key])}" for key in keys)
+
+
+def _logfmt_value(value: Any) -> str:
+    if value is None:
+        return ""
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    if _BARE.fullmatch(text):
+        return text
+    quoted = json.dumps(text, ensure_ascii=False)
+    return _UNESCAPED_BY_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", quoted)
+
+
 def configure_logging(level: str, fmt: str, redactor: SecretRedactor,
                       stream: TextIO | None = None) -> EventLog:
-    renderer: Any = (structlog.processors.JSONRenderer() if fmt == "json"
-                     else structlog.processors.LogfmtRenderer(
-                         key_order=["ts", "level", "event"], drop_missing=True))
+    renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else render_logfmt
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,

@@ -46,7 +46,8 @@ class StateProblem(enum.Enum):
 
 
 class PendingStates:
-    """States handed out by `/auth/authorize`, each usable once, for a limited time.
+    """States handed out by `/auth/authorize`, each usable once, for a limited time, each
+    with the redirect URI it was issued for (the code exchange must name the same one).
 
     Bounded: when full, the oldest state is dropped, so a flood of authorize requests
     costs memory only up to `capacity` entries.
@@ -58,37 +59,39 @@ class PendingStates:
         self._lifetime = lifetime
         self._capacity = capacity
         self._lock = threading.Lock()
-        self._expiry: OrderedDict[str, float] = OrderedDict()
+        self._pending: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
     @property
     def lifetime(self) -> float:
         return self._lifetime
 
-    def issue(self) -> str:
+    def issue(self, redirect_uri: str) -> str:
         state = new_state()
         now = self._clock.now()
         with self._lock:
-            for old, expires_at in list(self._expiry.items()):
+            for old, (expires_at, _) in list(self._pending.items()):
                 if expires_at + self._lifetime < now:
-                    del self._expiry[old]
-            while len(self._expiry) >= self._capacity:
-                self._expiry.popitem(last=False)
-            self._expiry[state] = now + self._lifetime
+                    del self._pending[old]
+            while len(self._pending) >= self._capacity:
+                self._pending.popitem(last=False)
+            self._pending[state] = (now + self._lifetime, redirect_uri)
         return state
 
-    def redeem(self, state: str | None, cookie: str | None) -> StateProblem | None:
-        """Consume `state` if this browser (its cookie) started it; None means accepted."""
+    def redeem(self, state: str | None, cookie: str | None) -> StateProblem | str:
+        """Consume `state` if this browser (its cookie) started it: its redirect URI, or
+        the reason it is refused."""
         if not state:
             return StateProblem.MISSING
         if not cookie or not hmac.compare_digest(state.encode(), cookie.encode()):
             return StateProblem.NOT_THIS_BROWSER
         with self._lock:
-            expires_at = self._expiry.pop(state, None)
-        if expires_at is None:
+            pending = self._pending.pop(state, None)
+        if pending is None:
             return StateProblem.UNKNOWN
+        expires_at, redirect_uri = pending
         if self._clock.now() >= expires_at:
             return StateProblem.EXPIRED
-        return None
+        return redirect_uri
 
 
 @dataclass(frozen=True)

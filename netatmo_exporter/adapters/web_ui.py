@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import ipaddress
 import json
 import re
 import secrets
@@ -27,9 +26,11 @@ from netatmo_exporter.adapters import status_view
 from netatmo_exporter.adapters.oauth_flow import (
     STATE_LIFETIME,
     PendingStates,
+    StateProblem,
     authorize_url,
     callback_answer,
 )
+from netatmo_exporter.adapters.web_guards import ANY_HOST_PATHS, HostPolicy, host_name
 from netatmo_exporter.domain.authorization import AuthState, TokenManager
 from netatmo_exporter.domain.errors import InvalidGrant, NetatmoError
 from netatmo_exporter.domain.ports import Clock, EventLog
@@ -47,15 +48,6 @@ _COOKIE_SHAPE = re.compile(r"[A-Za-z0-9_-]{20,100}")
 DONE_MESSAGES = {
     "authorized": "Authorized. The first data arrives within a few seconds.",
     "token": "Refresh token accepted and saved. The first data arrives within a few seconds.",
-}
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
 }
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -81,6 +73,12 @@ class WebContext:
     state_lifetime: float = STATE_LIFETIME
     register_secret: Callable[[str], None] = lambda _secret: None
     log: EventLog | None = None
+    # Without a configured external URL, the redirect goes back to the address the
+    # browser used (a Host the host policy accepts), as a LAN user would expect.
+    external_url_configured: bool = True
+    host_policy: HostPolicy = dataclasses.field(
+        default_factory=lambda: HostPolicy("", (), ()))
+    allowed_hosts_setting: str = "--web.allowed-hosts (NETATMO_EXPORTER_ALLOWED_HOSTS)"
 
     @property
     def redirect_uri(self) -> str:
@@ -125,6 +123,7 @@ def build_web_app(ctx: WebContext) -> WSGIApp:
     form_key = secrets.token_bytes(32)
     pages = _Pages(ctx, templates, states, form_key)
 
+    app.add_hook("before_request", _host_check(ctx, templates))
     app.route("/", "GET", pages.status)
     app.route("/auth/authorize", "GET", pages.authorize)
     app.route("/auth/callback", "GET", pages.callback)
@@ -138,21 +137,34 @@ def build_web_app(ctx: WebContext) -> WSGIApp:
         app.route("/debug/token", "GET", _debug_token(ctx))
     for code in (400, 403, 404, 405, 411, 413, 500):
         app.error(code)(_error_page(ctx, templates))
-    return with_security_headers(app)
+    wsgi: WSGIApp = app
+    return wsgi
 
 
-def with_security_headers(app: WSGIApp) -> WSGIApp:
-    """Adds the headers at the WSGI level, so error pages and redirects carry them too."""
-    ours = {name.lower() for name in SECURITY_HEADERS}
+def _host_check(ctx: WebContext, templates: Templates) -> Callable[[], None]:
+    """DNS-rebinding defence: a page on another site whose name was re-pointed at this
+    address reaches us with its own name in Host; it gets no page that shows data."""
 
-    def secured(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
-            kept = [(name, value) for name, value in headers if name.lower() not in ours]
-            return start_response(status, kept + list(SECURITY_HEADERS.items()), *exc_info)
+    def check() -> None:
+        if bottle.request.path in ANY_HOST_PATHS:
+            return
+        host = bottle.request.get_header("Host") or ""
+        if ctx.host_policy.allows(host):
+            return
+        name = host_name(host) or "(none)"
+        if ctx.log is not None:
+            ctx.log.warning("host_refused", host=name, path=bottle.request.path)
+        body = templates.refusal(Refusal(
+            421, "Unknown host name",
+            f"This exporter does not answer pages for the host name “{name}”, so that a web "
+            "page elsewhere cannot read it through a re-pointed name (DNS rebinding). "
+            "/metrics answers under any name.",
+            f"If {name} is this machine's name on your network, add it to "
+            f"{ctx.allowed_hosts_setting}, or open the page by its IP address."))
+        raise bottle.HTTPResponse(body, status=421,
+                                  headers={"Content-Type": "text/html; charset=utf-8"})
 
-        return app(environ, start)
-
-    return secured
+    return check
 
 
 class _Pages:
@@ -204,8 +216,8 @@ class _Pages:
             refresh_relative=(status_view.relative(refresh.attempted_at, now)
                               if refresh.attempted_at is not None else ""),
             advice=unique_advice,
-            redirect_uri=ctx.redirect_uri,
-            external_url=ctx.external_url,
+            redirect_uri=self._redirect_uri(),
+            external_url=self._browser_url(),
             scopes=" ".join(ctx.scopes),
             host_warning=self._host_mismatch(),
             rows=status_view.module_rows(snapshot, now, ctx.age_stale),
@@ -224,13 +236,13 @@ class _Pages:
             return self._templates.render(
                 "interstitial", title="Check the address", request_host=mismatch,
                 external_url=self._ctx.external_url, redirect_uri=self._ctx.redirect_uri)
-        state = self._states.issue()
+        state = self._states.issue(self._redirect_uri())
         bottle.response.set_cookie(
             STATE_COOKIE, state, path="/auth", httponly=True, samesite="lax",
             max_age=int(self._states.lifetime), **self._secure())
         bottle.response.status = 302
         bottle.response.set_header("Location", authorize_url(
-            self._ctx.api_url, self._ctx.client_id, self._ctx.redirect_uri, self._ctx.scopes,
+            self._ctx.api_url, self._ctx.client_id, self._redirect_uri(), self._ctx.scopes,
             state))
         return ""
 
@@ -250,7 +262,7 @@ class _Pages:
             raise Refusal(400, "Malformed answer", f"The authorization answer is malformed: "
                           f"{exc}.", "Start again from the status page.") from None
         bottle.response.delete_cookie(STATE_COOKIE, path="/auth")
-        problem = self._states.redeem(answer.state, bottle.request.get_cookie(STATE_COOKIE))
+        redeemed = self._states.redeem(answer.state, bottle.request.get_cookie(STATE_COOKIE))
         if answer.error == "access_denied":
             raise Refusal(403, "Authorization refused",
                           "Netatmo says the authorization was refused on its page. "
@@ -261,9 +273,9 @@ class _Pages:
                           f"Netatmo answered with the error “{answer.error}”. Nothing changed.",
                           "Check the redirect URI registered for your app and the scopes, "
                           "then start again from the status page.")
-        if problem is not None:
+        if isinstance(redeemed, StateProblem):
             raise Refusal(400, "Authorization answer refused",
-                          problem.value + " Nothing changed.",
+                          redeemed.value + " Nothing changed.",
                           "Start again from the status page, in this browser.")
         if answer.code is None:
             raise Refusal(400, "No authorization code",
@@ -271,12 +283,12 @@ class _Pages:
                           "Start again from the status page.")
         self._ctx.register_secret(answer.code)
         try:
-            self._ctx.tokens.authorize_with_code(answer.code, self._ctx.redirect_uri,
+            self._ctx.tokens.authorize_with_code(answer.code, redeemed,
                                                  " ".join(self._ctx.scopes))
         except NetatmoError as exc:
             raise Refusal(502, "Netatmo refused the code", f"{exc}. Nothing changed.",
                           "If Netatmo says invalid_grant here, the redirect URI registered "
-                          "for your app may differ from " + self._ctx.redirect_uri +
+                          "for your app may differ from " + redeemed +
                           ", or the code was already used; start again.") from None
         return self._see_other("/?done=authorized")
 
@@ -349,9 +361,8 @@ class _Pages:
     def _allowed_origins(self) -> set[str]:
         origins = {self._external_origin}
         host = (bottle.request.get_header("Host") or "").lower()
-        # A host name could be rebound by DNS to reach us from an attacker's page; an IP
-        # literal or localhost cannot, so only those are trusted beside the external URL.
-        if _is_literal_host(host):
+        # Names a DNS-rebinding page could come with are refused before any page runs.
+        if self._ctx.host_policy.allows(host):
             origins.add(f"{bottle.request.urlparts.scheme}://{host}")
         return origins
 
@@ -378,12 +389,22 @@ class _Pages:
     # -- helpers -------------------------------------------------------------------------
 
     def _host_mismatch(self) -> str:
-        """The Host this request came to, if it is not the external URL's host."""
+        """The Host this request came to, if it is not the configured external URL's."""
         host = (bottle.request.get_header("Host") or "").lower()
-        if not host or _host_with_port(host, bottle.request.urlparts.scheme) == \
-                self._external_host:
+        if not self._ctx.external_url_configured or not host or _host_with_port(
+                host, bottle.request.urlparts.scheme) == self._external_host:
             return ""
         return host
+
+    def _browser_url(self) -> str:
+        """The configured external URL, else the address this browser used."""
+        host = (bottle.request.get_header("Host") or "").lower()
+        if self._ctx.external_url_configured or not host:
+            return self._ctx.external_url
+        return f"{bottle.request.urlparts.scheme}://{host}"
+
+    def _redirect_uri(self) -> str:
+        return self._browser_url() + "/auth/callback"
 
     def _secure(self) -> dict[str, bool]:
         return {"secure": True} if self._secure_cookies else {}
@@ -403,18 +424,6 @@ def _host_with_port(netloc: str, scheme: str) -> str:
     if netloc.endswith("]") or ":" not in netloc:
         return f"{netloc}:{443 if scheme == 'https' else 80}"
     return netloc
-
-
-def _is_literal_host(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def _stylesheet() -> Any:

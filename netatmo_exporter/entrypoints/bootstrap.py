@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import dataclass, field
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 
@@ -13,14 +15,15 @@ from netatmo_exporter.adapters.collector import ApiCounterCollector, NetatmoColl
 from netatmo_exporter.adapters.control_socket import ControlSocketServer
 from netatmo_exporter.adapters.http_server import (
     CachedMetricsApp,
-    ThreadingWSGIServer,
+    HTTPServer,
+    ServerLimits,
     dispatch,
     make_server,
-    serve_in_thread,
 )
 from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
 from netatmo_exporter.adapters.netatmo_client import NetatmoClient
 from netatmo_exporter.adapters.token_store import FileTokenStore
+from netatmo_exporter.adapters.web_guards import BasicAuth, HostPolicy, with_security_headers
 from netatmo_exporter.adapters.web_ui import WebContext, build_web_app
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.errors import TokenFileError
@@ -37,7 +40,7 @@ class Application:
     tokens: TokenManager
     refresher: Refresher
     client: NetatmoClient
-    server: ThreadingWSGIServer
+    server: HTTPServer
     registry: CollectorRegistry
     redactor: SecretRedactor
     control: ControlSocketServer | None = None
@@ -53,7 +56,7 @@ class Application:
 
     def start(self) -> None:
         self.tokens.load()
-        self._threads.append(serve_in_thread(self.server))
+        self._threads.append(self.server.start())
         if self.control is not None:
             self.control.start()
         refresher = threading.Thread(target=self.refresher.run, name="refresher", daemon=True)
@@ -65,7 +68,6 @@ class Application:
     def stop(self) -> bool:
         """Stop serving, write the token; False if the final write failed."""
         self.server.shutdown()
-        self.server.server_close()
         self.refresher.stop()
         # Let a refresh in flight finish, so its rotated token is what the flush writes.
         for thread in self._threads:
@@ -91,6 +93,7 @@ def build_app(
     clock: Clock | None = None,
     log_stream: TextIO | None = None,
     client: NetatmoClient | None = None,
+    server_limits: ServerLimits | None = None,
 ) -> Application:
     clock = clock or SystemClock()
     redactor = SecretRedactor()
@@ -115,12 +118,27 @@ def build_app(
         tokens=tokens, refresher=refresher, clock=clock, external_url=config.external_url,
         client_id=config.client_id, scopes=config.scopes, api_url=config.api_url,
         debug_handlers=config.debug_handlers, age_stale=config.age_stale,
-        register_secret=redactor.add, log=log))
-    server = make_server(config.host, config.port, dispatch(metrics, web))
+        register_secret=redactor.add, log=log,
+        external_url_configured=config.external_url_configured,
+        host_policy=HostPolicy(urlsplit(config.external_url).netloc, config.allowed_hosts,
+                               _own_names())))
+    app = dispatch(metrics, web)
+    web_config = config.web_config
+    if web_config is not None and web_config.basic_auth_users:
+        app = BasicAuth(app, web_config.basic_auth_users, log)
+    app = with_security_headers(app, web_config.headers if web_config is not None else ())
+    server = make_server(config.host, config.port, app, server_limits)
     control = (ControlSocketServer(config.control_socket, tokens.flush, log)
                if config.control_socket else None)
     return Application(config, log, tokens, refresher, client, server, registry, redactor,
                        control)
+
+
+def _own_names() -> tuple[str, ...]:
+    """This machine's name, as a LAN browser may type it (`nas`, `nas.local`)."""
+    name = socket.gethostname().lower()
+    short = name.split(".")[0]
+    return (name, short, f"{short}.local") if short else ()
 
 
 class _RedactingStore:

@@ -11,12 +11,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from netatmo_exporter import __version__
+from netatmo_exporter.adapters.web_config import WebConfig, WebConfigError, load_web_config
 
 DEFAULT_PORT = 9210
 DEFAULT_SCOPE = "read_station read_homecoach"
 KNOWN_SCOPES = ("read_station", "read_homecoach")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 LOG_FORMATS = ("logfmt", "json")
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.?")
 _DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
                  "m": 60.0, "h": 3600.0}
@@ -63,6 +65,9 @@ class Config:
     scopes: tuple[str, ...]
     favorites: bool
     control_socket: str | None
+    external_url_configured: bool = True
+    allowed_hosts: tuple[str, ...] = ()
+    web_config: WebConfig | None = None
 
     @property
     def scope(self) -> str:
@@ -117,6 +122,11 @@ OPTIONS = (
     Option(("--control-socket",), "NETATMO_EXPORTER_CONTROL_SOCKET", "control_socket", "",
            "unix socket for the flush command (default: $RUNTIME_DIRECTORY/control.sock "
            "under systemd, else none)"),
+    Option(("--web.allowed-hosts",), "NETATMO_EXPORTER_ALLOWED_HOSTS", "allowed_hosts", "",
+           "host names the pages answer to besides IP addresses, localhost, this machine's "
+           "name and the external URL's host; comma-separated (DNS-rebinding defence)"),
+    Option(("--web.config.file",), "NETATMO_EXPORTER_WEB_CONFIG", "web_config_file", "",
+           "Prometheus exporter-toolkit web configuration file (basic_auth_users)"),
 )
 
 
@@ -238,6 +248,17 @@ def config_from(values: Mapping[str, str], environ: Mapping[str, str],
     if token_file:
         _check_token_dir("token_file", Path(token_file))
     control = values["control_socket"].strip() or default_control_socket(environ)
+    allowed_hosts = tuple(name.strip() for name in values["allowed_hosts"].split(",")
+                          if name.strip())
+    bad_hosts = [name for name in allowed_hosts if not _HOST_NAME.fullmatch(name)]
+    if bad_hosts:
+        raise _fail("allowed_hosts", f"{bad_hosts[0]!r} is not a host name")
+    web_config = None
+    if values["web_config_file"].strip():
+        try:
+            web_config = load_web_config(values["web_config_file"].strip())
+        except WebConfigError as exc:
+            raise _fail("web_config_file", str(exc)) from None
     return Config(
         host=host, port=port, external_url=external_url.rstrip("/"), token_file=token_file,
         client_id=values["client_id"].strip(), client_secret=values["client_secret"].strip(),
@@ -245,6 +266,8 @@ def config_from(values: Mapping[str, str], environ: Mapping[str, str],
         debug_handlers=_switch(values["debug_handlers"], "debug_handlers"),
         api_url=api_url.rstrip("/"), scopes=scopes,
         favorites=_switch(values["favorites"], "favorites"), control_socket=control or None,
+        external_url_configured=bool(values["external_url"].strip()),
+        allowed_hosts=allowed_hosts, web_config=web_config,
     )
 
 

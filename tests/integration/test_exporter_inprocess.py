@@ -32,7 +32,7 @@ def make_app(cloud: FakeNetatmoCloud, token_path: Path) -> Iterator[
     config = load_config(exporter_args(cloud, token_path, "--addr", "127.0.0.1:0"), {})
     app = build_app(config, client=client, log_stream=stream)
     yield app, stream
-    app.server.server_close()
+    app.server.shutdown()
     client.close()
 
 

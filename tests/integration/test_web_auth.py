@@ -296,19 +296,6 @@ def test_malformed_queries_never_reach_500(web: Web, target: str) -> None:
     assert not web.token_path.exists()
 
 
-def test_wrong_host_gets_an_explanation_before_the_redirect(web: Web) -> None:
-    with web.browser() as browser:
-        warned = browser.get("/auth/authorize", headers={"Host": "nas.lan:9210"})
-        anyway = browser.get("/auth/authorize?anyway=1", headers={"Host": "nas.lan:9210"})
-        status = browser.get("/", headers={"Host": "nas.lan:9210"})
-
-    assert warned.status_code == 200
-    assert "nas.lan:9210" in warned.text and web.url in warned.text
-    assert "--external-url" in warned.text
-    assert anyway.status_code == 302
-    assert 'id="host-mismatch"' in status.text
-
-
 def test_debug_handlers_exist_only_when_enabled(
         web_factory: list[Web], cloud: FakeNetatmoCloud, tmp_path: Path) -> None:
     plain = start_web(web_factory, cloud, tmp_path / "plain.json")

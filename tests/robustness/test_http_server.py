@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import socket
-import time
 from pathlib import Path
 
 from netatmo_exporter.simulator import FakeNetatmoCloud
@@ -92,51 +91,3 @@ def test_http_1_0_closes_and_expect_continue_is_answered(
     assert interim[0] == "HTTP/1.1 100 Continue"
     assert refused[0].startswith("HTTP/1.1 403")
     assert cloud.count("refresh_grants") == 0
-
-
-def test_protocol_errors_are_4xx_with_security_headers(
-    cloud: FakeNetatmoCloud, token_path: Path, start_exporter: StartExporter
-) -> None:
-    exporter = _exporter(cloud, token_path, start_exporter)
-    requests = {
-        b"GARBAGE\r\n\r\n": "400",
-        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n": "414",
-        b"POST /auth/settoken HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n": "413",
-        b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 200 + b"\r\n": "431",
-    }
-    for raw, expected in requests.items():
-        with _connect(exporter) as sock:
-            sock.sendall(raw)
-            status, headers, _ = _read_answer(sock, bytearray())
-        assert status.split()[1] == expected, raw[:40]
-        assert headers["x-frame-options"] == "DENY"
-        assert headers["x-content-type-options"] == "nosniff"
-        assert headers["referrer-policy"] == "no-referrer"
-        assert "default-src 'none'" in headers["content-security-policy"]
-
-
-def test_connections_beyond_the_cap_get_503_and_free_slots_are_reused(
-    cloud: FakeNetatmoCloud, token_path: Path, start_exporter: StartExporter
-) -> None:
-    exporter = _exporter(cloud, token_path, start_exporter)
-    exporter.app.server.max_connections = 3
-    idle = [_connect(exporter) for _ in range(3)]
-    try:
-        with _connect(exporter) as extra:
-            extra.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            status, headers, body = _read_answer(extra, bytearray())
-        assert status.split()[1] == "503"
-        assert headers["x-content-type-options"] == "nosniff"
-        assert body == b"too many open connections"
-    finally:
-        for sock in idle:
-            sock.close()
-
-    for _ in range(100):  # the handler threads notice the closed sockets
-        with _connect(exporter) as sock:
-            sock.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            status, _, _ = _read_answer(sock, bytearray())
-        if status.split()[1] == "200":
-            break
-        time.sleep(0.05)
-    assert status.split()[1] == "200"

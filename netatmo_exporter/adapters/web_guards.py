@@ -1,0 +1,186 @@
+"""WSGI guards in front of every page: security headers, the DNS-rebinding host check and
+HTTP basic authentication from the web configuration file."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import bcrypt
+
+from netatmo_exporter.domain.ports import EventLog
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+# Answered whatever the Host: Prometheus scrapes by whatever name its operator configured,
+# and none of these shows a reading, a place or the token file.
+ANY_HOST_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready", "/version",
+                            "/static/style.css"})
+UNAUTHENTICATED_PATHS = frozenset({"/-/healthy"})
+AUTH_REALM = "netatmo-exporter"
+MAX_CACHED_CREDENTIALS = 64
+
+
+def with_security_headers(app: WSGIApp, extra: Iterable[tuple[str, str]] = ()) -> WSGIApp:
+    """Adds the headers at the WSGI level, so error pages, redirects and `/metrics` carry
+    them too; `extra` comes from the web configuration file."""
+    added = [*SECURITY_HEADERS.items(), *extra]
+    ours = {name.lower() for name, _ in added}
+
+    def secured(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            kept = [(name, value) for name, value in headers if name.lower() not in ours]
+            return start_response(status, kept + added, *exc_info)
+
+        return app(environ, start)
+
+    return secured
+
+
+def host_name(host_header: str) -> str:
+    """The name in a Host header, without port, brackets or a trailing dot, lower case;
+    "" when the header is not `name[:port]` or `[address][:port]`."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        name, _, port = host[1:].partition("]")
+    else:
+        name, _, port = host.partition(":")
+    if port and not (port.startswith(":") if host.startswith("[") else port.isdigit()):
+        return ""
+    if host.startswith("[") and port and not port[1:].isdigit():
+        return ""
+    return name.rstrip(".")
+
+
+class HostPolicy:
+    """Which Host names the pages answer to: a DNS-rebinding page comes with its own name,
+    while an IP literal, localhost, the external URL's host, this machine's own name and
+    the names the operator listed cannot be pointed at us by someone else's DNS."""
+
+    def __init__(self, external_host: str, allowed: Iterable[str], own_names: Iterable[str]
+                 ) -> None:
+        names = {external_host, "localhost", *allowed, *own_names}
+        self._names = frozenset(host_name(name) for name in names if name)
+
+    def allows(self, host_header: str) -> bool:
+        name = host_name(host_header)
+        if not name:
+            return False
+        if name in self._names or name.endswith(".localhost"):
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
+
+
+class BasicAuth:
+    """HTTP basic authentication against bcrypt hashes; every path but `/-/healthy`.
+
+    A verified credential is remembered (as a salted digest, never in clear), so a scrape
+    costs a hash lookup, not bcrypt. Unremembered credentials are checked one at a time:
+    while one check runs, others are turned away with 429, so a flood of guesses takes
+    one of the server's threads, not all of them.
+    """
+
+    def __init__(self, app: WSGIApp, users: dict[str, bytes], log: EventLog | None) -> None:
+        self._app = app
+        self._users = users
+        self._log = log
+        self._salt = secrets.token_bytes(16)
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._checking = threading.Lock()
+        self._dummy = bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=10))
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") in UNAUTHENTICATED_PATHS:
+            return self._app(environ, start_response)
+        user, password = _credentials(environ.get("HTTP_AUTHORIZATION", ""))
+        if user is None or password is None:
+            return _unauthorized(start_response)
+        digest = hashlib.sha256(self._salt + user.encode() + b"\0" + password.encode()).digest()
+        with self._lock:
+            known = digest in self._verified
+            if known:
+                self._verified.move_to_end(digest)
+        if not known:
+            if not self._checking.acquire(blocking=False):
+                return _busy(start_response)
+            try:
+                ok = self._check(user, password)
+            finally:
+                self._checking.release()
+            if not ok:
+                if self._log is not None:
+                    self._log.warning("basic_auth_refused", user=user,
+                                      remote=environ.get("REMOTE_ADDR", ""),
+                                      path=environ.get("PATH_INFO", ""))
+                return _unauthorized(start_response)
+            with self._lock:
+                self._verified[digest] = None
+                while len(self._verified) > MAX_CACHED_CREDENTIALS:
+                    self._verified.popitem(last=False)
+        environ["REMOTE_USER"] = user
+        return self._app(environ, start_response)
+
+    def _check(self, user: str, password: str) -> bool:
+        hashed = self._users.get(user)
+        try:
+            # An unknown user costs a bcrypt check too, so timing does not tell users apart.
+            matches = bcrypt.checkpw(password.encode(), hashed or self._dummy)
+        except ValueError:  # bcrypt 5 refuses passwords over 72 bytes
+            return False
+        return hashed is not None and matches
+
+
+def _credentials(header: str) -> tuple[str | None, str | None]:
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not encoded or len(encoded) > 1024:
+        return None, None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+    user, colon, password = decoded.partition(":")
+    if not colon or not user.isprintable():
+        return None, None
+    return user, password
+
+
+def _unauthorized(start_response: Callable[..., Any]) -> list[bytes]:
+    body = b"401 Unauthorized: this exporter asks for a user name and password\n"
+    start_response("401 Unauthorized", [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("WWW-Authenticate", f'Basic realm="{AUTH_REALM}", charset="UTF-8"'),
+    ])
+    return [body]
+
+
+def _busy(start_response: Callable[..., Any]) -> list[bytes]:
+    body = b"429 Too Many Requests: another password check is running; try again\n"
+    start_response("429 Too Many Requests", [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("Retry-After", "1"),
+    ])
+    return [body]
+
