@@ -238,6 +238,7 @@ class HTTPServer:
             asyncore_use_poll=True,  # select() cannot watch sockets past number 1023
             ident="",
             expose_tracebacks=False,
+            clear_untrusted_proxy_headers=True,  # no proxy is trusted: X-Forwarded-* dropped
             log_socket_errors=False,
         )
         self.socket = sock
@@ -299,11 +300,15 @@ def make_server(host: str, port: int, app: WSGIApp, limits: ServerLimits | None 
 
 
 def _raise_file_limit(wanted: int) -> None:
-    """Each connection holds a descriptor; the usual soft limit (1024) is too low."""
+    """Each connection holds a descriptor; the usual soft limit (1024) is too low. Under
+    systemd the unit sets it (LimitNOFILE=) and forbids setrlimit, so failing is fine."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < wanted:
         ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, ceiling), hard))
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, ceiling), hard))
+        except (OSError, ValueError):
+            pass
 
 
 def _resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
