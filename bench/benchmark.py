@@ -50,8 +50,13 @@ from tests.support.harness import (  # noqa: E402
     seed_token,
 )
 
-LIBRARIES = ("httpx", "tenacity", "structlog", "bottle", "prometheus_client")
-DISTRIBUTIONS = ("httpx", "tenacity", "structlog", "bottle", "prometheus-client")
+LIBRARIES = ("httpx", "tenacity", "structlog", "bottle", "prometheus_client", "waitress",
+             "yaml", "bcrypt")
+DISTRIBUTIONS = ("httpx", "tenacity", "structlog", "bottle", "prometheus-client", "waitress",
+                 "PyYAML", "bcrypt")
+# Targets against the bare prometheus_client server, side by side in one run (issue 9):
+# keep-alive, as Prometheus scrapes; Connection: close, as a one-off curl does.
+TARGETS = {"keep-alive": (9.0, 0.15), "Connection: close": (4.0, 1 / 3)}
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,7 @@ def bare_server(exposition: str, workdir: Path) -> Iterator[Process]:
 # -- measurements ------------------------------------------------------------------------
 
 def wrk(url: str, settings: Settings, keep_alive: bool) -> Load:
-    command = ["wrk", "-t2", f"-c{settings.connections}", f"-d{settings.duration}s", "--latency",
+    command = ["wrk", "-t1", f"-c{settings.connections}", f"-d{settings.duration}s", "--latency",
                url + "/metrics"]
     if not keep_alive:
         command[1:1] = ["-H", "Connection: close"]
@@ -441,8 +446,10 @@ def verdicts(results: Results) -> list[str]:
     lines = []
     for label, (ours, bare) in results.comparison.items():
         ratio, p50 = ours.requests_per_second / bare.requests_per_second, ours.p50_ms / bare.p50_ms
-        met = "met" if ratio >= 4 and p50 <= 1 / 3 else "NOT met"
-        lines.append(f"- {label}: {ratio:.1f}x the throughput at {p50:.2f} of the p50: {met}.")
+        least, most = TARGETS.get(label, (4.0, 1 / 3))
+        met = "met" if ratio >= least and p50 <= most else "NOT met"
+        lines.append(f"- {label}: {ratio:.1f}x the throughput at {p50:.2f} of the p50 "
+                     f"(target: at least {least:g}x, at most {most:.2f}): {met}.")
     rss = results.memory["after_large"]
     if rss <= 30:
         lines.append(f"- Memory: {rss:.1f} MB: met.")

@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 
 from tests.integration.test_promtool import DASHBOARD, RULES, demo_exporter, require_tool
 from tests.support.harness import free_port, http_get
 
 Answer = dict[str, Any]
+PASSWORD = "scrape-password-for-tests"
 EMPTY_WHEN_HEALTHY = 'netatmo_exporter_scope_missing{instance=~".*"} == 1'
 
 
@@ -52,14 +54,30 @@ class PrometheusServer:
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     binary = require_tool("prometheus")
     workdir = tmp_path_factory.mktemp("prometheus")
-    with demo_exporter(workdir) as exporter:
+    guarded_dir = tmp_path_factory.mktemp("guarded")
+    web_config = guarded_dir / "web.yml"
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    web_config.write_text(f"basic_auth_users:\n  prometheus: {hashed}\n")
+    password_file = workdir / "password"
+    password_file.write_text(PASSWORD)
+    with demo_exporter(workdir) as exporter, \
+            demo_exporter(guarded_dir, "--web.config.file", str(web_config),
+                          wait_ready=False) as guarded:  # /-/ready asks for a password
+        # The guarded exporter is scraped for netatmo_up only (prometheus_client's name
+        # filter), so the rules and the dashboard see one account.
+        guarded_job = ("    params: {'name[]': [netatmo_up]}\n"
+                       f"    static_configs: [{{targets: ['127.0.0.1:{guarded.port}']}}]\n")
         config = workdir / "prometheus.yml"
         config.write_text(
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
             f"rule_files: [{json.dumps(str(RULES))}]\n"
             "scrape_configs:\n"
             "  - job_name: netatmo\n"
-            f"    static_configs: [{{targets: ['127.0.0.1:{exporter.port}']}}]\n")
+            f"    static_configs: [{{targets: ['127.0.0.1:{exporter.port}']}}]\n"
+            "  - job_name: netatmo_basic_auth\n"
+            "    basic_auth: {username: prometheus, "
+            f"password_file: {json.dumps(str(password_file))}}}\n" + guarded_job +
+            "  - job_name: netatmo_no_credentials\n" + guarded_job)
         port = free_port()
         log = workdir / "prometheus.log"
         with open(log, "wb") as out:
@@ -85,6 +103,23 @@ def test_promql_answers_the_simulated_account_values(prometheus: PrometheusServe
     assert [float(series["value"][1]) for series in health] == [1.0]
     favorites = prometheus.query('netatmo_module_info{favorite="true"}')
     assert sorted(s["metric"]["module"] for s in favorites) == ["Extérieur", "Intérieur"]
+
+
+def test_basic_auth_scrape_with_credentials_and_refusal_without(
+        prometheus: PrometheusServer) -> None:
+    def scraped() -> dict[str, float]:
+        ups = {series["metric"]["job"]: float(series["value"][1])
+               for series in prometheus.query('up{job=~"netatmo_.*"}')}
+        return ups if len(ups) == 2 else {}
+
+    ups = prometheus.wait_until("both basic-auth jobs scraped", scraped)
+    assert ups == {"netatmo_basic_auth": 1.0, "netatmo_no_credentials": 0.0}
+    names = prometheus.query('count by (__name__) ({job="netatmo_basic_auth", '
+                             '__name__=~"netatmo_.*"})')
+    assert [series["metric"]["__name__"] for series in names] == ["netatmo_up"]
+    targets = prometheus.api("targets")["activeTargets"]
+    denied = [t for t in targets if t["labels"]["job"] == "netatmo_no_credentials"]
+    assert "401" in denied[0]["lastError"]
 
 
 def test_alert_rules_load_and_flag_the_broken_modules(prometheus: PrometheusServer) -> None:

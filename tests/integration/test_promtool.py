@@ -84,7 +84,8 @@ def parse_scrape(body: str) -> DemoScrape:
 
 
 @contextmanager
-def demo_exporter(workdir: Path, *extra: str) -> Iterator[ExporterProcess]:
+def demo_exporter(workdir: Path, *extra: str, wait_ready: bool = True
+                  ) -> Iterator[ExporterProcess]:
     """An exporter with favourites on, reading the frozen demo account; ended by PID."""
     token_path = workdir / "token.json"
     with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=demo_account(frozen=True)) as cloud:
@@ -92,7 +93,7 @@ def demo_exporter(workdir: Path, *extra: str) -> Iterator[ExporterProcess]:
         exporter = ExporterProcess(exporter_args(cloud, token_path, "--favorites", *extra),
                                    workdir)
         try:
-            yield exporter.start(wait_ready=True)
+            yield exporter.start(wait_ready=wait_ready)
         finally:
             if exporter.proc is not None and exporter.proc.poll() is None:
                 exporter.kill()

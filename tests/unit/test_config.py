@@ -79,6 +79,10 @@ FLAG_CASES = [
     (["--favorites"], "NETATMO_FAVORITES", "true", lambda c: c.favorites, True),
     (["--control-socket", "/run/x.sock"], "NETATMO_EXPORTER_CONTROL_SOCKET", "/run/x.sock",
      lambda c: c.control_socket, "/run/x.sock"),
+    (["--web.allowed-hosts", "nas.lan,box"], "NETATMO_EXPORTER_ALLOWED_HOSTS", "nas.lan,box",
+     lambda c: c.allowed_hosts, ("nas.lan", "box")),
+    (["--web.config.file", "/dev/null"], "NETATMO_EXPORTER_WEB_CONFIG", "/dev/null",
+     lambda c: c.web_config.path, "/dev/null"),
 ]
 
 
