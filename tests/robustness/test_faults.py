@@ -107,3 +107,18 @@ def test_revoked_refresh_token_asks_for_authorization_and_keeps_serving(
             "reason=invalid_grant" in line and "authorize again" in line]
     assert len([line for line in failures if "event=refresh_failed" in line]) == 1
     assert cloud.count("invalid_grant") == 1
+
+
+def test_control_characters_from_netatmo_are_escaped_in_log_lines(
+    cloud: FakeNetatmoCloud, token_path: Path, start_exporter: StartExporter
+) -> None:
+    seed_token(cloud, token_path)
+    message = "Internal\x1b[2J error\r\nts=2026-01-01T00:00:00Z level=info event=forged"
+    cloud.inject("getstationsdata", Fault.api_error(403, 42, message), times=None)
+    exporter = start_exporter("--refresh-interval", "1h")
+    wait_until(lambda: bool(_failure_lines(exporter.log.lines())), 15.0, "a failure line")
+
+    text = exporter.log.getvalue()
+    assert "\x1b" not in text and "\r" not in text
+    assert all(line.startswith("ts=") for line in text.splitlines())
+    assert "\\u001b[2J" in text and "\\r\\nts=2026-01-01T00:00:00Z" in text
