@@ -120,3 +120,40 @@ def test_phone_sized_status_page(
         phone.screenshot(screenshots / "status-phone.png")
     finally:
         phone.quit()
+
+
+def test_first_run_from_a_lan_browser_and_a_rebinding_name(
+        chromedriver: ChromeDriver, cloud: FakeNetatmoCloud, tmp_path: Path,
+        exporters: list[ExporterProcess], screenshots: Path) -> None:
+    """The browser reaches the box by its LAN name (mapped to loopback inside Chromium, as
+    the LAN's DNS would), without --external-url: the redirect comes back to that name.
+    Another name pointed at the same address, as a DNS-rebinding page would be, gets
+    nothing but the explanation."""
+    exporter = ExporterProcess(exporter_args(cloud, tmp_path / "token.json",
+                                             "--web.allowed-hosts", "nas-box.test"), tmp_path)
+    exporters.append(exporter)
+    exporter.start()
+    lan = f"http://nas-box.test:{exporter.port}"
+    session = chromedriver.session(
+        tmp_path / "lan-profile",
+        extra_args=("--host-resolver-rules=MAP nas-box.test 127.0.0.1, "
+                    "MAP rebind.attacker.test 127.0.0.1",))
+    try:
+        session.open(f"http://rebind.attacker.test:{exporter.port}/")
+        refused = session.source()
+        session.screenshot(screenshots / "host-refused.png")
+
+        session.open(lan + "/")
+        assert session.find("#redirect-uri").attribute("value") == lan + "/auth/callback"
+        session.find("#authorize").click()
+        session.wait_for(lambda: session.exists("#accept"), "Netatmo's consent page")
+        session.find("#accept").click()
+        session.wait_for(lambda: session.current_url.startswith(lan + "/?done="),
+                         "the way back to the LAN address")
+        assert auth_state(session) == "authorized"
+    finally:
+        session.quit()
+
+    assert "Unknown host name" in refused and "--web.allowed-hosts" in refused
+    assert "Salon" not in refused
+    assert cloud.count("code_grants") == 1

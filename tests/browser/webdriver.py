@@ -64,13 +64,14 @@ class ChromeDriver:
         self.stop()
         raise WebDriverError("chromedriver did not become ready")
 
-    def session(self, profile: Path, width: int = 1100, height: int = 1600) -> Session:
+    def session(self, profile: Path, width: int = 1100, height: int = 1600,
+                extra_args: tuple[str, ...] = ()) -> Session:
         capabilities = {"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": [*CHROMIUM_ARGS, f"--user-data-dir={profile}",
-                         f"--window-size={width},{height}"],
+                         f"--window-size={width},{height}", *extra_args],
             },
         }}}
         value = _call("POST", self.url + "/session", capabilities, timeout=60)
