@@ -23,6 +23,7 @@ import bottle
 
 from netatmo_exporter import __version__
 from netatmo_exporter.adapters import status_view
+from netatmo_exporter.adapters.http_server import MAX_FORM_BYTES
 from netatmo_exporter.adapters.oauth_flow import (
     STATE_LIFETIME,
     PendingStates,
@@ -39,7 +40,6 @@ from netatmo_exporter.domain.refresher import Refresher
 COMMIT = "unknown"
 VIEWS = Path(__file__).with_name("views")
 STATIC = Path(__file__).with_name("static")
-MAX_FORM_BYTES = 8192
 MAX_TOKEN_LENGTH = 1024
 STATE_COOKIE = "netatmo_exporter_state"
 FORM_COOKIE = "netatmo_exporter_form"
@@ -302,7 +302,6 @@ class _Pages:
             return self._templates.refusal(refusal)
 
     def _set_token(self) -> str:
-        self._check_body_size()
         self._check_origin()
         form = bottle.request.forms
         self._check_form_token(form.get("form_token") or "")
@@ -331,19 +330,6 @@ class _Pages:
                           f"{exc}. The current authorization is unchanged.",
                           "Try again in a minute.") from None
         return self._see_other("/?done=token")
-
-    def _check_body_size(self) -> None:
-        environ = bottle.request.environ
-        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            raise Refusal(411, "Length required", "Send the form with a Content-Length.")
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            raise Refusal(400, "Bad request", "The Content-Length is not a number.") from None
-        if length > MAX_FORM_BYTES:
-            raise Refusal(413, "Form too large",
-                          f"The form is larger than {MAX_FORM_BYTES} bytes; a refresh token "
-                          "is much shorter. Nothing changed.")
 
     def _check_origin(self) -> None:
         headers = bottle.request.headers
