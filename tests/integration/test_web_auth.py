@@ -10,7 +10,6 @@ import io
 import json
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -49,14 +48,6 @@ class Web:
 
     def browser(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, follow_redirects=False, timeout=10.0)
-
-
-@pytest.fixture
-def web_factory() -> Iterator[list[Web]]:
-    started: list[Web] = []
-    yield started
-    for web in started:
-        web.app.stop()
 
 
 def start_web(started: list[Web], cloud: FakeNetatmoCloud, token_path: Path,

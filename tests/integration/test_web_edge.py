@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -21,14 +20,6 @@ from tests.support.harness import seed_token
 PAGES = ("/", "/auth/authorize", "/auth/callback?code=x&state=y", "/debug/data",
          "/debug/token")
 ANY_HOST = ("/metrics", "/-/healthy", "/-/ready", "/version", "/static/style.css")
-
-
-@pytest.fixture
-def web_factory() -> Iterator[list[Web]]:
-    started: list[Web] = []
-    yield started
-    for web in started:
-        web.app.stop()
 
 
 def _get(web: Web, path: str, host: str, **headers: str) -> httpx.Response:

@@ -17,6 +17,7 @@ from netatmo_exporter.entrypoints.config import load_config
 from netatmo_exporter.simulator import FakeNetatmoCloud
 from tests.conftest import exporter_args
 from tests.robustness.conftest import LogStream, RunningExporter, StartExporter
+from tests.robustness.test_http_server import authorized_exporter
 from tests.support.harness import ExporterProcess, seed_token
 
 FORM = b"POST /auth/settoken HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -122,10 +123,7 @@ def _header(head: bytes, name: bytes) -> bytes | None:
 @pytest.fixture
 def edge(cloud: FakeNetatmoCloud, token_path: Path, start_exporter: StartExporter
          ) -> RunningExporter:
-    seed_token(cloud, token_path)
-    exporter = start_exporter("--refresh-interval", "1h")
-    exporter.wait_for_metric("netatmo_up", 1.0)
-    return exporter
+    return authorized_exporter(cloud, token_path, start_exporter)
 
 
 @pytest.mark.parametrize(("raw", "status", "closed"), [case[1:] for case in CORPUS],

@@ -36,7 +36,7 @@ def _read_answer(sock: socket.socket, buffer: bytearray, head_only: bool = False
     return status, headers, rest[:length]
 
 
-def _exporter(cloud: FakeNetatmoCloud, token_path: Path, start: StartExporter
+def authorized_exporter(cloud: FakeNetatmoCloud, token_path: Path, start: StartExporter
               ) -> RunningExporter:
     seed_token(cloud, token_path)
     exporter = start("--refresh-interval", "1h")
@@ -47,7 +47,7 @@ def _exporter(cloud: FakeNetatmoCloud, token_path: Path, start: StartExporter
 def test_pipelined_requests_on_one_kept_alive_connection(
     cloud: FakeNetatmoCloud, token_path: Path, start_exporter: StartExporter
 ) -> None:
-    exporter = _exporter(cloud, token_path, start_exporter)
+    exporter = authorized_exporter(cloud, token_path, start_exporter)
     with _connect(exporter) as sock:
         sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
                      b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -73,7 +73,7 @@ def test_pipelined_requests_on_one_kept_alive_connection(
 def test_http_1_0_closes_and_expect_continue_is_answered(
     cloud: FakeNetatmoCloud, token_path: Path, start_exporter: StartExporter
 ) -> None:
-    exporter = _exporter(cloud, token_path, start_exporter)
+    exporter = authorized_exporter(cloud, token_path, start_exporter)
     with _connect(exporter) as sock:
         sock.sendall(b"GET /-/ready HTTP/1.0\r\n\r\n")
         old = _read_answer(sock, bytearray())
