@@ -238,7 +238,7 @@ class HTTPServer:
             asyncore_use_poll=True,  # select() cannot watch sockets past number 1023
             ident="",
             expose_tracebacks=False,
-            clear_untrusted_proxy_headers=True,  # no proxy is trusted: X-Forwarded-* dropped
+            clear_untrusted_proxy_headers=True,  # bottle would trust X-Forwarded-* otherwise
             log_socket_errors=False,
         )
         self.socket = sock

@@ -249,3 +249,16 @@ def test_a_password_flood_leaves_scrapes_with_the_known_password_answering(
     # One bcrypt check at a time: concurrent guesses are turned away, never let in.
     assert set(statuses) == {401, 429}
     assert scrapes == [200] * 10
+
+
+def test_forwarded_headers_from_the_lan_are_not_trusted(
+        web_factory: list[Web], cloud: FakeNetatmoCloud, token_path: Path) -> None:
+    web = start_web(web_factory, cloud, token_path)
+    host = web.url.removeprefix("http://")
+
+    page = _get(web, "/", host, **{"X-Forwarded-Host": "rebind.attacker.example",
+                                   "X-Forwarded-Proto": "https"})
+
+    assert page.status_code == 200
+    assert f'value="http://{host}/auth/callback"' in page.text
+    assert "rebind.attacker.example" not in page.text
