@@ -100,19 +100,21 @@ class CachedMetricsApp:
         def capture(status: str, headers: list[tuple[str, str]], *_: Any) -> None:
             captured.extend((status, headers))
 
-        # HEAD is answered like GET (waitress leaves the body out); prometheus_client
-        # itself knows only GET and OPTIONS.
-        get = {**environ, "REQUEST_METHOD": "GET"}
-        body = b"".join(self._app(get, capture))
+        body = b"".join(self._app(environ, capture))
         return captured[0], captured[1], body
 
 
 def dispatch(metrics_app: WSGIApp, web_app: WSGIApp) -> WSGIApp:
-    """`/metrics` goes straight to prometheus_client, outside bottle's hooks."""
+    """`/metrics` goes straight to prometheus_client, outside bottle's hooks.
+
+    HEAD is answered as GET and waitress leaves the body out: prometheus_client knows only
+    GET, and bottle's empty HEAD body under a Content-Length makes waitress 2 (bookworm)
+    close a kept-alive connection."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD") in (
-                "GET", "HEAD"):
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            environ = {**environ, "REQUEST_METHOD": "GET"}
+        if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD") == "GET":
             return metrics_app(environ, start_response)
         return web_app(environ, start_response)
 
@@ -267,7 +269,10 @@ class HTTPServer:
             self._close_all(but=trigger)
         self._server.task_dispatcher.shutdown(timeout=5)
         if running:
-            trigger.pull_trigger(trigger.close)
+            try:
+                trigger.pull_trigger(trigger.close)
+            except OSError:  # already closed: the loop has nothing left to wait on
+                pass
             assert self._thread is not None
             self._thread.join(timeout=10.0)
         else:
