@@ -25,6 +25,9 @@ DASHBOARD = REPO / "monitoring" / "grafana" / "netatmo-dashboard.json"
 GO_NAME_PROMTOOL_FLAGS = (
     "netatmo_sensor_pressure_mb metric names should not contain abbreviated units")
 
+ALL_SCOPES = ("read_station", "read_homecoach", "read_thermostat")
+RULE_COUNT = 15
+
 Series = tuple[str, frozenset[tuple[str, str]]]
 
 
@@ -86,12 +89,14 @@ def parse_scrape(body: str) -> DemoScrape:
 @contextmanager
 def demo_exporter(workdir: Path, *extra: str, wait_ready: bool = True
                   ) -> Iterator[ExporterProcess]:
-    """An exporter with favourites on, reading the frozen demo account; ended by PID."""
+    """An exporter with favourites and Netatmo Energy on, reading the frozen demo account;
+    ended by PID."""
     token_path = workdir / "token.json"
     with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=demo_account(frozen=True)) as cloud:
-        seed_token(cloud, token_path)
-        exporter = ExporterProcess(exporter_args(cloud, token_path, "--favorites", *extra),
-                                   workdir)
+        seed_token(cloud, token_path, scope=ALL_SCOPES)
+        exporter = ExporterProcess(
+            exporter_args(cloud, token_path, "--favorites", "--scope", " ".join(ALL_SCOPES),
+                          *extra), workdir)
         try:
             yield exporter.start(wait_ready=wait_ready)
         finally:
@@ -111,6 +116,9 @@ def test_promtool_check_metrics_flags_only_the_go_pressure_name(full_scrape: str
     promtool = require_tool("promtool")
     assert 'favorite="true"' in full_scrape
     assert "netatmo_sensor_health_index" in full_scrape
+    assert 'netatmo_room_setpoint_mode{home="Maison",mode="manual",room="Chambre"} 1.0' \
+        in full_scrape
+    assert 'netatmo_module_battery_state{home="Maison",module="Vanne bureau"' in full_scrape
 
     result = run_tool(promtool, "check", "metrics", stdin=full_scrape)
 
@@ -122,7 +130,7 @@ def test_promtool_check_rules_passes() -> None:
     result = run_tool(require_tool("promtool"), "check", "rules", str(RULES))
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout
+    assert f"SUCCESS: {RULE_COUNT} rules found" in result.stdout
 
 
 def test_promtool_rule_unit_tests_pass() -> None:
@@ -139,6 +147,6 @@ def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
     firing = set(re.findall(r"alertname: (\w+)\n\s+exp_alerts:\n\s+- exp_labels", tests))
     quiet = set(re.findall(r"alertname: (\w+)\n\s+exp_alerts: \[\]", tests))
 
-    assert len(alerts) == 9
+    assert len(alerts) == RULE_COUNT
     assert firing == alerts
     assert quiet == alerts

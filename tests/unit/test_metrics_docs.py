@@ -91,4 +91,5 @@ def test_dashboard_queries_only_catalogued_metrics() -> None:
 
     assert queried - catalogued == set()
     assert {"netatmo_sensor_health_index", "netatmo_sensor_rain_today_meters",
-            "netatmo_module_battery_ratio", "netatmo_exporter_token_expiry_time"} <= queried
+            "netatmo_module_battery_ratio", "netatmo_exporter_token_expiry_time",
+            "netatmo_room_temperature_celsius", "netatmo_module_battery_state"} <= queried
