@@ -81,7 +81,7 @@ def _line(row: RoomRow, modules: list[ModuleRow]) -> RoomLine:
     status = row.status
     batteries = ", ".join(_battery(m) for m in modules if _battery(m))
     if status is None:
-        return RoomLine(row.home, row.room, "", "", "", "", batteries, "no-data")
+        return RoomLine(row.home, row.room, "no data", "", "", "", batteries, "no-data")
     temperature = ("" if status.measured_temperature is None
                    else f"{status.measured_temperature:.1f}\u00a0°C")
     setpoint = "" if status.setpoint_temperature is None else (
@@ -96,6 +96,8 @@ def _line(row: RoomRow, modules: list[ModuleRow]) -> RoomLine:
         m.status is not None and m.status.reachable is False for m in modules)
     health = ("unreachable" if unreachable else "window-open" if status.open_window
               else "ok")
+    if not temperature and status.reachable is False:
+        temperature = "unreachable"
     return RoomLine(row.home, row.room, temperature, setpoint, demand, window, batteries,
                     health)
 

@@ -379,10 +379,11 @@ def test_rooms_table_in_plain_words() -> None:
     assert lines["Salon"].setpoint == "21.0\u00a0°C (schedule)"
     assert lines["Salon"].demand == "40\u00a0%"
     assert (lines["Chambre"].window, lines["Chambre"].health) == ("open", "window-open")
-    assert lines["Bureau"].health == "unreachable"
+    assert (lines["Bureau"].health, lines["Bureau"].temperature) == ("unreachable",
+                                                                     "unreachable")
     assert lines["Bureau"].batteries == "Vanne bureau: low, 2.45\u00a0V (unreachable)"
     assert lines["Salle de bain"].setpoint == "22.0\u00a0°C (boost)"
-    assert lines["Séjour"].health == "no-data"
+    assert (lines["Séjour"].health, lines["Séjour"].temperature) == ("no-data", "no data")
     problems = home_problems(world.poller.snapshot)
     assert [p.home for p in problems] == ["Chalet"]
     assert "code 6" in problems[0].message

@@ -13,11 +13,11 @@
 <p>No rooms yet.</p>
 % else:
 <div class="table-wrap"><table>
-<thead><tr><th>Home</th><th>Room</th><th>Temperature</th><th>Setpoint</th><th>Heating demand</th><th>Window</th><th>Valve batteries</th></tr></thead>
+<thead><tr><th>Home</th><th>Room</th><th>Temperature</th><th>Setpoint</th><th>Heating demand</th><th>Window</th><th>Batteries</th></tr></thead>
 <tbody>
 % for room in rooms:
 <tr class="{{room.health}}"><td class="station">{{room.home}}</td><td class="room">{{room.room}}</td>
-<td data-label="Temperature">{{room.temperature}}</td><td data-label="Setpoint">{{room.setpoint}}</td><td data-label="Heating demand">{{room.demand}}</td><td class="window" data-label="Window">{{room.window}}</td><td class="batteries" data-label="Valve batteries">{{room.batteries}}</td></tr>
+<td class="temperature" data-label="Temperature">{{room.temperature}}</td><td data-label="Setpoint">{{room.setpoint}}</td><td data-label="Heating demand">{{room.demand}}</td><td class="window" data-label="Window">{{room.window}}</td><td class="batteries" data-label="Batteries">{{room.batteries}}</td></tr>
 % end
 </tbody></table></div>
 % end
