@@ -398,3 +398,18 @@ def test_status_page_without_energy_shows_the_hint_only() -> None:
     assert "read_thermostat" in values["energy_hint"]
     assert [p.message for p in home_problems(snapshot)] == [
         "Netatmo homesdata: connection failed"]
+
+
+def test_energy_only_scope_is_no_weather_failure() -> None:
+    world = World(granted=("read_thermostat",))
+    weather = FakeWeatherSource((station(now=world.clock.now()),))
+    refresher = Refresher(world.tokens, weather, RefreshSettings(INTERVAL, ("read_thermostat",),
+                                                                 False), world.clock, world.log)
+
+    refresher.refresh_once()
+    world.poller.poll_once()
+
+    assert refresher.status.ok and refresher.snapshot is not None
+    assert refresher.snapshot.stations == () and weather.calls == []
+    assert world.tokens.status().state is AuthState.OK
+    assert world.poller.snapshot is not None and len(world.poller.snapshot.homes) == 2
