@@ -107,9 +107,22 @@ class EnergyPoller:
             return self._interval
 
     def _current_homes(self, now: float) -> tuple[HomeSetup, ...]:
-        if self._homes is None or now - self._homes_at >= self._setup_interval:
+        """The homes' setup, read again when due. A failed re-read keeps the known setup
+        (it rarely changes) and is tried again at the next refresh."""
+        if self._homes is not None and now - self._homes_at < self._setup_interval:
+            return self._homes
+        try:
             self._homes = self._with_fresh_token(self._source.fetch_homes)
-            self._homes_at = now
+        except (MissingScope, RateLimited):
+            raise
+        except NetatmoError as exc:
+            if self._homes is None:
+                raise
+            self._count("", exc.reason)
+            self._log.warning("homesdata_failed", reason=exc.reason, error=str(exc),
+                              keeping_homes=len(self._homes))
+            return self._homes
+        self._homes_at = now
         return self._homes
 
     def _report(self, home: HomeSetup) -> HomeReport:
@@ -119,7 +132,7 @@ class EnergyPoller:
         except (MissingScope, RateLimited):
             raise
         except NetatmoError as exc:
-            self.error_counts[(home.id, exc.reason)] += 1
+            self._count(home.id, exc.reason)
             self._log.warning("home_status_failed", home_id=home.id, reason=exc.reason,
                               error=str(exc))
             return HomeReport(home, None, exc.reason, str(exc))
@@ -148,13 +161,19 @@ class EnergyPoller:
             self._rate_limit_streak += 1
             wait = min(MAX_BACKOFF, max(wait * 2 ** self._rate_limit_streak,
                                         exc.retry_after or 0.0))
-        self.error_counts[("", exc.reason)] += 1
+        self._count("", exc.reason)
         previous = self.snapshot.homes if self.snapshot is not None else ()
         self._publish(EnergySnapshot(previous, fetched_at=started, error_reason=exc.reason,
                                      error_message=str(exc)))
         self._log.error("energy_refresh_failed", reason=exc.reason, error=str(exc),
                         next_try_in=round(wait, 1))
         return wait
+
+    def _count(self, home_id: str, reason: str) -> None:
+        # Replaced whole, so a scrape never iterates a counter being changed.
+        counts = Counter(self.error_counts)
+        counts[(home_id, reason)] += 1
+        self.error_counts = counts
 
     def _publish(self, snapshot: EnergySnapshot) -> None:
         self.snapshot = snapshot

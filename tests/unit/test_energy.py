@@ -33,6 +33,7 @@ from netatmo_exporter.domain.errors import (
     MissingScope,
     NetatmoError,
     RateLimited,
+    TransientError,
 )
 from netatmo_exporter.domain.refresher import Refresher, RefreshSettings
 from netatmo_exporter.domain.token import Token
@@ -413,3 +414,38 @@ def test_energy_only_scope_is_no_weather_failure() -> None:
     assert refresher.snapshot.stations == () and weather.calls == []
     assert world.tokens.status().state is AuthState.OK
     assert world.poller.snapshot is not None and len(world.poller.snapshot.homes) == 2
+
+
+def test_a_failed_hourly_setup_read_keeps_the_known_homes_and_tries_again() -> None:
+    world = World()
+    world.poller.poll_once()
+    world.clock.advance(3600)
+    world.source.errors["homesdata"] = [ApiError("Netatmo homesdata: API error code 1")]
+
+    world.poller.poll_once()
+    kept = world.poller.snapshot
+    world.clock.advance(INTERVAL)
+    world.poller.poll_once()
+
+    assert kept is not None and kept.error_reason is None
+    assert [r.status is not None for r in kept.homes] == [True, False]
+    assert world.poller.error_counts[("", "api_error")] == 1
+    assert world.source.count("homesdata") == 3
+    assert "homesdata_failed" in world.log.names("warning")
+
+
+def test_a_first_setup_read_failing_is_shown_and_counted() -> None:
+    world = World()
+    world.source.errors["homesdata"] = [TransientError("Netatmo homesdata: HTTP 502",
+                                                       "server_error")]
+
+    wait = world.poller.poll_once()
+
+    snapshot = world.poller.snapshot
+    assert wait == INTERVAL
+    assert snapshot is not None and snapshot.homes == ()
+    assert world.poller.error_counts == {("", "server_error"): 1}
+    assert [(p.home, p.message) for p in home_problems(snapshot)] == [
+        ("", "Netatmo homesdata: HTTP 502")]
+    assert world.registry().get_sample_value(
+        "netatmo_energy_errors_total", {"home": "", "reason": "server_error"}) == 1.0
