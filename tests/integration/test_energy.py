@@ -61,6 +61,9 @@ def test_client_reports_a_home_with_errors_only_and_an_api_error(
     with pytest.raises(HomeUnavailable, match="code 6"):
         client.fetch_home_status(token, CHALET)
     assert client.fetch_home_status(token, MAISON).rooms
+    with pytest.raises(ApiError, match="code 21"):
+        client.fetch_home_status(token, "not-a-home")
+    assert cloud.count("home_not_found") == 1
 
 
 def test_client_raises_missing_scope_without_read_thermostat(
