@@ -330,9 +330,11 @@ class ApiCounterCollector(Collector):
     that no `_created` series appear whatever the prometheus_client version."""
 
     def __init__(self, request_counts: Callable[[], dict[tuple[str, str], int]],
-                 refresher: Refresher) -> None:
+                 refresher: Refresher,
+                 alerted: tuple[tuple[str, str], ...] = ALERTED_REQUESTS) -> None:
         self._request_counts = request_counts
         self._refresher = refresher
+        self._alerted = alerted
 
     def describe(self) -> Iterator[Metric]:
         return (spec.family() for spec in COUNTER_METRICS.values())
@@ -340,7 +342,7 @@ class ApiCounterCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         requests = COUNTER_METRICS["requests"].family()
         assert isinstance(requests, CounterMetricFamily)
-        counts = {**dict.fromkeys(ALERTED_REQUESTS, 0), **self._request_counts()}
+        counts = {**dict.fromkeys(self._alerted, 0), **self._request_counts()}
         for (endpoint, outcome), count in sorted(counts.items()):
             requests.add_metric([endpoint, outcome], float(count))
         yield requests

@@ -117,6 +117,10 @@ HOME_METRICS = {
                      "refresh failed (homesdata)", (*HOME_LABELS, "reason"), "counter"),
 }
 
+# Exported at 0 from the start, as the weather endpoints' (see ALERTED_REQUESTS).
+ALERTED_ENERGY_REQUESTS = tuple((endpoint, outcome) for endpoint in ("homesdata", "homestatus")
+                                for outcome in ("ok", "rate_limited"))
+
 SCOPE_MISSING = metric("netatmo_exporter_scope_missing", "",
                        "1 if read_thermostat is asked for but not granted", ("scope",))
 

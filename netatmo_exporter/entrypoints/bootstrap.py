@@ -12,9 +12,17 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry
 
 from netatmo_exporter.adapters.clock import SystemClock
-from netatmo_exporter.adapters.collector import ApiCounterCollector, NetatmoCollector
+from netatmo_exporter.adapters.collector import (
+    ALERTED_REQUESTS,
+    ApiCounterCollector,
+    NetatmoCollector,
+)
 from netatmo_exporter.adapters.control_socket import ControlSocketServer
-from netatmo_exporter.adapters.energy_collector import EnergyCollector, MergedCollector
+from netatmo_exporter.adapters.energy_collector import (
+    ALERTED_ENERGY_REQUESTS,
+    EnergyCollector,
+    MergedCollector,
+)
 from netatmo_exporter.adapters.http_server import (
     CachedMetricsApp,
     HTTPServer,
@@ -128,7 +136,9 @@ def build_app(
     else:
         registry.register(weather)
     tokens.set_on_new_token(_both(refresher.wake, energy.wake) if energy else refresher.wake)
-    registry.register(ApiCounterCollector(client.request_counts, refresher))
+    registry.register(ApiCounterCollector(
+        client.request_counts, refresher,
+        ALERTED_REQUESTS + (ALERTED_ENERGY_REQUESTS if energy else ())))
     metrics = CachedMetricsApp(
         registry, lambda: (refresher.version, tokens.version, int(clock.now()),
                            energy.version if energy else 0))

@@ -116,6 +116,9 @@ def test_exporter_serves_rooms_beside_the_weather_while_one_home_fails(
                         outcome="ok") == 2.0
     assert scrape.value("netatmo_api_requests_total", endpoint="homesdata",
                         outcome="ok") == 1.0
+    # Present before the first one, so that increase() in NetatmoRateLimited sees it.
+    assert scrape.value("netatmo_api_requests_total", endpoint="homestatus",
+                        outcome="rate_limited") == 0.0
     assert scrape.value("netatmo_exporter_scope_missing", scope="read_thermostat") == 0.0
     assert cloud.count("homesdata") == 1
     _, page = exporter.get("/")
@@ -162,5 +165,6 @@ def test_exporter_without_read_thermostat_in_scope_never_calls_energy(
     _, page = exporter.get("/")
 
     assert "netatmo_room_" not in body and 'scope="read_thermostat"' not in body
+    assert 'endpoint="homesdata"' not in body
     assert cloud.count("homesdata") == 0
     assert 'id="energy-hint"' in page and 'id="rooms"' not in page
