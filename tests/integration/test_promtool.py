@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,10 +99,23 @@ def demo_exporter(workdir: Path, *extra: str, wait_ready: bool = True
             exporter_args(cloud, token_path, "--favorites", "--scope", " ".join(ALL_SCOPES),
                           *extra), workdir)
         try:
-            yield exporter.start(wait_ready=wait_ready)
+            exporter.start(wait_ready=wait_ready)
+            if wait_ready:
+                _wait_for_energy(exporter)
+            yield exporter
         finally:
             if exporter.proc is not None and exporter.proc.poll() is None:
                 exporter.kill()
+
+
+def _wait_for_energy(exporter: ExporterProcess, timeout: float = 20.0) -> None:
+    """/-/ready waits for the weather data; the Energy poller runs beside it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "netatmo_home_status_up{" in exporter.get("/metrics")[1]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no Energy data within {timeout}s:\n{exporter.logs()}")
 
 
 @pytest.fixture(scope="module")
