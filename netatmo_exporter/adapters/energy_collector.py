@@ -18,6 +18,7 @@ each shared family once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -139,6 +140,10 @@ class EnergyCollector(Collector):
         self._poller = poller
         self._tokens = tokens
 
+    def describe(self) -> Iterator[Metric]:
+        """The families by name, so that a scrape's `name[]` filter finds them."""
+        return (spec.family() for spec in (*ENERGY_METRICS, SCOPE_MISSING))
+
     def collect(self) -> Iterator[Metric]:
         snapshot = self._poller.snapshot
         yield from self._room_metrics(room_rows(snapshot))
@@ -218,13 +223,26 @@ class EnergyCollector(Collector):
         yield errors
 
 
+class DescribedCollector(Protocol):
+    def describe(self) -> Iterable[Metric]: ...
+
+    def collect(self) -> Iterable[Metric]: ...
+
+
 class MergedCollector(Collector):
     """Yields the families of several collectors, each name once: two families of one name
     would make the exposition invalid, so samples of a shared name are joined into the
     first family (its help text wins)."""
 
-    def __init__(self, *collectors: Collector) -> None:
+    def __init__(self, *collectors: DescribedCollector) -> None:
         self._collectors = collectors
+
+    def describe(self) -> Iterator[Metric]:
+        described: dict[str, Metric] = {}
+        for collector in self._collectors:
+            for family in collector.describe():
+                described.setdefault(family.name, family)
+        yield from described.values()
 
     def collect(self) -> Iterator[Metric]:
         merged: dict[str, Metric] = {}

@@ -449,3 +449,18 @@ def test_a_first_setup_read_failing_is_shown_and_counted() -> None:
         ("", "Netatmo homesdata: HTTP 502")]
     assert world.registry().get_sample_value(
         "netatmo_energy_errors_total", {"home": "", "reason": "server_error"}) == 1.0
+
+
+def test_a_name_filtered_scrape_finds_room_and_shared_module_families() -> None:
+    world = World()
+    world.poller.poll_once()
+    registry = world.registry()
+
+    only = registry.restricted_registry(["netatmo_room_temperature_celsius",
+                                         "netatmo_module_reachable"])
+    text = generate_latest(only).decode()
+
+    assert 'netatmo_room_temperature_celsius{home="Maison",room="Salon"} 20.5' in text
+    assert 'netatmo_module_reachable{home="Maison",module="Vanne bureau",room="Bureau"} 0.0' \
+        in text
+    assert "netatmo_room_setpoint" not in text
