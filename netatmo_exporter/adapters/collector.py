@@ -18,7 +18,6 @@ import platform
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -29,6 +28,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from netatmo_exporter import __version__
+from netatmo_exporter.adapters.energy_collector import ENERGY_METRICS
+from netatmo_exporter.adapters.metric_spec import LABELS, MetricSpec
+from netatmo_exporter.adapters.metric_spec import metric as _metric
 from netatmo_exporter.domain.authorization import AuthState, TokenManager
 from netatmo_exporter.domain.labels import ModuleLabels, label_modules
 from netatmo_exporter.domain.model import (
@@ -44,7 +46,6 @@ from netatmo_exporter.domain.model import (
 from netatmo_exporter.domain.ports import Clock
 from netatmo_exporter.domain.refresher import HOMECOACH_SCOPE, STATIONS_SCOPE, Refresher
 
-LABELS = ("module", "station", "home")
 INFO_LABELS = (*LABELS, "module_id", "station_id", "home_id", "type", "firmware", "favorite")
 AUTH_STATES = tuple(state.value for state in AuthState)
 DATA_SCOPES = (STATIONS_SCOPE, HOMECOACH_SCOPE)
@@ -54,30 +55,6 @@ _CACHED = "Cached; refreshed from Netatmo every refresh interval."
 _WIFI = "Wifi signal quality, lower is better (86: bad, 71: average, 56: good)"
 _RF = "Radio signal quality to the base station, lower is better (90: low, 60: full)"
 _KEPT = "Kept while the module is stale or unreachable."
-
-MetricType = Literal["gauge", "counter", "info"]
-
-
-@dataclass(frozen=True, slots=True)
-class MetricSpec:
-    """One exposed metric family, as the docs table lists it and the collector emits it."""
-
-    name: str
-    kind: MetricType
-    unit: str
-    text: str
-    labels: tuple[str, ...] = LABELS
-    go: bool = False
-
-    def family(self) -> Metric:
-        if self.kind == "counter":
-            return CounterMetricFamily(self.name.removesuffix("_total"), self.text,
-                                       labels=list(self.labels))
-        if self.kind == "info":
-            return InfoMetricFamily(self.name.removesuffix("_info"), self.text,
-                                    labels=list(self.labels))
-        return GaugeMetricFamily(self.name, self.text, labels=list(self.labels))
-
 
 @dataclass(frozen=True, slots=True)
 class ReadingSpec:
@@ -100,11 +77,6 @@ def _trend(get: Callable[[Readings], int | None]) -> Callable[[Readings], float 
         value = get(readings)
         return None if value is None else float(value)
     return trend
-
-
-def _metric(name: str, unit: str, text: str, labels: tuple[str, ...] = LABELS,
-            kind: MetricType = "gauge", go: bool = False) -> MetricSpec:
-    return MetricSpec(name, kind, unit, text, labels, go)
 
 
 def _reading(name: str, unit: str, text: str, value: Callable[[Readings], float | None],
@@ -254,6 +226,7 @@ METRICS: tuple[MetricSpec, ...] = (
     *(reading.metric for reading in READING_METRICS),
     *HEALTH_METRICS.values(),
     MODULE_INFO,
+    *ENERGY_METRICS,
 )
 
 
@@ -357,9 +330,11 @@ class ApiCounterCollector(Collector):
     that no `_created` series appear whatever the prometheus_client version."""
 
     def __init__(self, request_counts: Callable[[], dict[tuple[str, str], int]],
-                 refresher: Refresher) -> None:
+                 refresher: Refresher,
+                 alerted: tuple[tuple[str, str], ...] = ALERTED_REQUESTS) -> None:
         self._request_counts = request_counts
         self._refresher = refresher
+        self._alerted = alerted
 
     def describe(self) -> Iterator[Metric]:
         return (spec.family() for spec in COUNTER_METRICS.values())
@@ -367,7 +342,7 @@ class ApiCounterCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         requests = COUNTER_METRICS["requests"].family()
         assert isinstance(requests, CounterMetricFamily)
-        counts = {**dict.fromkeys(ALERTED_REQUESTS, 0), **self._request_counts()}
+        counts = {**dict.fromkeys(self._alerted, 0), **self._request_counts()}
         for (endpoint, outcome), count in sorted(counts.items()):
             requests.add_metric([endpoint, outcome], float(count))
         yield requests

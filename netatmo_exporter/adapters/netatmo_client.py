@@ -13,7 +13,9 @@ import httpx
 import tenacity
 
 from netatmo_exporter import __version__
+from netatmo_exporter.adapters.energy_payload import parse_home_status, parse_homes
 from netatmo_exporter.adapters.netatmo_payload import parse_devices
+from netatmo_exporter.domain.energy import HomeSetup, HomeStatus
 from netatmo_exporter.domain.errors import (
     AccessTokenRejected,
     ApiError,
@@ -26,7 +28,7 @@ from netatmo_exporter.domain.errors import (
     RateLimited,
     TransientError,
 )
-from netatmo_exporter.domain.model import DeviceKind, Station
+from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.ports import Clock
 from netatmo_exporter.domain.token import Token
 
@@ -43,7 +45,7 @@ T = TypeVar("T")
 
 
 class NetatmoClient:
-    """Satisfies `TokenEndpoint` and `WeatherSource`.
+    """Satisfies `TokenEndpoint`, `WeatherSource` and `EnergySource`.
 
     Transient failures (timeouts, connection errors, 5xx, proxy error pages, garbled
     bodies) are retried with exponential backoff; everything else is classified into a
@@ -101,10 +103,19 @@ class NetatmoClient:
 
     def fetch_stations(self, access_token: str, favorites: bool) -> tuple[Station, ...]:
         params = {"get_favorites": "true"} if favorites else {}
-        return self._data_request("getstationsdata", access_token, params, "station")
+        return self._data_request("getstationsdata", access_token, params,
+                                  lambda answer: parse_devices(answer, "station"))
 
     def fetch_homecoaches(self, access_token: str) -> tuple[Station, ...]:
-        return self._data_request("gethomecoachsdata", access_token, {}, "homecoach")
+        return self._data_request("gethomecoachsdata", access_token, {},
+                                  lambda answer: parse_devices(answer, "homecoach"))
+
+    def fetch_homes(self, access_token: str) -> tuple[HomeSetup, ...]:
+        return self._data_request("homesdata", access_token, {}, parse_homes)
+
+    def fetch_home_status(self, access_token: str, home_id: str) -> HomeStatus:
+        return self._data_request("homestatus", access_token, {"home_id": home_id},
+                                  lambda answer: parse_home_status(answer, home_id))
 
     def _token_request(self, form: dict[str, str]) -> Token:
         form = {**form, "client_id": self._client_id, "client_secret": self._client_secret}
@@ -117,14 +128,15 @@ class NetatmoClient:
         return self._with_retries(send)
 
     def _data_request(
-        self, endpoint: str, access_token: str, params: dict[str, str], kind: DeviceKind
-    ) -> tuple[Station, ...]:
+        self, endpoint: str, access_token: str, params: dict[str, str],
+        parse: Callable[[Any], T],
+    ) -> T:
         headers = {"Authorization": f"Bearer {access_token}"}
 
-        def send() -> tuple[Station, ...]:
+        def send() -> T:
             response = self._send(endpoint, "GET", f"/api/{endpoint}", params=params,
                                   headers=headers)
-            return parse_devices(_json(response, endpoint), kind)
+            return parse(_json(response, endpoint))
 
         return self._with_retries(send)
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import bottle
 
 from netatmo_exporter import __version__
-from netatmo_exporter.adapters import status_view
+from netatmo_exporter.adapters import energy_view, status_view
 from netatmo_exporter.adapters.http_server import MAX_FORM_BYTES
 from netatmo_exporter.adapters.oauth_flow import (
     STATE_LIFETIME,
@@ -33,6 +33,7 @@ from netatmo_exporter.adapters.oauth_flow import (
 )
 from netatmo_exporter.adapters.web_guards import ANY_HOST_PATHS, HostPolicy, host_name
 from netatmo_exporter.domain.authorization import AuthState, TokenManager
+from netatmo_exporter.domain.energy import EnergySnapshot
 from netatmo_exporter.domain.errors import InvalidGrant, NetatmoError
 from netatmo_exporter.domain.ports import Clock, EventLog
 from netatmo_exporter.domain.refresher import Refresher
@@ -79,6 +80,7 @@ class WebContext:
     host_policy: HostPolicy = dataclasses.field(
         default_factory=lambda: HostPolicy("", (), ()))
     allowed_hosts_setting: str = "--web.allowed-hosts (NETATMO_EXPORTER_ALLOWED_HOSTS)"
+    energy: Callable[[], EnergySnapshot | None] | None = None
 
     @property
     def redirect_uri(self) -> str:
@@ -226,6 +228,7 @@ class _Pages:
             skipped=", ".join(snapshot.skipped) if snapshot is not None else "",
             form_token=self._form_token(),
             debug_handlers=ctx.debug_handlers,
+            **energy_view.page_values(ctx.energy),
         )
 
     # -- authorization-code flow -------------------------------------------------------

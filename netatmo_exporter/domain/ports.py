@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from netatmo_exporter.domain.energy import HomeSetup, HomeStatus
 from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.token import Token
 
@@ -29,6 +30,16 @@ class WeatherSource(Protocol):
     def fetch_stations(self, access_token: str, favorites: bool) -> tuple[Station, ...]: ...
 
     def fetch_homecoaches(self, access_token: str) -> tuple[Station, ...]: ...
+
+
+class EnergySource(Protocol):
+    """Netatmo's Energy endpoints (scope `read_thermostat`); raises as `WeatherSource`.
+    `fetch_home_status` raises `HomeUnavailable` when Netatmo lists only errors for the
+    home."""
+
+    def fetch_homes(self, access_token: str) -> tuple[HomeSetup, ...]: ...
+
+    def fetch_home_status(self, access_token: str, home_id: str) -> HomeStatus: ...
 
 
 class TokenStore(Protocol):

@@ -184,7 +184,7 @@ class Refresher:
 
     def _fetch_all(self) -> tuple[Station, ...]:
         wanted = self._wanted_scopes()
-        if not wanted:
+        if not wanted and not self._energy_only():
             self._tokens.mark_missing_scope()
             raise MissingScope("any data endpoint")
         stations: list[Station] = []
@@ -194,6 +194,10 @@ class Refresher:
             except MissingScope as exc:
                 self._skip(scope, str(exc))
         return _unique(stations)
+
+    def _energy_only(self) -> bool:
+        """Only Energy asked for: no weather endpoint is wanted, and that is no fault."""
+        return not {STATIONS_SCOPE, HOMECOACH_SCOPE} & set(self._settings.scopes)
 
     def _fetch_with_fresh_token(self, scope: str) -> tuple[Station, ...]:
         """A rejected access token is refreshed and the call tried once more."""

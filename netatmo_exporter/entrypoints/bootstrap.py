@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 from urllib.parse import urlsplit
@@ -11,8 +12,17 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry
 
 from netatmo_exporter.adapters.clock import SystemClock
-from netatmo_exporter.adapters.collector import ApiCounterCollector, NetatmoCollector
+from netatmo_exporter.adapters.collector import (
+    ALERTED_REQUESTS,
+    ApiCounterCollector,
+    NetatmoCollector,
+)
 from netatmo_exporter.adapters.control_socket import ControlSocketServer
+from netatmo_exporter.adapters.energy_collector import (
+    ALERTED_ENERGY_REQUESTS,
+    EnergyCollector,
+    MergedCollector,
+)
 from netatmo_exporter.adapters.http_server import (
     CachedMetricsApp,
     HTTPServer,
@@ -26,6 +36,8 @@ from netatmo_exporter.adapters.token_store import FileTokenStore
 from netatmo_exporter.adapters.web_guards import BasicAuth, HostPolicy, with_security_headers
 from netatmo_exporter.adapters.web_ui import WebContext, build_web_app
 from netatmo_exporter.domain.authorization import TokenManager
+from netatmo_exporter.domain.energy import THERMOSTAT_SCOPE
+from netatmo_exporter.domain.energy_poller import EnergyPoller
 from netatmo_exporter.domain.errors import TokenFileError
 from netatmo_exporter.domain.ports import Clock, EventLog, TokenStore
 from netatmo_exporter.domain.refresher import Refresher, RefreshSettings
@@ -44,6 +56,7 @@ class Application:
     registry: CollectorRegistry
     redactor: SecretRedactor
     control: ControlSocketServer | None = None
+    energy: EnergyPoller | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
 
     @property
@@ -62,6 +75,10 @@ class Application:
         refresher = threading.Thread(target=self.refresher.run, name="refresher", daemon=True)
         refresher.start()
         self._threads.append(refresher)
+        if self.energy is not None:
+            energy = threading.Thread(target=self.energy.run, name="energy", daemon=True)
+            energy.start()
+            self._threads.append(energy)
         self.log.info("listening", address=self.url, token_file=self.config.token_file,
                       refresh_interval=self.config.refresh_interval)
 
@@ -69,9 +86,11 @@ class Application:
         """Stop serving, write the token; False if the final write failed."""
         self.server.shutdown()
         self.refresher.stop()
+        if self.energy is not None:
+            self.energy.stop()
         # Let a refresh in flight finish, so its rotated token is what the flush writes.
         for thread in self._threads:
-            if thread.name == "refresher":
+            if thread.name in ("refresher", "energy"):
                 thread.join(timeout=60.0)
         ok = True
         try:
@@ -108,17 +127,27 @@ def build_app(
         RefreshSettings(config.refresh_interval, config.scopes, config.favorites),
         clock, log,
     )
-    tokens.set_on_new_token(refresher.wake)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NetatmoCollector(refresher, tokens, clock, config.age_stale))
-    registry.register(ApiCounterCollector(client.request_counts, refresher))
+    weather = NetatmoCollector(refresher, tokens, clock, config.age_stale)
+    energy = None
+    if THERMOSTAT_SCOPE in config.scopes:
+        energy = EnergyPoller(tokens, client, config.refresh_interval, clock, log)
+        registry.register(MergedCollector(weather, EnergyCollector(energy, tokens)))
+    else:
+        registry.register(weather)
+    tokens.set_on_new_token(_both(refresher.wake, energy.wake) if energy else refresher.wake)
+    registry.register(ApiCounterCollector(
+        client.request_counts, refresher,
+        ALERTED_REQUESTS + (ALERTED_ENERGY_REQUESTS if energy else ())))
     metrics = CachedMetricsApp(
-        registry, lambda: (refresher.version, tokens.version, int(clock.now())))
+        registry, lambda: (refresher.version, tokens.version, int(clock.now()),
+                           energy.version if energy else 0))
     web = build_web_app(WebContext(
         tokens=tokens, refresher=refresher, clock=clock, external_url=config.external_url,
         client_id=config.client_id, scopes=config.scopes, api_url=config.api_url,
         debug_handlers=config.debug_handlers, age_stale=config.age_stale,
         register_secret=redactor.add, log=log,
+        energy=(lambda: energy.snapshot) if energy else None,
         external_url_configured=config.external_url_configured,
         host_policy=HostPolicy(urlsplit(config.external_url).netloc, config.allowed_hosts,
                                _own_names())))
@@ -131,7 +160,14 @@ def build_app(
     control = (ControlSocketServer(config.control_socket, tokens.flush, log)
                if config.control_socket else None)
     return Application(config, log, tokens, refresher, client, server, registry, redactor,
-                       control)
+                       control, energy)
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def call() -> None:
+        first()
+        second()
+    return call
 
 
 def _own_names() -> tuple[str, ...]:

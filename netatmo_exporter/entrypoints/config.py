@@ -15,7 +15,7 @@ from netatmo_exporter.adapters.web_config import WebConfig, WebConfigError, load
 
 DEFAULT_PORT = 9210
 DEFAULT_SCOPE = "read_station read_homecoach"
-KNOWN_SCOPES = ("read_station", "read_homecoach")
+KNOWN_SCOPES = ("read_station", "read_homecoach", "read_thermostat")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 LOG_FORMATS = ("logfmt", "json")
 _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.?")

@@ -16,12 +16,15 @@ from netatmo_exporter.domain.token import Token
 from netatmo_exporter.entrypoints.bootstrap import build_app
 from netatmo_exporter.entrypoints.config import ConfigError, load_config
 
+DEMO_SCOPES = ("read_station", "read_homecoach", "read_thermostat")
+
 
 def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
     parser = argparse.ArgumentParser(
         prog="netatmo-exporter demo",
         description="Run the exporter against a simulated Netatmo cloud on loopback, with a "
-                    "realistic account (stations, every module type, Home Coach). No Netatmo "
+                    "realistic account (stations, every module type, Home Coach, thermostats "
+                    "and valves). No Netatmo "
                     "account needed.")
     parser.add_argument("-a", "--addr", default="127.0.0.1:9210",
                         help="where the exporter listens (default: 127.0.0.1:9210)")
@@ -40,7 +43,7 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="netatmo-exporter-demo-"))
     token_file = workdir / "token.json"
     if not args.unauthorized:
-        grant = cloud.issue_tokens()
+        grant = cloud.issue_tokens(DEMO_SCOPES)
         FileTokenStore(token_file).save(Token.from_grant(
             grant["access_token"], grant["refresh_token"], float(grant["expires_in"]),
             SystemClock().now(), tuple(grant["scope"])))
@@ -48,7 +51,8 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
         config = load_config(
             ["--addr", args.addr, "--api-url", cloud.base_url, "--token-file", str(token_file),
              "--client-id", client_id, "--client-secret", client_secret,
-             "--refresh-interval", "30s", "--age-stale", "1h", "--debug-handlers"],
+             "--refresh-interval", "30s", "--age-stale", "1h", "--debug-handlers",
+             "--scope", " ".join(DEMO_SCOPES)],
             {key: value for key, value in env.items() if key.startswith("NETATMO_LOG")})
     except ConfigError as exc:
         print(f"netatmo-exporter demo: {exc}", file=sys.stderr)

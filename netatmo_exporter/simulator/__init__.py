@@ -18,6 +18,7 @@ from .accounts import (
     large_account,
 )
 from .cloud import DEFAULT_SCOPE, NETATMO_RATE_LIMITS, FakeNetatmoCloud, RequestRecord
+from .energy import EnergyHome, EnergyModule, EnergyRoom
 from .faults import Fault, FaultKind
 
 __all__ = [
@@ -26,6 +27,9 @@ __all__ = [
     "Account",
     "Ago",
     "Drift",
+    "EnergyHome",
+    "EnergyModule",
+    "EnergyRoom",
     "FakeNetatmoCloud",
     "Fault",
     "FaultKind",

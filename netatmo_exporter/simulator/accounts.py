@@ -75,6 +75,8 @@ outdoor module ``02:00:00:00:ff:01`` "Extérieur" (Temperature 9.6); no battery,
 rf_status, firmware or wifi fields.
 
 Sensor ages: fresh time fields are 180 to 420 s before the data time.
+
+Netatmo Energy (``homesdata``, ``homestatus``): see :mod:`.energy`.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from .energy import EnergyHome, demo_energy_homes, homesdata_home, homestatus_body
 
 JSON = Any
 
@@ -162,6 +166,7 @@ class Account:
     favorites: tuple[Station, ...] = ()
     home_coaches: tuple[HomeCoach, ...] = ()
     frozen: bool = False
+    energy_homes: tuple[EnergyHome, ...] = ()
 
     def frozen_copy(self) -> Account:
         return replace(self, frozen=True)
@@ -188,6 +193,18 @@ class Account:
         """The ``body`` of a ``gethomecoachsdata`` answer at data time ``now``."""
         devices = [_render_homecoach(c, now, self.frozen) for c in self.home_coaches]
         return {"devices": devices, "user": _render(self.user, now, self.frozen)}
+
+    def homesdata_body(self, now: int) -> dict[str, JSON]:
+        """The ``body`` of a ``homesdata`` answer (Netatmo Energy) at data time ``now``."""
+        homes = [homesdata_home(home) for home in self.energy_homes]
+        return {"homes": homes, "user": _render(self.user, now, self.frozen)}
+
+    def homestatus_body(self, home_id: str, now: int) -> dict[str, JSON] | None:
+        """The ``body`` of ``homestatus`` for one home; None for a home not in the account."""
+        for home in self.energy_homes:
+            if home.id == home_id:
+                return homestatus_body(home, lambda value: _render(value, now, self.frozen))
+        return None
 
 
 def _render(value: JSON, now: int, frozen: bool) -> JSON:
@@ -617,6 +634,7 @@ def demo_account(*, frozen: bool = False) -> Account:
         favorites=DEMO_FAVORITES,
         home_coaches=DEMO_HOME_COACHES,
         frozen=frozen,
+        energy_homes=demo_energy_homes(lambda base, amplitude: Drift(base, amplitude), Ago),
     )
 
 

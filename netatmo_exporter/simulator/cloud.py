@@ -8,18 +8,22 @@ Endpoints (section 4 of the spec):
   refresh-token rotation; client credentials as form fields or HTTP Basic.
 * ``GET|POST /api/getstationsdata`` and ``/api/gethomecoachsdata`` -- bearer token in
   the ``Authorization`` header only; a token in the query string is refused (code 2).
+* ``GET|POST /api/homesdata`` and ``/api/homestatus?home_id=`` (scope ``read_thermostat``)
+  -- Netatmo Energy; an unknown ``home_id`` is refused (code 21).
 
 Counter names (``cloud.count(name)``, ``cloud.counters``):
 
 * one per endpoint, counting every request: ``authorize``, ``authorize_decision``,
-  ``token``, ``getstationsdata``, ``gethomecoachsdata``, ``not_found``; and ``requests``;
+  ``token``, ``getstationsdata``, ``gethomecoachsdata``, ``homesdata``, ``homestatus``,
+  ``not_found``; and ``requests``;
 * authorization: ``consent_shown``, ``consent_accepted``, ``consent_refused``,
   ``auto_consent``, ``authorize_rejected``;
 * token endpoint: ``code_grants`` and ``refresh_grants`` (successful), ``invalid_grant``,
   ``invalid_client``, ``invalid_request``, ``unsupported_grant_type``;
 * data endpoints: ``data_ok`` plus ``getstationsdata_ok`` / ``gethomecoachsdata_ok``,
   ``invalid_token`` (code 2, missing or unknown token), ``token_in_query``,
-  ``expired_token`` (code 3), ``missing_scope`` (code 13), ``device_not_found`` (code 9);
+  ``expired_token`` (code 3), ``missing_scope`` (code 13), ``device_not_found`` (code 9),
+  ``home_not_found`` (code 21), and ``homesdata_ok`` / ``homestatus_ok``;
 * ``rate_limited`` (code 26, injected or enforced), ``concurrency_limited`` (code 11),
   ``faults`` (every injected fault met) and ``fault:<kind>``.
 
@@ -66,11 +70,15 @@ ROUTES: Mapping[str, str] = {
     "/oauth2/token": "token",
     "/api/getstationsdata": "getstationsdata",
     "/api/gethomecoachsdata": "gethomecoachsdata",
+    "/api/homesdata": "homesdata",
+    "/api/homestatus": "homestatus",
 }
 ENDPOINTS: frozenset[str] = frozenset(ROUTES.values())
 DATA_SCOPES: Mapping[str, str] = {
     "getstationsdata": "read_station",
     "gethomecoachsdata": "read_homecoach",
+    "homesdata": "read_thermostat",
+    "homestatus": "read_thermostat",
 }
 
 Transport = Literal["normal", "truncate", "reset", "lost"]
@@ -602,7 +610,15 @@ class FakeNetatmoCloud:
         account, data_now = self._account, self.data_time()
         params = {**request.form, **request.query}
         device_id = params.get("device_id") or None
-        if endpoint == "getstationsdata":
+        if endpoint == "homesdata":
+            body = account.homesdata_body(data_now)
+        elif endpoint == "homestatus":
+            status = account.homestatus_body(params.get("home_id", ""), data_now)
+            if status is None:
+                self._bump("home_not_found")
+                return _api_error(400, 21, "Invalid home_id")
+            body = status
+        elif endpoint == "getstationsdata":
             favorites = params.get("get_favorites", "").lower() in ("true", "1")
             if device_id is not None and account.find_station(device_id) is None:
                 self._bump("device_not_found")

@@ -146,3 +146,7 @@ class Element:
     def attribute(self, name: str) -> str | None:
         value = _call("GET", f"{self.url}/attribute/{name}")
         return None if value is None else str(value)
+
+    def css(self, name: str) -> str:
+        """The computed value of a CSS property."""
+        return str(_call("GET", f"{self.url}/css/{name}"))

@@ -18,7 +18,13 @@ from typing import Any
 import bcrypt
 import pytest
 
-from tests.integration.test_promtool import DASHBOARD, RULES, demo_exporter, require_tool
+from tests.integration.test_promtool import (
+    DASHBOARD,
+    RULE_COUNT,
+    RULES,
+    demo_exporter,
+    require_tool,
+)
 from tests.support.harness import free_port, http_get
 
 Answer = dict[str, Any]
@@ -103,6 +109,11 @@ def test_promql_answers_the_simulated_account_values(prometheus: PrometheusServe
     assert [float(series["value"][1]) for series in health] == [1.0]
     favorites = prometheus.query('netatmo_module_info{favorite="true"}')
     assert sorted(s["metric"]["module"] for s in favorites) == ["Extérieur", "Intérieur"]
+    rooms = prometheus.query('netatmo_room_temperature_celsius{home="Maison"}')
+    assert {s["metric"]["room"]: float(s["value"][1]) for s in rooms} == {
+        "Salon": 20.5, "Chambre": 18.0, "Salle de bain": 21.5}
+    boiler = prometheus.query('netatmo_module_boiler_on == 1')
+    assert [s["metric"]["module"] for s in boiler] == ["Thermostat"]
 
 
 def test_basic_auth_scrape_with_credentials_and_refusal_without(
@@ -128,15 +139,19 @@ def test_alert_rules_load_and_flag_the_broken_modules(prometheus: PrometheusServ
         return rules if all(rule["health"] != "unknown" for rule in rules) else []
 
     rules = prometheus.wait_until("evaluated rules", evaluated)
-    assert len(rules) == 9
+    assert len(rules) == RULE_COUNT
     assert {rule["health"] for rule in rules} == {"ok"}
 
     expected = {("NetatmoModuleStale", "Grenier"), ("NetatmoModuleUnreachable", "Cave"),
-                ("NetatmoModuleNeverPaired", "Pluie"), ("NetatmoBatteryLow", "Cave")}
+                ("NetatmoModuleNeverPaired", "Pluie"), ("NetatmoBatteryLow", "Cave"),
+                ("NetatmoHeatingBatteryLow", "Vanne bureau"),
+                ("NetatmoHeatingModuleUnreachable", "Vanne bureau"),
+                ("NetatmoRoomUnreachable", "Bureau"), ("NetatmoWindowOpenLong", "Chambre"),
+                ("NetatmoHomeStatusFailing", "Chalet")}
 
     def pending() -> set[tuple[str, str]]:
         alerts = prometheus.api("alerts")["alerts"]
-        found = {(a["labels"]["alertname"], a["labels"].get("module", "")) for a in alerts}
+        found = {(a["labels"]["alertname"], _subject(a["labels"])) for a in alerts}
         return found if expected <= found else set()
 
     assert prometheus.wait_until("pending module alerts", pending) == expected
@@ -154,8 +169,15 @@ def test_every_dashboard_query_runs(prometheus: PrometheusServer) -> None:
         if not prometheus.query(promql):
             empty.append(promql)
 
-    assert len(exprs) > 30
+    assert len(exprs) > 40
+    assert {"netatmo_room_setpoint_temperature_celsius", "netatmo_module_boiler_on",
+            "netatmo_room_heating_power_request_ratio", "netatmo_energy_errors_total"} <= {
+        name for expr in exprs for name in re.findall(r"netatmo_[a-z_]+", expr)}
     assert empty == [EMPTY_WHEN_HEALTHY]
+
+
+def _subject(labels: dict[str, str]) -> str:
+    return labels.get("module") or labels.get("room") or labels.get("home", "")
 
 
 def _rules(prometheus: PrometheusServer) -> list[Answer]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ RULE_TESTS = REPO / "monitoring" / "prometheus" / "netatmo-alerts.test.yml"
 DASHBOARD = REPO / "monitoring" / "grafana" / "netatmo-dashboard.json"
 GO_NAME_PROMTOOL_FLAGS = (
     "netatmo_sensor_pressure_mb metric names should not contain abbreviated units")
+
+ALL_SCOPES = ("read_station", "read_homecoach", "read_thermostat")
+RULE_COUNT = 15
 
 Series = tuple[str, frozenset[tuple[str, str]]]
 
@@ -86,17 +90,32 @@ def parse_scrape(body: str) -> DemoScrape:
 @contextmanager
 def demo_exporter(workdir: Path, *extra: str, wait_ready: bool = True
                   ) -> Iterator[ExporterProcess]:
-    """An exporter with favourites on, reading the frozen demo account; ended by PID."""
+    """An exporter with favourites and Netatmo Energy on, reading the frozen demo account;
+    ended by PID."""
     token_path = workdir / "token.json"
     with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=demo_account(frozen=True)) as cloud:
-        seed_token(cloud, token_path)
-        exporter = ExporterProcess(exporter_args(cloud, token_path, "--favorites", *extra),
-                                   workdir)
+        seed_token(cloud, token_path, scope=ALL_SCOPES)
+        exporter = ExporterProcess(
+            exporter_args(cloud, token_path, "--favorites", "--scope", " ".join(ALL_SCOPES),
+                          *extra), workdir)
         try:
-            yield exporter.start(wait_ready=wait_ready)
+            exporter.start(wait_ready=wait_ready)
+            if wait_ready:
+                _wait_for_energy(exporter)
+            yield exporter
         finally:
             if exporter.proc is not None and exporter.proc.poll() is None:
                 exporter.kill()
+
+
+def _wait_for_energy(exporter: ExporterProcess, timeout: float = 20.0) -> None:
+    """/-/ready waits for the weather data; the Energy poller runs beside it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "netatmo_home_status_up{" in exporter.get("/metrics")[1]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no Energy data within {timeout}s:\n{exporter.logs()}")
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +130,9 @@ def test_promtool_check_metrics_flags_only_the_go_pressure_name(full_scrape: str
     promtool = require_tool("promtool")
     assert 'favorite="true"' in full_scrape
     assert "netatmo_sensor_health_index" in full_scrape
+    assert 'netatmo_room_setpoint_mode{home="Maison",mode="manual",room="Chambre"} 1.0' \
+        in full_scrape
+    assert 'netatmo_module_battery_state{home="Maison",module="Vanne bureau"' in full_scrape
 
     result = run_tool(promtool, "check", "metrics", stdin=full_scrape)
 
@@ -122,7 +144,7 @@ def test_promtool_check_rules_passes() -> None:
     result = run_tool(require_tool("promtool"), "check", "rules", str(RULES))
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout
+    assert f"SUCCESS: {RULE_COUNT} rules found" in result.stdout
 
 
 def test_promtool_rule_unit_tests_pass() -> None:
@@ -139,6 +161,6 @@ def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
     firing = set(re.findall(r"alertname: (\w+)\n\s+exp_alerts:\n\s+- exp_labels", tests))
     quiet = set(re.findall(r"alertname: (\w+)\n\s+exp_alerts: \[\]", tests))
 
-    assert len(alerts) == 9
+    assert len(alerts) == RULE_COUNT
     assert firing == alerts
     assert quiet == alerts

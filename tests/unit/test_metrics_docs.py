@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from netatmo_exporter.adapters.collector import METRICS, markdown_table
+from netatmo_exporter.adapters.energy_collector import SHARED_MODULE_METRICS
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "metrics.md"
@@ -37,7 +38,11 @@ def test_catalog_names_follow_prometheus_conventions() -> None:
     names = [spec.name for spec in METRICS]
     new = [spec for spec in METRICS if not spec.go]
 
-    assert len(names) == len(set(names))
+    # A family shared by weather and heating modules is listed once per label set.
+    assert len(names) == len({(spec.name, spec.labels) for spec in METRICS})
+    shared = {name for name in names if names.count(name) > 1}
+    assert shared == {spec.name for spec in SHARED_MODULE_METRICS.values()}
+    assert all(len({spec.kind for spec in METRICS if spec.name == name}) == 1 for name in shared)
     assert all(re.fullmatch(r"netatmo_[a-z0-9_]+", name) for name in names)
     assert all(spec.name.endswith("_total") for spec in METRICS if spec.kind == "counter")
     assert all(spec.name.endswith("_info") for spec in METRICS if spec.kind == "info")
@@ -86,4 +91,5 @@ def test_dashboard_queries_only_catalogued_metrics() -> None:
 
     assert queried - catalogued == set()
     assert {"netatmo_sensor_health_index", "netatmo_sensor_rain_today_meters",
-            "netatmo_module_battery_ratio", "netatmo_exporter_token_expiry_time"} <= queried
+            "netatmo_module_battery_ratio", "netatmo_exporter_token_expiry_time",
+            "netatmo_room_temperature_celsius", "netatmo_module_battery_state"} <= queried

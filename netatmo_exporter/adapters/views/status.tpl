@@ -68,6 +68,7 @@ It is checked once with Netatmo before it replaces the current authorization.</p
 </tbody></table></div>
 % end
 </section>
+% include('rooms.tpl')
 % if debug_handlers:
 <p class="note">Debug: <a href="/debug/data">/debug/data</a> · <a href="/debug/token">/debug/token</a></p>
 % end

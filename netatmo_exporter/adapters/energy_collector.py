@@ -1,0 +1,286 @@
+"""Prometheus collector for Netatmo Energy: rooms, heating modules and homes.
+
+Exposition, for a valve in a room and its home:
+
+    netatmo_room_temperature_celsius{home="Maison",room="Chambre"} 18.5
+    netatmo_room_setpoint_mode{home="Maison",mode="schedule",room="Chambre"} 1.0
+    netatmo_room_heating_power_request_ratio{home="Maison",room="Chambre"} 0.4
+    netatmo_module_battery_volts{home="Maison",module="Vanne chambre",room="Chambre"} 2.9
+    netatmo_module_battery_state{home="Maison",module="Vanne chambre",room="Chambre",...} 1.0
+    netatmo_home_status_up{home="Maison"} 1.0
+
+Module health shares its families with the weather modules (`netatmo_module_reachable`,
+`_battery_volts`, `_rf_signal_strength`, `_wifi_signal_strength`, `_info`), labelled
+`module`, `room`, `home` instead of `module`, `station`, `home`; `MergedCollector` yields
+each shared family once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from netatmo_exporter.adapters.metric_spec import MetricSpec, metric
+from netatmo_exporter.domain.authorization import TokenManager
+from netatmo_exporter.domain.energy import (
+    BATTERY_STATES,
+    HEATING_TYPES,
+    SETPOINT_MODES,
+    THERMOSTAT_SCOPE,
+    EnergySnapshot,
+    ModuleRow,
+    RoomRow,
+    home_labels,
+    module_rows,
+    room_rows,
+)
+from netatmo_exporter.domain.energy_poller import EnergyPoller
+
+ROOM_LABELS = ("room", "home")
+MODULE_LABELS = ("module", "room", "home")
+HOME_LABELS = ("home",)
+HOME_MODES = ("schedule", "away", "hg")
+BOILER_TYPES = frozenset(HEATING_TYPES) - {"NRV"}
+
+_ABSENT = "Absent when Netatmo does not report it."
+_ENERGY = "Netatmo Energy (--scope read_thermostat)"
+
+ROOM_METRICS = {
+    "temperature": metric("netatmo_room_temperature_celsius", "°C",
+                          f"Temperature measured in the room. {_ENERGY}", ROOM_LABELS),
+    "setpoint": metric("netatmo_room_setpoint_temperature_celsius", "°C",
+                       "Temperature the room is heated to now", ROOM_LABELS),
+    "mode": metric("netatmo_room_setpoint_mode", "",
+                   "1 for the room's current setpoint mode (schedule, manual, away, hg: frost "
+                   "guard, off, max, home), 0 for the others", (*ROOM_LABELS, "mode")),
+    "start": metric("netatmo_room_setpoint_start_timestamp_seconds", "Unix seconds",
+                    f"Unix time the current setpoint began. {_ABSENT}", ROOM_LABELS),
+    "end": metric("netatmo_room_setpoint_end_timestamp_seconds", "Unix seconds",
+                  f"Unix time a manual or max setpoint ends. {_ABSENT}", ROOM_LABELS),
+    "power": metric("netatmo_room_heating_power_request_ratio", "ratio",
+                    "Heating power the room asks for, 0 to 1 (heating_power_request / 100)",
+                    ROOM_LABELS),
+    "window": metric("netatmo_room_open_window", "",
+                     "1 while Netatmo detects an open window in the room (heating paused)",
+                     ROOM_LABELS),
+    "anticipating": metric("netatmo_room_anticipating", "",
+                           "1 while the room heats ahead of a scheduled setpoint",
+                           ROOM_LABELS),
+    "reachable": metric("netatmo_room_reachable", "",
+                        "1 if Netatmo reaches the room's heating modules, else 0", ROOM_LABELS),
+    "info": metric("netatmo_room_info", "", "Room metadata for joins",
+                   (*ROOM_LABELS, "room_id", "home_id", "type"), "info"),
+}
+
+SHARED_MODULE_METRICS = {
+    "reachable": metric("netatmo_module_reachable", "",
+                        "1 if Netatmo can reach the heating module, else 0", MODULE_LABELS),
+    "battery_volts": metric("netatmo_module_battery_volts", "V",
+                            "Battery voltage of a thermostat or valve (battery_level)",
+                            MODULE_LABELS),
+    "rf": metric("netatmo_module_rf_signal_strength", "",
+                 "Radio signal quality of a heating module, lower is better", MODULE_LABELS),
+    "wifi": metric("netatmo_module_wifi_signal_strength", "",
+                   "Wifi signal quality of a relay, lower is better", MODULE_LABELS),
+    "info": metric("netatmo_module_info", "",
+                   "Heating module metadata for joins; any module type of the home, known "
+                   "or not, gets it and its health series",
+                   (*MODULE_LABELS, "module_id", "room_id", "home_id", "type", "firmware",
+                    "bridge"), "info"),
+}
+
+MODULE_METRICS = {
+    "battery_state": metric("netatmo_module_battery_state", "",
+                            "1 for the battery state Netatmo reports (full, high, medium, low, "
+                            "very_low), 0 for the others", (*MODULE_LABELS, "state")),
+    "boiler": metric("netatmo_module_boiler_on", "",
+                     "1 while a thermostat or relay tells the boiler to heat (boiler_status)",
+                     MODULE_LABELS),
+}
+
+HOME_METRICS = {
+    "mode": metric("netatmo_home_heating_mode", "",
+                   "1 for the home's heating mode (schedule, away, hg: frost guard), 0 for "
+                   "the others", (*HOME_LABELS, "mode")),
+    "up": metric("netatmo_home_status_up", "",
+                 "1 if the last homestatus of the home succeeded; 0 and no room or module "
+                 "values while it fails", HOME_LABELS),
+    "errors": metric("netatmo_energy_errors_total", "refreshes",
+                     "Failed Energy reads by home and reason; home is empty when the whole "
+                     "refresh failed (homesdata)", (*HOME_LABELS, "reason"), "counter"),
+}
+
+# Exported at 0 from the start, as the weather endpoints' (see ALERTED_REQUESTS).
+ALERTED_ENERGY_REQUESTS = tuple((endpoint, outcome) for endpoint in ("homesdata", "homestatus")
+                                for outcome in ("ok", "rate_limited"))
+
+SCOPE_MISSING = metric("netatmo_exporter_scope_missing", "",
+                       "1 if read_thermostat is asked for but not granted", ("scope",))
+
+ENERGY_METRICS: tuple[MetricSpec, ...] = (
+    *ROOM_METRICS.values(),
+    *SHARED_MODULE_METRICS.values(),
+    *MODULE_METRICS.values(),
+    *HOME_METRICS.values(),
+)
+
+
+class EnergyCollector(Collector):
+    """Rooms, heating modules and homes, rendered from the Energy poller's latest snapshot."""
+
+    def __init__(self, poller: EnergyPoller, tokens: TokenManager) -> None:
+        self._poller = poller
+        self._tokens = tokens
+
+    def describe(self) -> Iterator[Metric]:
+        """The families by name, so that a scrape's `name[]` filter finds them."""
+        return (spec.family() for spec in (*ENERGY_METRICS, SCOPE_MISSING))
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._poller.snapshot
+        yield from self._room_metrics(room_rows(snapshot))
+        yield from self._module_metrics(module_rows(snapshot))
+        yield from self._home_metrics(snapshot)
+        granted = self._tokens.granted_scope()
+        missing = _gauge(SCOPE_MISSING)
+        missing.add_metric([THERMOSTAT_SCOPE], 1.0 if (
+            (snapshot is not None and snapshot.scope_missing)
+            or (granted is not None and THERMOSTAT_SCOPE not in granted)) else 0.0)
+        yield missing
+
+    def _room_metrics(self, rows: Iterable[RoomRow]) -> Iterator[Metric]:
+        gauges = {key: _gauge(spec) for key, spec in ROOM_METRICS.items() if key != "info"}
+        info = _info(ROOM_METRICS["info"])
+        for row in rows:
+            values = [row.room, row.home]
+            info.add_metric([*values, row.setup.id, row.home_setup.id, row.setup.type or ""], {})
+            status = row.status
+            if status is None:
+                continue
+            _add(gauges["temperature"], values, status.measured_temperature)
+            _add(gauges["setpoint"], values, status.setpoint_temperature)
+            _add_choice(gauges["mode"], values, SETPOINT_MODES, status.setpoint_mode)
+            _add(gauges["start"], values, status.setpoint_start_time)
+            _add(gauges["end"], values, status.setpoint_end_time)
+            power = status.heating_power_request
+            _add(gauges["power"], values, None if power is None else power / 100.0)
+            _add(gauges["window"], values, _flag(status.open_window))
+            _add(gauges["anticipating"], values, _flag(status.anticipating))
+            _add(gauges["reachable"], values, _flag(status.reachable))
+        yield from gauges.values()
+        yield info
+
+    def _module_metrics(self, rows: Iterable[ModuleRow]) -> Iterator[Metric]:
+        shared = {key: _gauge(spec) for key, spec in SHARED_MODULE_METRICS.items()
+                  if key != "info"}
+        own = {key: _gauge(spec) for key, spec in MODULE_METRICS.items()}
+        info = _info(SHARED_MODULE_METRICS["info"])
+        for row in rows:
+            values = [row.module, row.room, row.home]
+            status = row.status
+            firmware = None if status is None else status.firmware_revision
+            info.add_metric([*values, row.setup.id, row.setup.room_id or "", row.home_setup.id,
+                             row.setup.type, "" if firmware is None else str(firmware),
+                             row.setup.bridge or ""], {})
+            if status is None:
+                continue
+            _add(shared["reachable"], values, _flag(status.reachable))
+            level = status.battery_level
+            _add(shared["battery_volts"], values, level / 1000.0 if level else None)
+            _add(shared["rf"], values, status.rf_strength)
+            _add(shared["wifi"], values, status.wifi_strength)
+            _add_choice(own["battery_state"], values, BATTERY_STATES, status.battery_state)
+            if row.setup.type in BOILER_TYPES:
+                _add(own["boiler"], values, _flag(status.boiler_status))
+        yield from shared.values()
+        yield info
+        yield from own.values()
+
+    def _home_metrics(self, snapshot: EnergySnapshot | None) -> Iterator[Metric]:
+        mode = _gauge(HOME_METRICS["mode"])
+        up = _gauge(HOME_METRICS["up"])
+        homes = () if snapshot is None else snapshot.homes
+        labels = dict(zip((h.setup.id for h in homes), home_labels(homes), strict=True))
+        for report in homes:
+            values = [labels[report.setup.id]]
+            _add_choice(mode, values, HOME_MODES, report.setup.therm_mode)
+            up.add_metric(values, 0.0 if report.status is None else 1.0)
+        errors = HOME_METRICS["errors"].family()
+        assert isinstance(errors, CounterMetricFamily)
+        for (home_id, reason), count in sorted(self._poller.error_counts.items()):
+            home = labels.get(home_id, f"id-{home_id}" if home_id else "")
+            errors.add_metric([home, reason], float(count))
+        yield mode
+        yield up
+        yield errors
+
+
+class DescribedCollector(Protocol):
+    def describe(self) -> Iterable[Metric]: ...
+
+    def collect(self) -> Iterable[Metric]: ...
+
+
+class MergedCollector(Collector):
+    """Yields the families of several collectors, each name once: two families of one name
+    would make the exposition invalid, so samples of a shared name are joined into the
+    first family (its help text wins)."""
+
+    def __init__(self, *collectors: DescribedCollector) -> None:
+        self._collectors = collectors
+
+    def describe(self) -> Iterator[Metric]:
+        described: dict[str, Metric] = {}
+        for collector in self._collectors:
+            for family in collector.describe():
+                described.setdefault(family.name, family)
+        yield from described.values()
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        for collector in self._collectors:
+            for family in collector.collect():
+                first = merged.setdefault(family.name, family)
+                if first is not family:
+                    assert first.type == family.type, family.name
+                    first.samples.extend(family.samples)
+        yield from merged.values()
+
+
+def _gauge(spec: MetricSpec) -> GaugeMetricFamily:
+    family = spec.family()
+    assert isinstance(family, GaugeMetricFamily)
+    return family
+
+
+def _info(spec: MetricSpec) -> InfoMetricFamily:
+    family = spec.family()
+    assert isinstance(family, InfoMetricFamily)
+    return family
+
+
+def _flag(value: bool | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _add(family: GaugeMetricFamily, values: list[str], value: float | None) -> None:
+    if value is not None:
+        family.add_metric(values, value)
+
+
+def _add_choice(family: GaugeMetricFamily, values: list[str], known: tuple[str, ...],
+                current: str | None) -> None:
+    """One series per known value, 1 for the current one; an unknown current value is
+    added too, so it shows rather than vanishing."""
+    if current is None:
+        return
+    for choice in (*known, *(() if current in known else (current,))):
+        family.add_metric([*values, choice], 1.0 if choice == current else 0.0)
