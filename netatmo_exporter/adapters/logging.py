@@ -92,5 +92,8 @@ def configure_logging(level: str, fmt: str, redactor: SecretRedactor,
     # httpx logs request URLs at INFO from 0.24 on; keep library chatter out of our lines.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # waitress warns "Task queue depth is N" whenever requests wait for a thread, which
+    # under an ordinary burst of scrapes would flood the journal.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     logger: EventLog = structlog.get_logger()
     return logger

@@ -7,6 +7,7 @@ import selectors
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -385,3 +386,14 @@ def test_bodies_are_refused_unread_and_memory_stays_flat(
     assert set(statuses) == {413} and sum(statuses.values()) >= 32
     assert peak - baseline < 20 * 1024
     assert scrape[0] == 200
+
+
+def test_a_burst_of_scrapes_leaves_the_log_quiet(exporter_process: ExporterProcess) -> None:
+    port = exporter_process.port
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = [status for status, _ in pool.map(lambda _: _scrape(port), range(400))]
+
+    assert statuses == [200] * 400
+    # waitress's "Task queue depth is N" warnings would flood the journal under load.
+    assert "queue depth" not in exporter_process.logs()
