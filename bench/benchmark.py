@@ -465,10 +465,18 @@ def verdicts(results: Results) -> list[str]:
         lines.append(
             f"- Scaling: {large[2] / demo[2]:.0f}x the series take {large[0] / demo[0]:.0f}x "
             f"the render time ({demo[0] * 1000 / demo[2]:.1f} vs "
-            f"{large[0] * 1000 / large[2]:.1f} µs per series): linear. A render happens at "
+            f"{large[0] * 1000 / large[2]:.1f} µs per series): "
+            f"{_shape(demo[0] / demo[2], large[0] / large[2])}. A render happens at "
             "most once per second and per state change; scrapes in between are served from "
             "the cache.")
     return lines
+
+
+def _shape(small_per_series: float, large_per_series: float) -> str:
+    ratio = large_per_series / small_per_series
+    if ratio <= 1.5:
+        return "linear"
+    return f"{ratio:.1f}x the cost per series for the large account, more than linear"
 
 
 def main() -> int:
