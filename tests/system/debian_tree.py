@@ -154,8 +154,12 @@ def harvest(root: Path) -> None:
             partial.rename(ARCHIVES / deb.name)
 
 
+# Raise when the way a tree is built changes, so cached trees are built again.
+RECIPE_VERSION = 2
+
+
 def recipe(release: str, include: str, packages: Sequence[str]) -> str:
-    return (f"release={release}\nvariant=minbase\ninclude={include}\n"
+    return (f"recipe={RECIPE_VERSION}\nrelease={release}\nvariant=minbase\ninclude={include}\n"
             f"packages={' '.join(sorted(packages))}\nmirror={host_mirrors()[0]}\n")
 
 
@@ -178,12 +182,14 @@ def cached_tarball(release: str, include: str, packages: Sequence[str]) -> Path:
         run(["debootstrap", "--variant=minbase", f"--include={include}",
              f"--cache-dir={ARCHIVES}", release, str(scratch), host_mirrors()[0]], timeout=1200)
         configure_apt(scratch, release)
+        # debootstrap fetches the release only: the updates and security suites come now.
+        seed(scratch)
+        run(nspawn(scratch, ["apt-get", "update", "-q"]), timeout=600)
+        run(nspawn(scratch, ["apt-get", "full-upgrade", "-y", "-q"]), timeout=1200)
         if packages:
-            seed(scratch)
-            run(nspawn(scratch, ["apt-get", "update", "-q"]), timeout=600)
             run(nspawn(scratch, ["apt-get", "install", "-y", "-q", "--no-install-recommends",
                                  *packages]), timeout=1800)
-            harvest(scratch)
+        harvest(scratch)
         for deb in (scratch / "var/cache/apt/archives").glob("*.deb"):
             deb.unlink()
         partial = tarball.with_suffix(".partial")
@@ -207,9 +213,19 @@ def cached_tarball(release: str, include: str, packages: Sequence[str]) -> Path:
 def unpack(release: str, dest: Path, *, include: str, packages: Sequence[str] = ()) -> Path:
     """A fresh copy of the cached tree at dest, its apt pointed at release."""
     tarball = cached_tarball(release, include, packages)
-    dest.mkdir(parents=True)
-    run(["tar", "-C", str(dest), "--numeric-owner", "--xattrs", "--xattrs-include=*",
-         "--zstd", "-xpf", str(tarball)], timeout=900)
+    for attempt in (1, 2):
+        dest.mkdir(parents=True)
+        try:
+            run(["tar", "-C", str(dest), "--numeric-owner", "--xattrs", "--xattrs-include=*",
+                 "--zstd", "-xpf", str(tarball)], timeout=900)
+            break
+        except subprocess.CalledProcessError:
+            if attempt == 2:
+                raise
+            say(f"   {tarball} is damaged: building it again")
+            shutil.rmtree(dest)
+            tarball.unlink()
+            tarball = cached_tarball(release, include, packages)
     configure_apt(dest, release)
     seed(dest)
     return dest
