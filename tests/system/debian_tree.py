@@ -19,6 +19,7 @@ runs never share apt's lock and nothing a tree does can spoil the cache.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import re
@@ -164,9 +165,18 @@ def recipe(release: str, include: str, packages: Sequence[str]) -> str:
 
 
 def cached_tarball(release: str, include: str, packages: Sequence[str]) -> Path:
-    """The tarball of the tree for this recipe, built first if missing or too old."""
+    """The tarball of the tree for this recipe, built first if missing or too old (one
+    builder at a time: parallel runs wait for it)."""
     text = recipe(release, include, packages)
     key = hashlib.sha256(text.encode()).hexdigest()[:12]
+    (CACHE / "trees").mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "trees" / f".{release}-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _cached_tarball(release, key, text, include, packages)
+
+
+def _cached_tarball(release: str, key: str, text: str, include: str,
+                    packages: Sequence[str]) -> Path:
     tarball = CACHE / "trees" / f"{release}-{key}.tar.zst"
     if tarball.is_file() and time.time() - tarball.stat().st_mtime < MAX_AGE_DAYS * 86400:
         say(f"   cached tree: {tarball}")
