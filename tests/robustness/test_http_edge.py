@@ -3,7 +3,6 @@ idle and slow connections by the hundred, large bodies. A scrape keeps answering
 
 from __future__ import annotations
 
-import selectors
 import socket
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from tests.conftest import exporter_args
 from tests.robustness.conftest import LogStream, RunningExporter, StartExporter
 from tests.robustness.test_http_server import authorized_exporter
 from tests.support.harness import ExporterProcess, seed_token
+from tests.support.lan_crowd import LanCrowd
 
 FORM = b"POST /auth/settoken HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 HEALTHY = b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -260,64 +260,11 @@ def exporter_process(cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path,
     return exporter.start(wait_ready=True)
 
 
-class _Crowd:
-    """Connections held open from this host: idle ones and ones trickling header bytes.
-    The server drops each at its request deadline; the crowd reconnects at once."""
-
-    def __init__(self, port: int, idle: int, slow: int) -> None:
-        self.port = port
-        self.selector = selectors.DefaultSelector()
-        self.reconnects = 0
-        for kind, count in (("idle", idle), ("slow", slow)):
-            for _ in range(count):
-                self._open(kind)
-
-    def _open(self, kind: str) -> None:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=5.0)
-        sock.setblocking(False)
-        self.selector.register(sock, selectors.EVENT_READ, [kind, 0])
-
-    def tend(self, seconds: float) -> None:
-        """For `seconds`: reopen what the server closed; slow ones send a byte each 2 s."""
-        end = time.monotonic() + seconds
-        next_trickle = time.monotonic()
-        while (left := end - time.monotonic()) > 0:
-            for key, _ in self.selector.select(timeout=min(left, 0.2)):
-                try:
-                    data = key.fileobj.recv(4096)  # type: ignore[union-attr]
-                except OSError:
-                    data = b""
-                if not data:
-                    kind = key.data[0]
-                    self.selector.unregister(key.fileobj)
-                    key.fileobj.close()  # type: ignore[union-attr]
-                    self.reconnects += 1
-                    self._open(kind)
-            if time.monotonic() >= next_trickle:
-                next_trickle += 2.0
-                for key in list(self.selector.get_map().values()):
-                    if key.data[0] == "slow":
-                        request = b"GET /metrics HTTP/1.1\r\nX-Slow: " + b"a" * 1000
-                        try:
-                            key.fileobj.send(request[key.data[1]:key.data[1] + 1])  # type: ignore[union-attr]
-                            key.data[1] += 1
-                        except OSError:
-                            pass
-
-    def count(self) -> int:
-        return len(self.selector.get_map())
-
-    def close(self) -> None:
-        for key in list(self.selector.get_map().values()):
-            key.fileobj.close()  # type: ignore[union-attr]
-        self.selector.close()
-
-
 def test_scrapes_answer_while_hundreds_of_idle_and_slow_connections_are_held(
     exporter_process: ExporterProcess
 ) -> None:
     port = exporter_process.port
-    crowd = _Crowd(port, idle=300, slow=300)
+    crowd = LanCrowd(port, idle=300, slow=300)
     answers: list[tuple[int, float]] = []
     try:
         for _ in range(12):  # every 5 s for 60 s
