@@ -101,13 +101,18 @@ class NetatmoClient:
     def refresh(self, refresh_token: str) -> Token:
         return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
 
-    def fetch_stations(self, access_token: str, favorites: bool) -> tuple[Station, ...]:
+    def fetch_stations(self, access_token: str, favorites: bool,
+                       device_id: str | None = None) -> tuple[Station, ...]:
         params = {"get_favorites": "true"} if favorites else {}
+        if device_id is not None:
+            params["device_id"] = device_id
         return self._data_request("getstationsdata", access_token, params,
                                   lambda answer: parse_devices(answer, "station"))
 
-    def fetch_homecoaches(self, access_token: str) -> tuple[Station, ...]:
-        return self._data_request("gethomecoachsdata", access_token, {},
+    def fetch_homecoaches(self, access_token: str,
+                          device_id: str | None = None) -> tuple[Station, ...]:
+        params = {} if device_id is None else {"device_id": device_id}
+        return self._data_request("gethomecoachsdata", access_token, params,
                                   lambda answer: parse_devices(answer, "homecoach"))
 
     def fetch_homes(self, access_token: str) -> tuple[HomeSetup, ...]:
