@@ -55,7 +55,7 @@ Home ``6a2b3c4d5e6f7a8b9c0d1e2f`` "Chalet" (Chamonix-Mont-Blanc, altitude 1035 m
 
   - ``02:00:00:00:00 03`` NAModule1 "Balcon" (id with a space): Temperature -3.5.
   - ``05:00:00:00:00:02`` NAModule3 "Pluie": never paired (rf_status 255,
-    battery_vp 65535, battery_percent 0, last_seen 0, reachable false, no
+    battery_vp 65535, battery_percent 0, firmware 255, last_seen 0, reachable false, no
     ``dashboard_data``).
   - ``09:00:00:00:00:01`` NAModule9 "Capteur expérimental": unknown type with odd
     fields (Luminosity, UV, a list and a nested object; no battery fields).
@@ -516,7 +516,7 @@ DEMO_STATIONS: tuple[Station, ...] = (
                     "battery_percent": 0,
                     "battery_vp": 65535,
                     "rf_status": 255,
-                    "firmware": 0,
+                    "firmware": 255,
                     "reachable": False,
                     "last_seen": 0,
                 },
