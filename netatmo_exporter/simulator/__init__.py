@@ -16,7 +16,9 @@ from .accounts import (
     demo_account,
     empty_account,
     large_account,
+    quirks_account,
 )
+from .cadence import Cadence, Upload
 from .cloud import DEFAULT_SCOPE, NETATMO_RATE_LIMITS, FakeNetatmoCloud, RequestRecord
 from .energy import EnergyHome, EnergyModule, EnergyRoom
 from .faults import Fault, FaultKind
@@ -26,6 +28,7 @@ __all__ = [
     "NETATMO_RATE_LIMITS",
     "Account",
     "Ago",
+    "Cadence",
     "Drift",
     "EnergyHome",
     "EnergyModule",
@@ -37,7 +40,9 @@ __all__ = [
     "Module",
     "RequestRecord",
     "Station",
+    "Upload",
     "demo_account",
     "empty_account",
     "large_account",
+    "quirks_account",
 ]
