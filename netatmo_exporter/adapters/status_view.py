@@ -132,7 +132,10 @@ def refresh_advice(refresh: RefreshStatus, scopes: tuple[str, ...]) -> Advice | 
     if advice is None:
         return Advice(f"Netatmo answered: {refresh.error_message}",
                       "The exporter tries again at the next refresh interval.")
-    return Advice(advice.problem, advice.fix.format(scopes=" ".join(scopes)))
+    problem = advice.problem
+    if refresh.error_reason in SHOW_ANSWER and refresh.error_message:
+        problem = f"{problem} Netatmo answered: {refresh.error_message}"
+    return Advice(problem, advice.fix.format(scopes=" ".join(scopes)))
 
 
 def file_advice(status: TokenStatus) -> Advice | None:
@@ -177,6 +180,10 @@ ADVICE = {
         "The exporter is not authorized yet.",
         "Authorize it with the button below, or paste a refresh token."),
 }
+
+
+# Reasons whose exact answer helps the operator (which endpoint, which words Netatmo used).
+SHOW_ANSWER = ("rate_limited", "missing_scope")
 
 
 def module_rows(snapshot: Snapshot | None, now: float, age_stale: float) -> list[ModuleRow]:

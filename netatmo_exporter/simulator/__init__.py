@@ -19,6 +19,7 @@ from .accounts import (
     quirks_account,
 )
 from .cadence import Cadence, Upload
+from .clock import ScaledClock
 from .cloud import DEFAULT_SCOPE, NETATMO_RATE_LIMITS, FakeNetatmoCloud, RequestRecord
 from .energy import EnergyHome, EnergyModule, EnergyRoom
 from .faults import Fault, FaultKind
@@ -39,6 +40,7 @@ __all__ = [
     "HomeCoach",
     "Module",
     "RequestRecord",
+    "ScaledClock",
     "Station",
     "Upload",
     "demo_account",
