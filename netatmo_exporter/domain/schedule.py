@@ -180,7 +180,9 @@ def _no_new_upload(device: _Device, now: float) -> None:
         return  # a call for another device, or polling while uploads have stopped
     device.early_calls.append(now)
     device.retries += 1
-    if device.retries <= MAX_RETRIES and now + _retry_wait(device) < expected + period / 2:
+    # After a missed upload, one try per upload: uploads that stop cost no retries.
+    retries = MAX_RETRIES if device.misses_in_a_row == 0 else 0
+    if device.retries <= retries and now + _retry_wait(device) < expected + period / 2:
         return
     # Given up on this upload: wait for the next one of the rhythm, never a burst.
     device.retries = 0

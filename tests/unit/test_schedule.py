@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from netatmo_exporter.domain.schedule import (
@@ -121,19 +123,22 @@ def test_found_at_the_first_try_the_delay_creeps_earlier() -> None:
 def test_uploads_that_stop_fall_back_to_the_interval_and_resume_on_the_rhythm() -> None:
     planner = learned()
     now = T0 + 2 * P + 5.0
-    calls = 0
+    calls = []
     while now < T0 + P + 3600:  # an hour without uploads
         planner.observe("station", [("st", T0 + P)], now, True)
-        calls += 1
+        calls.append(now)
         now = planner.next_call() or 0.0
 
     assert cadence(planner).state == "stalled"
-    assert planner.next_call() == pytest.approx(now)
-    stalled_gaps = FALLBACK
-    assert calls <= STALL_AFTER_MISSED * 3 + 3600 / stalled_gaps
+    first_slot = calls[:3]  # the first try and two retries
+    assert first_slot == [T0 + 2 * P + 5, T0 + 2 * P + 7, T0 + 2 * P + 11]
+    assert calls[3:STALL_AFTER_MISSED + 2] == [T0 + 3 * P + 5, T0 + 4 * P + 5]  # one try each
+    stalled = calls[STALL_AFTER_MISSED + 1:]
+    assert {round(b - a) for a, b in itertools.pairwise(stalled)} == {FALLBACK}
+    assert len(calls) <= 9  # about the 7.5 an hour of fixed polling, no burst
+
     resumed = T0 + P + 3600 + 17.0  # uploads resume on a new phase
     planner.observe("station", [("st", resumed)], now, True)
-
     c = cadence(planner)
     assert (c.state, c.period) == ("aligned", P)
     assert planner.next_call() == resumed + P + c.delay
