@@ -36,8 +36,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from netatmo_exporter.adapters.netatmo_client import NetatmoClient  # noqa: E402
-from netatmo_exporter.adapters.token_store import FileTokenStore  # noqa: E402
-from netatmo_exporter.domain.token import Token  # noqa: E402
 from netatmo_exporter.entrypoints.bootstrap import build_app  # noqa: E402
 from netatmo_exporter.entrypoints.config import load_config  # noqa: E402
 from netatmo_exporter.simulator import (  # noqa: E402
@@ -46,8 +44,8 @@ from netatmo_exporter.simulator import (  # noqa: E402
     ScaledClock,
     demo_account,
 )
+from tests.support.harness import CLIENT_ID, CLIENT_SECRET, seed_token  # noqa: E402
 
-CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-secret-0f8e"
 POLL = 0.02
 WARM_UP_UPLOADS = 2
 DATA_ENDPOINTS = ("getstationsdata", "gethomecoachsdata")
@@ -92,10 +90,7 @@ def run(period: float, mode: str, scale: float, uploads: int, workdir: Path) -> 
     account = demo_account().with_cadence(cadence)
     with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=account, clock=clock.now) as cloud:
         token_file = workdir / f"token-{period:g}-{mode}.json"
-        grant = cloud.issue_tokens()
-        FileTokenStore(token_file).save(Token.from_grant(
-            grant["access_token"], grant["refresh_token"], float(grant["expires_in"]),
-            clock.now(), tuple(grant["scope"])))
+        seed_token(cloud, token_file, now=clock.now())
         config = load_config(
             ["--addr", "127.0.0.1:0", "--api-url", cloud.base_url, "--token-file",
              str(token_file), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
@@ -170,8 +165,8 @@ def table(results: list[Result]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--uploads", type=int, default=10,
-                        help="uploads per device measured after the warm-up (default 10)")
+    parser.add_argument("--uploads", type=int, default=12,
+                        help="uploads per device measured after the warm-up (default 12)")
     parser.add_argument("--scale", type=float, default=20.0,
                         help="time scale of the P = 600 s runs (default 20: 30 s per upload)")
     parser.add_argument("--output", type=Path, help="also write the figures to this file")

@@ -31,6 +31,8 @@ DEFAULT_DELAY = 10.0
 DELAY_UP = 2.0
 DELAY_DOWN = 0.05
 MAX_DOWN_STREAK = 3
+FAST_DOWN = 0.3
+LATE_MEMORY = 10
 RETRY_STEP = 2.0
 MAX_RETRIES = 2
 STALL_AFTER_MISSED = 3
@@ -64,6 +66,7 @@ class _Device:
     missed: int = 0
     misses_in_a_row: int = 0
     early_calls: list[float] = field(default_factory=list)
+    late_by: list[float] = field(default_factory=list)
 
     @property
     def expected_upload(self) -> float | None:
@@ -151,13 +154,18 @@ def _new_upload(device: _Device, upload: float, now: float) -> None:
         device.delay = max(0.0, min(device.delay, seen_after))
     elif too_early:
         # Visible later than the delay we aimed at: aim later at once.
+        device.late_by = [*device.late_by, max(too_early)][-LATE_MEMORY:]
         device.delay = max(device.delay, max(too_early)) + DELAY_UP
         device.down_streak = 0
     elif seen_after <= device.delay + RETRY_STEP:
-        # Found at the first try: creep earlier, faster while that keeps working, so the
-        # delay settles where few first tries (one in fifteen or so) come too early.
+        # Found at the first try: come down fast while far above any delay recently seen,
+        # then creep, faster while that keeps working, so that the delay settles where
+        # few first tries (one in fifteen or so) come too early.
         device.down_streak = min(device.down_streak + 1, MAX_DOWN_STREAK)
-        device.delay = max(0.0, device.delay - _down_step(device.down_streak))
+        known_late = max(device.late_by, default=0.0)
+        step = (FAST_DOWN if device.delay - DELAY_UP > known_late
+                else _down_step(device.down_streak))
+        device.delay = max(0.0, device.delay - step)
     device.last_upload = upload
     device.retries = device.missed = device.misses_in_a_row = 0
     device.early_calls.clear()

@@ -182,8 +182,8 @@ class Account:
         return replace(self, cadence=cadence)
 
     def device_ids(self) -> tuple[str, ...]:
-        stations = tuple(s.id for s in (*self.stations, *self.favorites))
-        return stations + tuple(c.id for c in self.home_coaches)
+        """The user's own stations and Home Coaches (not the favourites)."""
+        return tuple(s.id for s in self.stations) + tuple(c.id for c in self.home_coaches)
 
     def _device_time(self, device_id: str, now: float) -> tuple[int, int | None]:
         """The data time a device renders at, and its ``last_status_store`` if a cadence

@@ -13,8 +13,6 @@ import pytest
 
 from netatmo_exporter.adapters.clock import SystemClock
 from netatmo_exporter.adapters.netatmo_client import NetatmoClient
-from netatmo_exporter.adapters.token_store import FileTokenStore
-from netatmo_exporter.domain.token import Token
 from netatmo_exporter.entrypoints.bootstrap import Application, build_app
 from netatmo_exporter.entrypoints.config import load_config
 from netatmo_exporter.simulator import (
@@ -26,7 +24,8 @@ from netatmo_exporter.simulator import (
     quirks_account,
 )
 from netatmo_exporter.simulator.accounts import Account
-from tests.support.harness import CLIENT_ID, CLIENT_SECRET, http_get
+from tests.conftest import exporter_args
+from tests.support.harness import CLIENT_ID, CLIENT_SECRET, http_get, seed_token
 
 PERIOD = 30.0
 SCALE = 10.0  # an upload every 3 s of real time
@@ -34,29 +33,32 @@ STATIONS = ("70:ee:50:00:00:01", "70:ee:50:00:00:02", "70:ee:50:00:00:03")
 
 
 @contextmanager
-def running(tmp_path: Path, account: Account, *flags: str, scale: float = SCALE
+def running(tmp_path: Path, account: Account, *flags: str
             ) -> Iterator[tuple[Application, FakeNetatmoCloud]]:
-    """An exporter and a cloud sharing a clock `scale` times faster than the wall clock."""
-    clock = ScaledClock(scale)
-    with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=account, clock=clock.now) as cloud:
-        grant = cloud.issue_tokens()
-        token_file = tmp_path / "token.json"
-        FileTokenStore(token_file).save(Token.from_grant(
-            grant["access_token"], grant["refresh_token"], float(grant["expires_in"]),
-            clock.now(), tuple(grant["scope"])))
-        config = load_config(
-            ["--addr", "127.0.0.1:0", "--api-url", cloud.base_url, "--token-file",
-             str(token_file), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-             "--refresh-interval", f"{0.8 * PERIOD:g}s", "--age-stale", "24h", *flags], {})
-        client = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, clock,
-                               sleep=clock.sleep)
-        app = build_app(config, clock=clock, client=client, wait=clock.wait,
-                        log_stream=io.StringIO())
-        app.start()
-        try:
-            yield app, cloud
-        finally:
-            app.stop()
+    """An exporter and a cloud sharing a clock SCALE times faster than the wall clock."""
+    clock = ScaledClock(SCALE)
+    with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=account, clock=clock.now
+                          ) as cloud, exporter(tmp_path, cloud, clock, *flags) as app:
+        yield app, cloud
+
+
+@contextmanager
+def exporter(tmp_path: Path, cloud: FakeNetatmoCloud, clock: ScaledClock | None = None,
+             *flags: str) -> Iterator[Application]:
+    token_file = tmp_path / "token.json"
+    seed_token(cloud, token_file, now=None if clock is None else clock.now())
+    config = load_config(exporter_args(
+        cloud, token_file, "--addr", "127.0.0.1:0", "--refresh-interval",
+        f"{0.8 * PERIOD:g}s", "--age-stale", "24h", *flags), {})
+    client = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, clock or SystemClock(),
+                           sleep=lambda _: None)
+    app = build_app(config, clock=clock, client=client, log_stream=io.StringIO(),
+                    wait=None if clock is None else clock.wait)
+    app.start()
+    try:
+        yield app
+    finally:
+        app.stop()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -123,7 +125,7 @@ def test_refused_data_calls_are_down_at_the_first_refresh_with_the_reason_shown(
     with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=account) as cloud:
         cloud.inject("getstationsdata", fault, times=None)
         cloud.inject("gethomecoachsdata", fault, times=None)
-        with running_plain(tmp_path, cloud) as app:
+        with exporter(tmp_path, cloud) as app:
             wait_for(lambda: app.refresher.status.attempted_at is not None)
             _, page = http_get(app.url + "/")
             up = sample(app, "netatmo_up")
@@ -137,29 +139,9 @@ def test_refused_data_calls_are_down_at_the_first_refresh_with_the_reason_shown(
         assert status.next_call == pytest.approx(status.backoff_until, abs=1.0)
 
 
-@contextmanager
-def running_plain(tmp_path: Path, cloud: FakeNetatmoCloud) -> Iterator[Application]:
-    grant = cloud.issue_tokens()
-    token_file = tmp_path / "token.json"
-    FileTokenStore(token_file).save(Token.from_grant(
-        grant["access_token"], grant["refresh_token"], float(grant["expires_in"]),
-        time.time(), tuple(grant["scope"])))
-    config = load_config(
-        ["--addr", "127.0.0.1:0", "--api-url", cloud.base_url, "--token-file",
-         str(token_file), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET], {})
-    client = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, SystemClock(),
-                           sleep=lambda _: None)
-    app = build_app(config, client=client, log_stream=io.StringIO())
-    app.start()
-    try:
-        yield app
-    finally:
-        app.stop()
-
-
 def test_payload_shapes_seen_in_real_accounts_are_exported(tmp_path: Path) -> None:
     with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=quirks_account(frozen=True)
-                          ) as cloud, running_plain(tmp_path, cloud) as app:
+                          ) as cloud, exporter(tmp_path, cloud) as app:
         wait_for(lambda: app.refresher.snapshot is not None)
         station = {"module": "id-70:ee:50:00:0a:01", "station": "Sans maison", "home": ""}
         coach = {"module": "Bureau", "station": "Bureau", "home": ""}

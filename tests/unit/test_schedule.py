@@ -9,6 +9,7 @@ import pytest
 from netatmo_exporter.domain.schedule import (
     DEFAULT_DELAY,
     DELAY_UP,
+    FAST_DOWN,
     MIN_GAP,
     RETRY_STEP,
     STALL_AFTER_MISSED,
@@ -108,16 +109,30 @@ def test_found_on_a_retry_the_delay_grows_past_the_failed_try() -> None:
     assert planner.next_call() == T0 + 3 * P + 5.0 + DELAY_UP
 
 
-def test_found_at_the_first_try_the_delay_creeps_earlier() -> None:
-    planner = learned(delay_seen=8.0)
+def first_tries(planner: UploadPlanner, uploads: range) -> list[float]:
+    """Each upload found at the planned call; the delay after each."""
     delays = []
-    for k in range(2, 6):
-        at = planner.next_call() or 0.0
-        planner.observe("station", [("st", T0 + k * P)], at, True)
+    for k in uploads:
+        planner.observe("station", [("st", T0 + k * P)], planner.next_call() or 0.0, True)
         delays.append(cadence(planner).delay)
-    assert delays == sorted(delays, reverse=True) and delays[-1] < 8.0
-    steps = [a - b for a, b in zip([8.0, *delays], delays, strict=False)]
-    assert steps[1] > steps[0]  # faster while it keeps working
+    return delays
+
+
+def test_found_at_the_first_try_the_delay_comes_down_fast_then_creeps() -> None:
+    planner = learned(delay_seen=8.0)
+    assert first_tries(planner, range(2, 5)) == pytest.approx([8 - FAST_DOWN * n
+                                                               for n in (1, 2, 3)])
+
+    late = learned(delay_seen=8.0)
+    first_try = T0 + 2 * P + 8.0
+    late.observe("station", [("st", T0 + P)], first_try, True)  # too early: seen 8.0 late
+    late.observe("station", [("st", T0 + 2 * P)], first_try + RETRY_STEP, True)
+    assert cadence(late).delay == 8.0 + DELAY_UP
+
+    delays = first_tries(late, range(3, 7))
+    steps = [a - b for a, b in itertools.pairwise([8.0 + DELAY_UP, *delays])]
+    assert all(0 < step < FAST_DOWN for step in steps)  # near a delay seen lately: creep
+    assert steps == sorted(steps)  # faster while it keeps working
 
 
 def test_uploads_that_stop_fall_back_to_the_interval_and_resume_on_the_rhythm() -> None:
