@@ -166,9 +166,13 @@ class Refresher:
                 self._skipped_scopes.clear()
                 self._rate_limit_streak = 0
             started = self._clock.now()
+            targets = None if full else self._targets(started)
             try:
-                fetched = self._fetch_all(None if full else self._targets(started))
+                fetched = self._fetch_all(targets)
             except NetatmoError as exc:
+                for scope, device_id in (targets or {}).items():
+                    if device_id is not None:
+                        self._last_full.pop(scope, None)  # a removed device: ask for all
                 return self._record_failure(started, exc)
             self._observe(fetched, started)
             stations = self._merge(fetched)
@@ -198,7 +202,7 @@ class Refresher:
             if kind in due:
                 ids = due[kind]
                 widen = (len(ids) > 1 or len(known) == 1
-                         or now - self._last_full.get(scope, now) >= FULL_FETCH_EVERY)
+                         or now - self._last_full.get(scope, -math.inf) >= FULL_FETCH_EVERY)
                 targets[scope] = None if widen else ids[0]
             elif not known and now >= self._endpoint_due(scope):
                 targets[scope] = None
@@ -283,6 +287,7 @@ class Refresher:
     def _skip(self, scope: str, reason: str) -> None:
         """Stop asking an endpoint the token may not read, and say so once."""
         self._skipped_scopes.add(scope)
+        self._planner.forget(SCOPE_KINDS[scope])
         self._tokens.mark_missing_scope()
         self._log.warning("endpoint_skipped", scope=scope, reason=reason)
 

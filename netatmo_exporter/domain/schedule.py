@@ -110,6 +110,11 @@ class UploadPlanner:
                               if dev.kind == kind and d not in seen]:
                 del self._devices[device_id]
 
+    def forget(self, kind: DeviceKind) -> None:
+        """Devices of an endpoint no longer asked for (its scope was refused)."""
+        for device_id in self.known(kind):
+            del self._devices[device_id]
+
     def next_call(self) -> float | None:
         """When the earliest device is due; None before any device is known."""
         return min((device.next_call for device in self._devices.values()), default=None)

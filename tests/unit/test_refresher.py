@@ -11,6 +11,7 @@ import pytest
 from netatmo_exporter.domain.authorization import AuthState, TokenManager
 from netatmo_exporter.domain.errors import (
     AccessTokenRejected,
+    ApiError,
     MissingScope,
     RateLimited,
     TransientError,
@@ -254,17 +255,22 @@ class UploadingSource(FakeWeatherSource):
     """Two stations uploading every UPLOAD_PERIOD on their own phase, each upload visible
     VISIBLE_AFTER seconds after its last_status_store."""
 
-    def __init__(self, clock: FakeClock, phases: dict[str, float]) -> None:
+    def __init__(self, clock: FakeClock, phases: dict[str, float],
+                 coaches: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.clock = clock
         self.phases = phases
+        self.coaches = coaches
 
     def _answer(self, endpoint: str, access_token: str, device_id: str | None
                 ) -> tuple[Station, ...]:
         now = self.clock.now()
-        self.stations = tuple(
-            dataclasses.replace(station(sid, now), last_status_store=self.last_upload(sid, now))
+        devices = tuple(
+            dataclasses.replace(station(sid, now), last_status_store=self.last_upload(sid, now),
+                                kind="homecoach" if sid in self.coaches else "station")
             for sid in self.phases)
+        self.stations = tuple(d for d in devices if d.kind == "station")
+        self.homecoaches = tuple(d for d in devices if d.kind == "homecoach")
         return super()._answer(endpoint, access_token, device_id)
 
     def last_upload(self, station_id: str, now: float) -> float:
@@ -285,8 +291,11 @@ def aligned_world(mode: RefreshMode) -> tuple[World, UploadingSource]:
 
 def run_for(world: World, seconds: float) -> None:
     end = world.clock.now() + seconds
-    while world.clock.now() < end:
+    for _ in range(1000):
+        if world.clock.now() >= end:
+            return
         world.clock.advance(world.refresher.refresh_once())
+    raise AssertionError("a burst of calls: 1000 without the clock moving on")
 
 
 def test_aligned_mode_calls_each_station_alone_just_after_its_upload_is_visible() -> None:
@@ -331,3 +340,35 @@ def test_rate_limit_backoff_wins_over_the_learned_rhythm() -> None:
     source.errors["stations"] = [RateLimited("code 26")]
 
     assert world.refresher.refresh_once() == 2 * 480.0
+
+
+def test_a_narrowed_call_that_fails_is_followed_by_one_for_all_devices() -> None:
+    world, source = aligned_world("aligned")
+    run_for(world, 4 * UPLOAD_PERIOD)
+    world.clock.advance(world.refresher.refresh_once())
+    assert source.device_ids[-1] is not None
+    source.errors["stations"] = [ApiError("Netatmo getstationsdata: API error code 9")]
+
+    world.clock.advance(world.refresher.refresh_once())
+    world.refresher.refresh_once()
+
+    assert source.device_ids[-2] is not None and source.device_ids[-1] is None
+
+
+def test_an_endpoint_refused_for_scope_drops_its_devices_from_the_plan() -> None:
+    world = World()
+    start = world.clock.now()
+    source = UploadingSource(world.clock, {"a": start - 50.0, "c": start - 250.0},
+                             coaches=("c",))
+    world.refresher = Refresher(world.tokens, source, RefreshSettings(480.0, BOTH, False),
+                                world.clock, world.log)
+    run_for(world, 4 * UPLOAD_PERIOD)
+    assert {c.device_id for c in world.refresher.cadences} == {"a", "c"}
+    source.errors["homecoaches"] = [MissingScope("gethomecoachsdata")] * 10
+    source.calls.clear()
+
+    run_for(world, 6 * UPLOAD_PERIOD)
+
+    assert {c.device_id for c in world.refresher.cadences} == {"a"}
+    assert [endpoint for endpoint, _ in source.calls].count("homecoaches") <= 1
+    assert len(source.calls) <= 1 + 1.25 * 6  # station a's uploads, no burst
