@@ -169,7 +169,7 @@ def _new_upload(device: _Device, upload: float, now: float) -> None:
         device.down_streak = min(device.down_streak + 1, MAX_DOWN_STREAK)
         known_late = max(device.late_by, default=0.0)
         step = (FAST_DOWN if device.delay - DELAY_UP > known_late
-                else _down_step(device.down_streak))
+                else DELAY_DOWN * device.down_streak)
         device.delay = max(0.0, device.delay - step)
     device.last_upload = upload
     device.retries = device.missed = device.misses_in_a_row = 0
@@ -216,7 +216,3 @@ def _plan(device: _Device, now: float, fallback: float) -> None:
         return
     planned = now + _retry_wait(device) if device.retries else expected + device.delay
     device.next_call = max(planned, now + MIN_GAP)
-
-
-def _down_step(streak: int) -> float:
-    return DELAY_DOWN * streak
