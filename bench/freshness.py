@@ -13,8 +13,9 @@ go side by side.
 
 A poller reads /metrics every 20 ms of real time and notes when each device's
 `netatmo_module_last_seen_timestamp_seconds` (its last_status_store) reaches each upload.
-After two uploads of warm-up it reports, per run: the median and 95th percentile lag from
-"visible at the cloud" to "on /metrics", and the data calls the cloud saw per upload.
+After each device's first two uploads (the warm-up) it reports, per run: the median and
+95th percentile lag from "visible at the cloud" to "on /metrics", and the data calls the
+cloud saw per upload.
 """
 
 from __future__ import annotations
@@ -102,12 +103,16 @@ def run(period: float, mode: str, scale: float, uploads: int, workdir: Path) -> 
                         log_stream=io.StringIO())
         start = clock.now()
         app.start()
-        shown = poll_until(app.url, clock, start + (WARM_UP_UPLOADS + uploads) * period)
+        shown = poll_until(app.url, clock,
+                           start + (WARM_UP_UPLOADS + uploads + 1) * period)
         end = clock.now()
         app.stop()
-        measured_from = start + WARM_UP_UPLOADS * period
+        # Every device's first two uploads are the warm-up.
+        devices = account.device_ids()
+        measured_from = max(cadence.uploads(d, start, end)[WARM_UP_UPLOADS - 1].visible_at
+                            for d in devices)
         lags, count = [], 0
-        for device_id in account.device_ids():
+        for device_id in devices:
             for upload in cadence.uploads(device_id, measured_from, end - period):
                 count += 1
                 seen = [at for stored, at in shown.get(device_id, []) if

@@ -179,11 +179,15 @@ def _new_upload(device: _Device, upload: float, now: float) -> None:
 def _learn_period(device: _Device, gap: float) -> None:
     if gap < MIN_PERIOD:
         return
-    # A gap spanning missed uploads counts as that many periods.
-    multiple = 1 if device.period is None else max(1, round(gap / device.period))
+    # A gap spanning missed uploads counts as that many periods. One gap alone may be such
+    # a gap, and a period learned twice too long would confirm itself (every other upload
+    # seen, each a double gap): the shorter of the first two gaps makes the first period.
+    known = device.period or (min(device.samples) if device.samples else None)
+    multiple = 1 if known is None else max(1, round(gap / known))
     device.samples = [*device.samples, gap / multiple][-PERIOD_SAMPLES:]
-    device.period = min(device.samples) if len(device.samples) < 3 else (
-        statistics.median(device.samples))
+    if len(device.samples) >= 2:
+        device.period = min(device.samples) if len(device.samples) < 3 else (
+            statistics.median(device.samples))
 
 
 def _no_new_upload(device: _Device, now: float) -> None:

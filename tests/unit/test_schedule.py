@@ -27,10 +27,10 @@ def cadence(planner: UploadPlanner, device_id: str = "st") -> DeviceCadence:
 
 
 def learned(delay_seen: float = 5.0) -> UploadPlanner:
-    """A planner that saw uploads at T0 and T0 + P, each `delay_seen` s after upload."""
+    """A planner that saw uploads at T0 - P, T0 and T0 + P, each `delay_seen` s after."""
     planner = UploadPlanner(FALLBACK)
-    planner.observe("station", [("st", T0)], T0 + delay_seen, True)
-    planner.observe("station", [("st", T0 + P)], T0 + P + delay_seen, True)
+    for k in (-1, 0, 1):
+        planner.observe("station", [("st", T0 + k * P)], T0 + k * P + delay_seen, True)
     return planner
 
 
@@ -52,7 +52,18 @@ def test_device_without_last_status_store_stays_on_the_fallback_interval() -> No
     assert cadence(planner).period is None
 
 
-def test_two_uploads_teach_the_period_and_plan_just_after_the_next_one() -> None:
+def test_one_gap_is_not_a_rhythm_yet_for_it_may_span_a_missed_upload() -> None:
+    planner = UploadPlanner(FALLBACK)
+    planner.observe("station", [("st", T0 - 2 * P)], T0 - 2 * P + 5, True)
+    planner.observe("station", [("st", T0)], T0 + 5, True)  # a missed upload between
+    assert cadence(planner).state == "learning"
+    assert planner.next_call() == T0 + 5 + FALLBACK
+
+    planner.observe("station", [("st", T0 + P)], T0 + P + 5, True)
+    assert cadence(planner).period == P  # the shorter gap, not twice the period
+
+
+def test_three_uploads_teach_the_period_and_plan_just_after_the_next_one() -> None:
     planner = learned(delay_seen=5.0)
 
     c = cadence(planner)
@@ -175,6 +186,7 @@ def test_a_late_call_that_finds_nothing_gives_the_upload_up_rather_than_retrying
 
 def test_the_next_call_is_never_sooner_than_the_minimum_gap() -> None:
     planner = UploadPlanner(FALLBACK)
+    planner.observe("station", [("st", T0 - P)], T0 - P + 5, True)
     planner.observe("station", [("st", T0)], T0 + 5, True)
     late = T0 + 2 * P + 30  # upload T0 + 2P is due already but not seen
     planner.observe("station", [("st", T0 + P)], late, True)
