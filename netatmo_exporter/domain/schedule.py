@@ -29,12 +29,13 @@ MIN_PERIOD = 5.0
 PERIOD_SAMPLES = 9
 DEFAULT_DELAY = 10.0
 DELAY_UP = 2.0
+MARGIN_PER_PERIOD = 1 / 200
 DELAY_DOWN = 0.05
 MAX_DOWN_STREAK = 3
 FAST_DOWN = 0.3
 LATE_MEMORY = 10
-RETRY_STEP = 2.0
-MAX_RETRIES = 2
+RETRY_STEP = 3.0
+MAX_RETRIES = 1
 STALL_AFTER_MISSED = 3
 MIN_GAP = 1.0
 COALESCE = 1.0
@@ -160,7 +161,7 @@ def _new_upload(device: _Device, upload: float, now: float) -> None:
     elif too_early:
         # Visible later than the delay we aimed at: aim later at once.
         device.late_by = [*device.late_by, max(too_early)][-LATE_MEMORY:]
-        device.delay = max(device.delay, max(too_early)) + DELAY_UP
+        device.delay = max(device.delay, max(too_early)) + _margin(device)
         device.down_streak = 0
     elif seen_after <= device.delay + RETRY_STEP:
         # Found at the first try: come down fast while far above any delay recently seen,
@@ -168,7 +169,7 @@ def _new_upload(device: _Device, upload: float, now: float) -> None:
         # few first tries (one in fifteen or so) come too early.
         device.down_streak = min(device.down_streak + 1, MAX_DOWN_STREAK)
         known_late = max(device.late_by, default=0.0)
-        step = (FAST_DOWN if device.delay - DELAY_UP > known_late
+        step = (FAST_DOWN if device.delay - _margin(device) > known_late
                 else DELAY_DOWN * device.down_streak)
         device.delay = max(0.0, device.delay - step)
     device.last_upload = upload
@@ -220,3 +221,9 @@ def _plan(device: _Device, now: float, fallback: float) -> None:
         return
     planned = now + _retry_wait(device) if device.retries else expected + device.delay
     device.next_call = max(planned, now + MIN_GAP)
+
+
+def _margin(device: _Device) -> float:
+    """How far past a too-late upload to aim next: wider for slower rhythms, whose lag
+    budget is wider, so fewer first tries come too early."""
+    return max(DELAY_UP, (device.period or 0.0) * MARGIN_PER_PERIOD)
