@@ -201,10 +201,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.scale:g}x up to {POLL * args.scale:.1f} s of it is the poll). Data "
             "calls per upload: data calls the cloud saw over device uploads, three "
             "stations and two Home Coaches on their own phases. Fallback interval 0.8 P "
-            f"in both modes; {WARM_UP_UPLOADS} uploads of warm-up. Fixed polling spends fewer "
-            "calls per upload on an account of five devices because each call answers for "
+            f"in both modes; {WARM_UP_UPLOADS} uploads of warm-up per device. Fixed polling "
+            "spends fewer calls per upload on an account of five devices because each call "
+            "answers for "
             "all of them (for one station it spends 1.25: 7.5 calls an hour for 6 uploads); "
-            "aligned mode asks for one device at a time, just after its upload.\n\n{text}")
+            f"aligned mode asks for one device at a time, just after its upload.\n\n{text}")
     return 0 if len(done) == len(plan) else 1
 
 
