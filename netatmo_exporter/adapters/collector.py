@@ -47,6 +47,9 @@ from netatmo_exporter.domain.ports import Clock
 from netatmo_exporter.domain.refresher import HOMECOACH_SCOPE, STATIONS_SCOPE, Refresher
 
 INFO_LABELS = (*LABELS, "module_id", "station_id", "home_id", "type", "firmware", "favorite")
+DEVICE_LABELS = ("station", "home")
+PLACE_LABELS = (*DEVICE_LABELS, "station_id", "type", "city", "country", "timezone",
+                "altitude")
 AUTH_STATES = tuple(state.value for state in AuthState)
 DATA_SCOPES = (STATIONS_SCOPE, HOMECOACH_SCOPE)
 
@@ -100,6 +103,10 @@ EXPORTER_METRICS = {
     "cache_updated": _metric("netatmo_cache_updated_time", "Unix seconds",
                              "Unix time of the last successful refresh (the cached data)",
                              NO_LABELS, go=True),
+    "next_refresh": _metric("netatmo_next_refresh_timestamp_seconds", "Unix seconds",
+                            "Unix time the next data call is planned for (--refresh-mode "
+                            "aligned: just after the next station upload should be visible)",
+                            NO_LABELS),
     "token_valid": _metric("netatmo_exporter_token_valid", "",
                            "1 if there is a valid access token, else 0", NO_LABELS, go=True),
     "token_expiry": _metric("netatmo_exporter_token_expiry_time", "Unix seconds",
@@ -171,6 +178,12 @@ READING_METRICS = (
              "Lowest temperature measured today", lambda r: r.min_temp),
     _reading("netatmo_sensor_temperature_max_today_celsius", "°C",
              "Highest temperature measured today", lambda r: r.max_temp),
+    _reading("netatmo_sensor_temperature_min_today_timestamp_seconds", "Unix seconds",
+             "When today's lowest temperature was measured", lambda r: r.date_min_temp),
+    _reading("netatmo_sensor_temperature_max_today_timestamp_seconds", "Unix seconds",
+             "When today's highest temperature was measured", lambda r: r.date_max_temp),
+    _reading("netatmo_sensor_wind_max_today_timestamp_seconds", "Unix seconds",
+             "When today's strongest wind was measured", lambda r: r.date_max_wind_strength),
     _reading("netatmo_sensor_temperature_trend", "",
              "Temperature trend: 1 up, 0 stable, -1 down", _trend(lambda r: r.temp_trend)),
     _reading("netatmo_sensor_pressure_trend", "", "Pressure trend: 1 up, 0 stable, -1 down",
@@ -219,6 +232,16 @@ MODULE_INFO = _metric("netatmo_module_info", "",
                       "Module metadata for joins; favorite=\"true\" for a starred station of "
                       "another user (--favorites)", INFO_LABELS, "info")
 
+DEVICE_METRICS = {
+    "place": _metric("netatmo_device_place_info", "",
+                     "Where a station or Home Coach is, as its owner set it (no coordinates)",
+                     PLACE_LABELS, "info"),
+    "upload_period": _metric("netatmo_device_upload_period_seconds", "seconds",
+                             "How often the device uploads to Netatmo, as learned from "
+                             "last_status_store (--refresh-mode aligned, once known)",
+                             DEVICE_LABELS),
+}
+
 METRICS: tuple[MetricSpec, ...] = (
     *EXPORTER_METRICS.values(),
     *COUNTER_METRICS.values(),
@@ -226,6 +249,7 @@ METRICS: tuple[MetricSpec, ...] = (
     *(reading.metric for reading in READING_METRICS),
     *HEALTH_METRICS.values(),
     MODULE_INFO,
+    *DEVICE_METRICS.values(),
     *ENERGY_METRICS,
 )
 
@@ -260,6 +284,7 @@ class NetatmoCollector(Collector):
             "last_refresh": status.attempted_at or 0.0,
             "duration": status.duration,
             "cache_updated": 0.0 if snapshot is None else snapshot.fetched_at,
+            "next_refresh": status.next_call or 0.0,
             "token_valid": 1.0 if token.valid else 0.0,
             "token_expiry": (token.expires_at or 0.0) if token.valid else 0.0,
         }
@@ -294,9 +319,16 @@ class NetatmoCollector(Collector):
         health = {key: _family(spec) for key, spec in HEALTH_METRICS.items()}
         info = MODULE_INFO.family()
         assert isinstance(info, InfoMetricFamily)
+        place = DEVICE_METRICS["place"].family()
+        assert isinstance(place, InfoMetricFamily)
+        period = _family(DEVICE_METRICS["upload_period"])
+        periods = {c.device_id: c.period for c in self._refresher.cadences}
         for station, mod, labels in label_modules(stations):
             values = [labels.module, labels.station, labels.home]
             info.add_metric(_info_labels(station, mod, labels), {})
+            if mod is station.main:
+                place.add_metric(_place_labels(station, labels), {})
+                _add_if(period, [labels.station, labels.home], periods.get(station.id))
             stale = is_stale(mod, now, self._age_stale) or mod.reachable is False
             _add_health(health, mod, values, now, stale)
             if stale or mod.readings is None:
@@ -313,6 +345,8 @@ class NetatmoCollector(Collector):
         yield from module.values()
         yield from health.values()
         yield info
+        yield place
+        yield period
 
 
 # Series exported at 0 before their first increment, so that `increase()` in an alert sees
@@ -387,9 +421,16 @@ def _info_labels(station: Station, module: Module, labels: ModuleLabels) -> list
     return [
         labels.module, labels.station, labels.home, module.id, station.id,
         station.home_id or "", module.type,
-        "" if module.firmware is None else str(module.firmware),
+        "" if module.known_firmware is None else str(module.known_firmware),
         "true" if station.favorite else "false",
     ]
+
+
+def _place_labels(station: Station, labels: ModuleLabels) -> list[str]:
+    where = station.place
+    altitude = "" if where.altitude is None else f"{where.altitude:g}"
+    return [labels.station, labels.home, station.id, station.main.type, where.city or "",
+            where.country or "", where.timezone or "", altitude]
 
 
 def _battery_percent(module: Module) -> float | None:

@@ -40,6 +40,8 @@ TOKEN_READ_TIMEOUT_FACTOR = 3.0
 _ACCESS_TOKEN_CODES = {2, 3}
 _RATE_LIMIT_CODES = {26, 11}
 _MISSING_SCOPE_CODE = 13
+# Flat-string errors (`{"error": "too_many_connections"}`) seen from Netatmo's front servers.
+_RATE_LIMIT_WORDS = ("too_many", "rate_limit", "usage_reached")
 
 T = TypeVar("T")
 
@@ -101,13 +103,18 @@ class NetatmoClient:
     def refresh(self, refresh_token: str) -> Token:
         return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
 
-    def fetch_stations(self, access_token: str, favorites: bool) -> tuple[Station, ...]:
+    def fetch_stations(self, access_token: str, favorites: bool,
+                       device_id: str | None = None) -> tuple[Station, ...]:
         params = {"get_favorites": "true"} if favorites else {}
+        if device_id is not None:
+            params["device_id"] = device_id
         return self._data_request("getstationsdata", access_token, params,
                                   lambda answer: parse_devices(answer, "station"))
 
-    def fetch_homecoaches(self, access_token: str) -> tuple[Station, ...]:
-        return self._data_request("gethomecoachsdata", access_token, {},
+    def fetch_homecoaches(self, access_token: str,
+                          device_id: str | None = None) -> tuple[Station, ...]:
+        params = {} if device_id is None else {"device_id": device_id}
+        return self._data_request("gethomecoachsdata", access_token, params,
                                   lambda answer: parse_devices(answer, "homecoach"))
 
     def fetch_homes(self, access_token: str) -> tuple[HomeSetup, ...]:
@@ -209,6 +216,8 @@ def _json(response: httpx.Response, endpoint: str) -> Any:
 
 
 def _error_body(response: httpx.Response) -> tuple[object, str]:
+    """(code, message) of `{"error": {"code": N, "message": "..."}}`; a flat string error
+    (`{"error": "too_many_connections"}`) is both the code and the message."""
     try:
         body = json.loads(response.content)
     except (ValueError, UnicodeDecodeError):
@@ -217,7 +226,15 @@ def _error_body(response: httpx.Response) -> tuple[object, str]:
     if isinstance(error, Mapping):
         message = error.get("message")
         return error.get("code"), message if isinstance(message, str) else ""
+    if isinstance(error, str):
+        return error, error
     return error, ""
+
+
+def _is_rate_limit(code: object, status: int) -> bool:
+    if status == 429 or (isinstance(code, int) and code in _RATE_LIMIT_CODES):
+        return True
+    return isinstance(code, str) and any(word in code.lower() for word in _RATE_LIMIT_WORDS)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -228,16 +245,15 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _raise_for_answer(endpoint: str, response: httpx.Response) -> None:
-    status = response.status_code
-    if 200 <= status < 300:
+    if 200 <= response.status_code < 300:
         return
     code, message = _error_body(response)
+    status = response.status_code
     where = f"Netatmo {endpoint}"
-    if code in _RATE_LIMIT_CODES or status == 429:
-        raise RateLimited(
-            f"{where}: rate limited (HTTP {status}, code {code}): backing off",
-            _retry_after(response),
-        )
+    if _is_rate_limit(code, status):
+        said = f"\"{code}\"" if isinstance(code, str) else f"code {code}"
+        raise RateLimited(f"{where}: rate limited (HTTP {status}, {said}): backing off",
+                          _retry_after(response))
     if status >= 500 or code is None:
         kind = "an HTML error page" if "html" in response.headers.get("content-type", "") else (
             "an unexpected body")
@@ -253,4 +269,6 @@ def _raise_for_answer(endpoint: str, response: httpx.Response) -> None:
         raise AccessTokenRejected(f"{where}: access token rejected (code {code}: {message})")
     if code == _MISSING_SCOPE_CODE:
         raise MissingScope(endpoint)
+    if isinstance(code, str):
+        raise ApiError(f"{where}: API error \"{code}\" (HTTP {status})")
     raise ApiError(f"{where}: API error code {code}: {message} (HTTP {status})")

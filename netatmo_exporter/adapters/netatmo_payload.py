@@ -27,6 +27,8 @@ _READING_FIELDS = {
     "AbsolutePressure": "absolute_pressure",
     "min_temp": "min_temp",
     "max_temp": "max_temp",
+    "date_min_temp": "date_min_temp",
+    "date_max_temp": "date_max_temp",
     "Rain": "rain",
     "sum_rain_1": "sum_rain_1",
     "sum_rain_24": "sum_rain_24",
@@ -36,6 +38,7 @@ _READING_FIELDS = {
     "GustAngle": "gust_angle",
     "max_wind_str": "max_wind_strength",
     "max_wind_angle": "max_wind_angle",
+    "date_max_wind_str": "date_max_wind_strength",
     "health_idx": "health_idx",
 }
 

@@ -9,7 +9,8 @@ from datetime import datetime
 
 from netatmo_exporter.domain.authorization import AuthState, TokenStatus
 from netatmo_exporter.domain.model import Module, Snapshot, Station, is_stale
-from netatmo_exporter.domain.refresher import RefreshStatus
+from netatmo_exporter.domain.refresher import RefreshSettings, RefreshStatus
+from netatmo_exporter.domain.schedule import DeviceCadence
 
 MODULE_KINDS = {
     "NAMain": "Indoor base",
@@ -37,6 +38,56 @@ class ModuleRow:
     signal: str
     age: str
     health: str  # "ok", "stale", "unreachable", "never-paired", "no-data"
+
+
+@dataclass(frozen=True)
+class CadenceRow:
+    station: str
+    state: str  # "aligned", "learning", "retrying", "stalled"
+    period: str
+    last_upload: str
+    next_call: str
+
+
+@dataclass(frozen=True)
+class Schedule:
+    mode: str
+    explanation: str
+    next_call: str
+    rows: list[CadenceRow]
+
+
+CADENCE_STATES = {
+    "learning": "learning its rhythm",
+    "aligned": "following its uploads",
+    "retrying": "upload not visible yet, retrying soon",
+    "stalled": "uploads stopped: every refresh interval",
+}
+
+
+def schedule(settings: RefreshSettings, refresh: RefreshStatus,
+             cadences: tuple[DeviceCadence, ...], snapshot: Snapshot | None,
+             now: float) -> Schedule:
+    """Which refresh mode is in effect, when the next data call is and, in aligned mode,
+    what was learned of each device's uploads."""
+    interval = span(settings.interval)
+    if settings.mode == "fixed":
+        explanation = f"fixed: every {interval}, whatever the stations' uploads"
+    else:
+        explanation = (f"aligned: just after each station's upload should be visible; every "
+                       f"{interval} until its rhythm is learned or while its uploads stop")
+    next_call = ("" if refresh.next_call is None else
+                 f"{local_time(refresh.next_call)} ({relative(refresh.next_call, now)})")
+    labels = {station.id: station.label
+              for station in (() if snapshot is None else snapshot.stations)}
+    rows = [CadenceRow(
+        station=labels.get(c.device_id, c.device_id),
+        state=c.state,
+        period="" if c.period is None else f"every {span(c.period)}",
+        last_upload="" if c.last_upload is None else relative(c.last_upload, now),
+        next_call=f"{relative(c.next_call, now)} ({CADENCE_STATES[c.state]})",
+    ) for c in cadences]
+    return Schedule(settings.mode, explanation, next_call, rows)
 
 
 def local_time(timestamp: float) -> str:
@@ -81,7 +132,10 @@ def refresh_advice(refresh: RefreshStatus, scopes: tuple[str, ...]) -> Advice | 
     if advice is None:
         return Advice(f"Netatmo answered: {refresh.error_message}",
                       "The exporter tries again at the next refresh interval.")
-    return Advice(advice.problem, advice.fix.format(scopes=" ".join(scopes)))
+    problem = advice.problem
+    if refresh.error_reason in SHOW_ANSWER and refresh.error_message:
+        problem = f"{problem} Netatmo answered: {refresh.error_message}"
+    return Advice(problem, advice.fix.format(scopes=" ".join(scopes)))
 
 
 def file_advice(status: TokenStatus) -> Advice | None:
@@ -126,6 +180,10 @@ ADVICE = {
         "The exporter is not authorized yet.",
         "Authorize it with the button below, or paste a refresh token."),
 }
+
+
+# Reasons whose exact answer helps the operator (which endpoint, which words Netatmo used).
+SHOW_ANSWER = ("rate_limited", "missing_scope")
 
 
 def module_rows(snapshot: Snapshot | None, now: float, age_stale: float) -> list[ModuleRow]:

@@ -223,6 +223,8 @@ class _Pages:
             scopes=" ".join(ctx.scopes),
             host_warning=self._host_mismatch(),
             rows=status_view.module_rows(snapshot, now, ctx.age_stale),
+            schedule=status_view.schedule(ctx.refresher.settings, refresh,
+                                          ctx.refresher.cadences, snapshot, now),
             fetched=(status_view.relative(snapshot.fetched_at, now)
                      if snapshot is not None else ""),
             skipped=", ".join(snapshot.skipped) if snapshot is not None else "",

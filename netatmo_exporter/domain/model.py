@@ -9,6 +9,7 @@ DeviceKind = Literal["station", "homecoach"]
 
 NEVER_PAIRED_RF = 255
 NEVER_PAIRED_BATTERY_VP = 65535
+PLACEHOLDER_FIRMWARE = 255
 
 TRENDS = {"up": 1, "stable": 0, "down": -1}
 
@@ -26,6 +27,8 @@ class Readings:
     absolute_pressure: float | None = None
     min_temp: float | None = None
     max_temp: float | None = None
+    date_min_temp: float | None = None
+    date_max_temp: float | None = None
     temp_trend: int | None = None
     pressure_trend: int | None = None
     rain: float | None = None
@@ -37,6 +40,7 @@ class Readings:
     gust_angle: float | None = None
     max_wind_strength: float | None = None
     max_wind_angle: float | None = None
+    date_max_wind_strength: float | None = None
     health_idx: float | None = None
 
 
@@ -73,6 +77,14 @@ class Module:
             or self.battery_vp == NEVER_PAIRED_BATTERY_VP
             or self.last_seen == 0
         )
+
+    @property
+    def known_firmware(self) -> int | None:
+        """The firmware, unless it is the placeholder Netatmo sends for a module it has
+        never heard from."""
+        if self.never_paired or self.firmware == PLACEHOLDER_FIRMWARE:
+            return None
+        return self.firmware
 
     @property
     def measured_at(self) -> float | None:

@@ -25,11 +25,14 @@ class TokenEndpoint(Protocol):
 
 class WeatherSource(Protocol):
     """Netatmo's data endpoints. Raises `AccessTokenRejected`, `MissingScope`, `RateLimited`,
-    `TransientError` or `BadResponse`; never puts the token anywhere but a header."""
+    `TransientError` or `BadResponse`; never puts the token anywhere but a header. With
+    `device_id`, the answer holds that one device only."""
 
-    def fetch_stations(self, access_token: str, favorites: bool) -> tuple[Station, ...]: ...
+    def fetch_stations(self, access_token: str, favorites: bool,
+                       device_id: str | None = None) -> tuple[Station, ...]: ...
 
-    def fetch_homecoaches(self, access_token: str) -> tuple[Station, ...]: ...
+    def fetch_homecoaches(self, access_token: str,
+                          device_id: str | None = None) -> tuple[Station, ...]: ...
 
 
 class EnergySource(Protocol):

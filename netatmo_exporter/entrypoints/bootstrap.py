@@ -80,7 +80,8 @@ class Application:
             energy.start()
             self._threads.append(energy)
         self.log.info("listening", address=self.url, token_file=self.config.token_file,
-                      refresh_interval=self.config.refresh_interval)
+                      refresh_interval=self.config.refresh_interval,
+                      refresh_mode=self.config.refresh_mode)
 
     def stop(self) -> bool:
         """Stop serving, write the token; False if the final write failed."""
@@ -113,7 +114,10 @@ def build_app(
     log_stream: TextIO | None = None,
     client: NetatmoClient | None = None,
     server_limits: ServerLimits | None = None,
+    wait: Callable[[threading.Event, float], object] | None = None,
 ) -> Application:
+    """`wait` replaces the refresher's `event.wait(timeout)`, for a clock that runs faster
+    than the wall clock (the freshness benchmark)."""
     clock = clock or SystemClock()
     redactor = SecretRedactor()
     redactor.add(config.client_secret)
@@ -124,8 +128,9 @@ def build_app(
                                                   redactor), clock, log)
     refresher = Refresher(
         tokens, client,
-        RefreshSettings(config.refresh_interval, config.scopes, config.favorites),
-        clock, log,
+        RefreshSettings(config.refresh_interval, config.scopes, config.favorites,
+                        config.refresh_mode),
+        clock, log, **({} if wait is None else {"wait": wait}),
     )
     registry = CollectorRegistry(auto_describe=False)
     weather = NetatmoCollector(refresher, tokens, clock, config.age_stale)

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from netatmo_exporter import __version__
 from netatmo_exporter.adapters.web_config import WebConfig, WebConfigError, load_web_config
+from netatmo_exporter.domain.schedule import REFRESH_MODES, RefreshMode
 
 DEFAULT_PORT = 9210
 DEFAULT_SCOPE = "read_station read_homecoach"
@@ -57,6 +58,7 @@ class Config:
     client_id: str
     client_secret: str
     refresh_interval: float
+    refresh_mode: RefreshMode
     age_stale: float
     log_level: str
     log_format: str
@@ -106,6 +108,10 @@ OPTIONS = (
            "client secret of your Netatmo app (required; never shown)", secret=True),
     Option(("--refresh-interval",), "NETATMO_REFRESH_INTERVAL", "refresh_interval", "8m",
            "how often data is fetched from Netatmo (Go duration)"),
+    Option(("--refresh-mode",), "NETATMO_REFRESH_MODE", "refresh_mode", "aligned",
+           "aligned: call just after each station's upload should be visible, learning its "
+           "rhythm (--refresh-interval until it is known, or when uploads stop); fixed: "
+           "every --refresh-interval"),
     Option(("--age-stale",), "NETATMO_AGE_STALE", "age_stale", "1h",
            "modules with older measurements export no sensor readings; >= refresh interval"),
     Option(("--log-level",), "NETATMO_LOG_LEVEL", "log_level", "info",
@@ -224,6 +230,7 @@ def config_from(values: Mapping[str, str], environ: Mapping[str, str],
     if stale < refresh:
         raise _fail("age_stale", f"{values['age_stale']} is shorter than the refresh interval "
                     f"{values['refresh_interval']}; it must be at least as long")
+    refresh_mode = _refresh_mode(values["refresh_mode"])
     level = values["log_level"].strip().lower()
     if level == "warning":
         level = "warn"
@@ -262,13 +269,21 @@ def config_from(values: Mapping[str, str], environ: Mapping[str, str],
     return Config(
         host=host, port=port, external_url=external_url.rstrip("/"), token_file=token_file,
         client_id=values["client_id"].strip(), client_secret=values["client_secret"].strip(),
-        refresh_interval=refresh, age_stale=stale, log_level=level, log_format=log_format,
+        refresh_interval=refresh, refresh_mode=refresh_mode, age_stale=stale, log_level=level,
+        log_format=log_format,
         debug_handlers=_switch(values["debug_handlers"], "debug_handlers"),
         api_url=api_url.rstrip("/"), scopes=scopes,
         favorites=_switch(values["favorites"], "favorites"), control_socket=control or None,
         external_url_configured=bool(values["external_url"].strip()),
         allowed_hosts=allowed_hosts, web_config=web_config,
     )
+
+
+def _refresh_mode(value: str) -> RefreshMode:
+    for mode in REFRESH_MODES:
+        if value.strip().lower() == mode:
+            return mode
+    raise _fail("refresh_mode", f"{value!r} is not one of {', '.join(REFRESH_MODES)}")
 
 
 def default_control_socket(environ: Mapping[str, str]) -> str:

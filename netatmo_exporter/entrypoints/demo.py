@@ -17,6 +17,7 @@ from netatmo_exporter.entrypoints.bootstrap import build_app
 from netatmo_exporter.entrypoints.config import ConfigError, load_config
 
 DEMO_SCOPES = ("read_station", "read_homecoach", "read_thermostat")
+DEMO_UPLOAD_PERIOD = 60.0
 
 
 def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
@@ -34,11 +35,13 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
                         help="seconds each simulated access token lives (default: 600)")
     args = parser.parse_args(argv)
 
-    from netatmo_exporter.simulator import FakeNetatmoCloud
+    from netatmo_exporter.simulator import Cadence, FakeNetatmoCloud, demo_account
 
     client_id = "demo-client"
     client_secret = secrets.token_hex(16)
-    cloud = FakeNetatmoCloud(client_id, client_secret, token_lifetime=args.token_lifetime)
+    # Devices upload every minute, so the status page shows readings and rhythms change.
+    cloud = FakeNetatmoCloud(client_id, client_secret, token_lifetime=args.token_lifetime,
+                             account=demo_account().with_cadence(Cadence(DEMO_UPLOAD_PERIOD)))
     cloud.start()
     workdir = Path(tempfile.mkdtemp(prefix="netatmo-exporter-demo-"))
     token_file = workdir / "token.json"
@@ -51,7 +54,7 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
         config = load_config(
             ["--addr", args.addr, "--api-url", cloud.base_url, "--token-file", str(token_file),
              "--client-id", client_id, "--client-secret", client_secret,
-             "--refresh-interval", "30s", "--age-stale", "1h", "--debug-handlers",
+             "--refresh-interval", "45s", "--age-stale", "1h", "--debug-handlers",
              "--scope", " ".join(DEMO_SCOPES)],
             {key: value for key, value in env.items() if key.startswith("NETATMO_LOG")})
     except ConfigError as exc:

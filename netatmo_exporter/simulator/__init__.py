@@ -16,7 +16,10 @@ from .accounts import (
     demo_account,
     empty_account,
     large_account,
+    quirks_account,
 )
+from .cadence import Cadence, Upload
+from .clock import ScaledClock
 from .cloud import DEFAULT_SCOPE, NETATMO_RATE_LIMITS, FakeNetatmoCloud, RequestRecord
 from .energy import EnergyHome, EnergyModule, EnergyRoom
 from .faults import Fault, FaultKind
@@ -26,6 +29,7 @@ __all__ = [
     "NETATMO_RATE_LIMITS",
     "Account",
     "Ago",
+    "Cadence",
     "Drift",
     "EnergyHome",
     "EnergyModule",
@@ -36,8 +40,11 @@ __all__ = [
     "HomeCoach",
     "Module",
     "RequestRecord",
+    "ScaledClock",
     "Station",
+    "Upload",
     "demo_account",
     "empty_account",
     "large_account",
+    "quirks_account",
 ]

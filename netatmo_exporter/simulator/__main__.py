@@ -13,10 +13,12 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from .accounts import demo_account, empty_account, large_account
+from .accounts import demo_account, empty_account, large_account, quirks_account
+from .cadence import Cadence
 from .cloud import NETATMO_RATE_LIMITS, FakeNetatmoCloud
 
-ACCOUNTS = {"demo": demo_account, "empty": empty_account, "large": large_account}
+ACCOUNTS = {"demo": demo_account, "empty": empty_account, "large": large_account,
+            "quirks": quirks_account}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -32,6 +34,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--auto-consent", action="store_true", help="skip the consent page")
     parser.add_argument("--account", choices=sorted(ACCOUNTS), default="demo")
     parser.add_argument("--frozen", action="store_true", help="constant sensor values")
+    parser.add_argument(
+        "--cadence", type=float, default=0.0, metavar="SECONDS",
+        help="devices upload every SECONDS on their own phase, each upload visible 3-7 s "
+             "after its last_status_store, one in 30 missed (default: data of the moment)",
+    )
     parser.add_argument(
         "--rate-limits", action="store_true", help="enforce 50 requests/10 s and 500/hour"
     )
@@ -49,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     account = ACCOUNTS[args.account]()
     if args.frozen:
         account = account.frozen_copy()
+    if args.cadence > 0:
+        account = account.with_cadence(Cadence(args.cadence))
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -55,7 +55,7 @@ Home ``6a2b3c4d5e6f7a8b9c0d1e2f`` "Chalet" (Chamonix-Mont-Blanc, altitude 1035 m
 
   - ``02:00:00:00:00 03`` NAModule1 "Balcon" (id with a space): Temperature -3.5.
   - ``05:00:00:00:00:02`` NAModule3 "Pluie": never paired (rf_status 255,
-    battery_vp 65535, battery_percent 0, last_seen 0, reachable false, no
+    battery_vp 65535, battery_percent 0, firmware 255, last_seen 0, reachable false, no
     ``dashboard_data``).
   - ``09:00:00:00:00:01`` NAModule9 "Capteur expérimental": unknown type with odd
     fields (Luminosity, UV, a list and a nested object; no battery fields).
@@ -86,11 +86,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .cadence import Cadence
 from .energy import EnergyHome, demo_energy_homes, homesdata_home, homestatus_body
 
 JSON = Any
 
 STALE_AGE = 10800
+CADENCE_LEAD = 180
+"""Under a cadence, a device renders as at this many seconds after its upload, so that its
+freshest measurement (180 s old in the accounts below) is the upload itself."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,7 @@ class Station:
 
     id: str
     home_id: str
-    home_name: str
+    home_name: str | None
     station_name: str | None
     module_name: str | None
     place: Mapping[str, JSON]
@@ -167,9 +171,27 @@ class Account:
     home_coaches: tuple[HomeCoach, ...] = ()
     frozen: bool = False
     energy_homes: tuple[EnergyHome, ...] = ()
+    cadence: Cadence | None = None
 
     def frozen_copy(self) -> Account:
         return replace(self, frozen=True)
+
+    def with_cadence(self, cadence: Cadence) -> Account:
+        """The same account whose devices upload on ``cadence``: each device shows its
+        latest visible upload rather than the data time."""
+        return replace(self, cadence=cadence)
+
+    def device_ids(self) -> tuple[str, ...]:
+        """The user's own stations and Home Coaches (not the favourites)."""
+        return tuple(s.id for s in self.stations) + tuple(c.id for c in self.home_coaches)
+
+    def _device_time(self, device_id: str, now: float) -> tuple[int, int | None]:
+        """The data time a device renders at, and its ``last_status_store`` if a cadence
+        decides it."""
+        upload = None if self.cadence is None else self.cadence.latest_visible(device_id, now)
+        if upload is None:
+            return int(now), None
+        return upload.stored_at + CADENCE_LEAD, upload.stored_at
 
     def find_station(self, device_id: str) -> Station | None:
         for station in (*self.stations, *self.favorites):
@@ -178,7 +200,7 @@ class Account:
         return None
 
     def stations_body(
-        self, now: int, *, favorites: bool = False, device_id: str | None = None
+        self, now: float, *, favorites: bool = False, device_id: str | None = None
     ) -> dict[str, JSON]:
         """The ``body`` of a ``getstationsdata`` answer at data time ``now``."""
         stations: list[tuple[Station, bool]] = [(s, False) for s in self.stations]
@@ -186,13 +208,17 @@ class Account:
             stations += [(s, True) for s in self.favorites]
         if device_id is not None:
             stations = [(s, fav) for s, fav in stations if s.id == device_id]
-        devices = [_render_station(s, fav, now, self.frozen) for s, fav in stations]
-        return {"devices": devices, "user": _render(self.user, now, self.frozen)}
+        devices = [_stored(_render_station(s, fav, at, self.frozen), stored)
+                   for s, fav in stations
+                   for at, stored in [self._device_time(s.id, now)]]
+        return {"devices": devices, "user": _render(self.user, int(now), self.frozen)}
 
-    def homecoaches_body(self, now: int) -> dict[str, JSON]:
+    def homecoaches_body(self, now: float) -> dict[str, JSON]:
         """The ``body`` of a ``gethomecoachsdata`` answer at data time ``now``."""
-        devices = [_render_homecoach(c, now, self.frozen) for c in self.home_coaches]
-        return {"devices": devices, "user": _render(self.user, now, self.frozen)}
+        devices = [_stored(_render_homecoach(c, at, self.frozen), stored)
+                   for c in self.home_coaches
+                   for at, stored in [self._device_time(c.id, now)]]
+        return {"devices": devices, "user": _render(self.user, int(now), self.frozen)}
 
     def homesdata_body(self, now: int) -> dict[str, JSON]:
         """The ``body`` of a ``homesdata`` answer (Netatmo Energy) at data time ``now``."""
@@ -205,6 +231,12 @@ class Account:
             if home.id == home_id:
                 return homestatus_body(home, lambda value: _render(value, now, self.frozen))
         return None
+
+
+def _stored(device: dict[str, JSON], last_status_store: int | None) -> dict[str, JSON]:
+    if last_status_store is not None:
+        device["last_status_store"] = last_status_store
+    return device
 
 
 def _render(value: JSON, now: int, frozen: bool) -> JSON:
@@ -237,7 +269,8 @@ def _render_station(station: Station, favorite: bool, now: int, frozen: bool) ->
     if station.module_name is not None:
         out["module_name"] = station.module_name
     out["home_id"] = station.home_id
-    out["home_name"] = station.home_name
+    if station.home_name is not None:
+        out["home_name"] = station.home_name
     out.update(_render(station.attributes, now, frozen))
     out["place"] = _render(station.place, now, frozen)
     if station.dashboard is not None:
@@ -516,7 +549,7 @@ DEMO_STATIONS: tuple[Station, ...] = (
                     "battery_percent": 0,
                     "battery_vp": 65535,
                     "rf_status": 255,
-                    "firmware": 0,
+                    "firmware": 255,
                     "reachable": False,
                     "last_seen": 0,
                 },
@@ -707,5 +740,46 @@ def large_account(
         stations=tuple(_large_station(i, modules_per_station, False) for i in range(stations)),
         favorites=tuple(_large_station(i, modules_per_station, True) for i in range(favorites)),
         home_coaches=DEMO_HOME_COACHES,
+        frozen=frozen,
+    )
+
+
+def quirks_account(*, frozen: bool = False) -> Account:
+    """Shapes seen in answers captured from real accounts by other projects: a station
+    without ``home_name`` whose base station has no ``module_name`` and reads a CO2 of 0,
+    and a 2017 Home Coach with ``name`` but no ``station_name`` and no Temperature."""
+    return Account(
+        user=DEMO_USER,
+        stations=(
+            Station(
+                id="70:ee:50:00:0a:01",
+                home_id="8c4d5e6f7a8b9c0d1e2f3a4b",
+                home_name=None,
+                station_name="Sans maison",
+                module_name=None,
+                place=_LYON,
+                attributes=_wifi(200, 60),
+                dashboard={**_indoor_dashboard(200, 19.5, 50, 600, 40, 1013.0, 993.0),
+                           "CO2": 0},
+            ),
+        ),
+        home_coaches=(
+            HomeCoach(
+                id="70:ee:50:00:bb:0a",
+                name="Bureau",
+                station_name=None,
+                place=_GENEVE,
+                attributes=_wifi(240, 60, firmware=45),
+                dashboard={
+                    "time_utc": Ago(240),
+                    "CO2": Drift(820, 60, digits=0),
+                    "Humidity": Drift(41, 2, digits=0),
+                    "Noise": Drift(44, 3, digits=0),
+                    "Pressure": Drift(1013.4, 1.0),
+                    "AbsolutePressure": Drift(968.8, 1.0),
+                    "health_idx": 0,
+                },
+            ),
+        ),
         frozen=frozen,
     )

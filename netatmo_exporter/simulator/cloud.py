@@ -607,13 +607,13 @@ class FakeNetatmoCloud:
             if self._over_rate_limit_locked(now):
                 counters["rate_limited"] += 1
                 return _api_error(429, 26, "User usage reached")
-        account, data_now = self._account, self.data_time()
+        account, data_now = self._account, self._clock() - self.time_offset
         params = {**request.form, **request.query}
         device_id = params.get("device_id") or None
         if endpoint == "homesdata":
-            body = account.homesdata_body(data_now)
+            body = account.homesdata_body(int(data_now))
         elif endpoint == "homestatus":
-            status = account.homestatus_body(params.get("home_id", ""), data_now)
+            status = account.homestatus_body(params.get("home_id", ""), int(data_now))
             if status is None:
                 self._bump("home_not_found")
                 return _api_error(400, 21, "Invalid home_id")

@@ -114,6 +114,10 @@ def test_token_endpoint_errors(
     (Fault.concurrency_limited(), RateLimited, "code 11"),
     (Fault.device_not_found(), ApiError, "code 9"),
     (Fault.api_error(403, 99, "Something new"), ApiError, "code 99"),
+    # Flat-string errors, as Netatmo's front servers send them.
+    (Fault.oauth_error("too_many_connections", status=403), RateLimited,
+     '"too_many_connections"'),
+    (Fault.oauth_error("invalid_parameters", status=400), ApiError, '"invalid_parameters"'),
 ])
 def test_data_endpoint_errors(
     cloud: FakeNetatmoCloud, client: NetatmoClient, fault: Fault,
@@ -129,6 +133,20 @@ def test_data_endpoint_errors(
     assert "getstationsdata" in str(caught.value)
     assert_clean(caught.value, cloud)
     assert cloud.count("getstationsdata") == 1
+
+
+def test_device_id_narrows_the_answer_to_one_device(
+    cloud: FakeNetatmoCloud, client: NetatmoClient
+) -> None:
+    access = str(cloud.issue_tokens()["access_token"])
+
+    stations = client.fetch_stations(access, favorites=False, device_id="70:ee:50:00:00:02")
+    coaches = client.fetch_homecoaches(access, device_id="70:ee:50:00:bb:02")
+
+    assert [s.id for s in stations] == ["70:ee:50:00:00:02"]
+    assert [c.id for c in coaches] == ["70:ee:50:00:bb:02"]
+    targets = [r.target for r in cloud.requests() if r.endpoint != "token"]
+    assert all("device_id=70%3Aee%3A50%3A00%3A" in t for t in targets)
 
 
 def test_real_expired_token_and_missing_scope(

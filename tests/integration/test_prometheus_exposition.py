@@ -132,6 +132,43 @@ def test_module_info_joins_ids_type_firmware_and_favourite(scrape: DemoScrape) -
         infos[FAVORITE_MAIN], infos[FAVORITE_OUTDOOR]]
 
 
+def test_placeholder_firmware_of_a_never_paired_module_is_left_out(scrape: DemoScrape) -> None:
+    infos = {info["module_id"]: info for info in scrape.series("netatmo_module_info")}
+
+    assert infos[PLUIE]["firmware"] == ""  # Netatmo sends 255 for it
+    assert infos[SALON]["firmware"] == "181"
+
+
+@pytest.mark.parametrize(("module_id", "name", "before_measurement"), [
+    (SALON, "netatmo_sensor_temperature_min_today_timestamp_seconds", 6 * 3600),
+    (SALON, "netatmo_sensor_temperature_max_today_timestamp_seconds", 2 * 3600),
+    (JARDIN, "netatmo_sensor_temperature_min_today_timestamp_seconds", 5 * 3600),
+    (COACH_1, "netatmo_sensor_temperature_max_today_timestamp_seconds", 3600),
+    (WIND, "netatmo_sensor_wind_max_today_timestamp_seconds", 4 * 3600),
+])
+def test_when_todays_extremes_happened_as_unix_times(
+    scrape: DemoScrape, module_id: str, name: str, before_measurement: int
+) -> None:
+    measured = scrape.of("netatmo_sensor_updated", module_id)
+    assert measured is not None
+    assert scrape.of(name, module_id) == measured - before_measurement
+
+
+def test_each_device_has_its_place_but_not_its_coordinates(scrape: DemoScrape) -> None:
+    places = {place["station_id"]: place for place in
+              scrape.series("netatmo_device_place_info")}
+
+    assert places[SALON] == {
+        "station": "Maison (Lyon)", "home": "Maison", "station_id": SALON, "type": "NAMain",
+        "city": "Lyon", "country": "FR", "timezone": "Europe/Paris", "altitude": "173",
+    }
+    assert places[COACH_2]["city"] == "Lyon" and places[COACH_2]["type"] == "NHC"
+    assert places[FAVORITE_MAIN]["city"] == "Genève"
+    assert set(places) == {SALON, "70:ee:50:00:00:02", "70:ee:50:00:00:03", COACH_1, COACH_2,
+                           FAVORITE_MAIN}
+    assert "4.8357" not in scrape.body and "45.764" not in scrape.body
+
+
 def test_info_families_are_info_in_openmetrics(scrape: DemoScrape) -> None:
     assert "# TYPE netatmo_module info\n" in scrape.openmetrics
     assert "# TYPE netatmo_exporter_build info\n" in scrape.openmetrics

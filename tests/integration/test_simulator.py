@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import signal
@@ -21,11 +22,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from netatmo_exporter.simulator import (
+    Cadence,
     FakeNetatmoCloud,
     Fault,
     demo_account,
     empty_account,
     large_account,
+    quirks_account,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -515,6 +518,58 @@ def test_live_values_drift_but_frozen_ones_do_not() -> None:
     assert all(abs(t - 21.5) <= 0.61 for t in temperature)
     fixed = [frozen.stations_body(t)["devices"][0]["dashboard_data"] for t in (0, 3600)]
     assert fixed[0]["Temperature"] == fixed[1]["Temperature"] == 21.5
+
+
+def test_cadence_uploads_on_per_device_phases_with_varying_delay_and_missed_uploads() -> None:
+    cadence = Cadence(period=600.0, delay=3.0, jitter=4.0, miss_every=10)
+    ids = demo_account().device_ids()
+    uploads = {d: cadence.uploads(d, 1_700_000_000, 1_700_000_000 + 100 * 600) for d in ids}
+
+    assert len({cadence.phase(d) for d in ids}) == len(ids)
+    for device_uploads in uploads.values():
+        assert all(3.0 <= u.visible_at - u.stored_at <= 7.0 for u in device_uploads)
+        gaps = {b.stored_at - a.stored_at for a, b in itertools.pairwise(device_uploads)}
+        assert {600, 1200} <= {round(gap, -1) for gap in gaps}  # one in ten is missed
+    delays = [u.visible_at - u.stored_at for us in uploads.values() for u in us]
+    assert max(delays) - min(delays) > 3.0
+
+
+def test_cadence_answers_show_each_device_at_its_latest_visible_upload() -> None:
+    now = [1_700_000_000.0]
+    cadence = Cadence(period=30.0, miss_every=0)
+    account = demo_account(frozen=True).with_cadence(cadence)
+    with FakeNetatmoCloud(account=account, clock=lambda: now[0]) as cloud:
+        token = cloud.issue_tokens()["access_token"]
+        salon = "70:ee:50:00:00:01"
+        upload = cadence.latest_visible(salon, now[0])
+        assert upload is not None
+        following = cadence.upload(salon, upload.index + 1)
+        assert following is not None
+
+        now[0] = following.visible_at - 0.1
+        before = stations(cloud, token, f"?device_id={salon}").json()["body"]["devices"]
+        now[0] = following.visible_at
+        after = stations(cloud, token, f"?device_id={salon}").json()["body"]["devices"]
+        coaches = homecoaches(cloud, token).json()["body"]["devices"]
+
+    assert [d["last_status_store"] for d in before] == [upload.stored_at]
+    assert [d["last_status_store"] for d in after] == [following.stored_at]
+    measured = after[0]["dashboard_data"]["time_utc"]
+    assert following.stored_at - 240 <= measured < following.stored_at
+    for coach in coaches:
+        latest = cadence.latest_visible(coach["_id"], now[0])
+        assert latest is not None and coach["last_status_store"] == latest.stored_at
+
+
+def test_quirks_account_has_the_shapes_seen_in_real_payloads() -> None:
+    account = quirks_account(frozen=True)
+    station, = account.stations_body(1_700_000_000)["devices"]
+    coach, = account.homecoaches_body(1_700_000_000)["devices"]
+
+    assert "home_name" not in station and "module_name" not in station
+    assert station["dashboard_data"]["CO2"] == 0
+    assert coach["name"] == "Bureau" and "station_name" not in coach
+    assert "Temperature" not in coach["dashboard_data"]
 
 
 def test_large_account_size() -> None:

@@ -34,15 +34,17 @@ def free_port() -> int:
 
 
 def seed_token(cloud: FakeNetatmoCloud, path: Path, *, refresh_only: bool = False,
-               scope: Sequence[str] = ("read_station", "read_homecoach")) -> dict[str, object]:
-    """Write a token file as an authorized exporter would; returns the grant."""
+               scope: Sequence[str] = ("read_station", "read_homecoach"),
+               now: float | None = None) -> dict[str, object]:
+    """Write a token file as an authorized exporter would; returns the grant. `now` is the
+    exporter's time (default: the wall clock)."""
     grant = cloud.issue_tokens(scope)
     if refresh_only:
         token = Token(refresh_token=str(grant["refresh_token"]))
     else:
         token = Token.from_grant(str(grant["access_token"]), str(grant["refresh_token"]),
                                  float(grant["expires_in"]),
-                                 time.time(), tuple(scope))
+                                 time.time() if now is None else now, tuple(scope))
     FileTokenStore(path).save(token)
     return grant
 

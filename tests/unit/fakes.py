@@ -104,20 +104,27 @@ class FakeWeatherSource:
 
     def __init__(self, stations: tuple[Station, ...] = ()) -> None:
         self.stations = stations
+        self.homecoaches: tuple[Station, ...] = ()
         self.calls: list[tuple[str, str]] = []
+        self.device_ids: list[str | None] = []
         self.errors: dict[str, list[NetatmoError]] = {"stations": [], "homecoaches": []}
 
-    def fetch_stations(self, access_token: str, favorites: bool) -> tuple[Station, ...]:
-        return self._answer("stations", access_token)
+    def fetch_stations(self, access_token: str, favorites: bool,
+                       device_id: str | None = None) -> tuple[Station, ...]:
+        return self._answer("stations", access_token, device_id)
 
-    def fetch_homecoaches(self, access_token: str) -> tuple[Station, ...]:
-        return self._answer("homecoaches", access_token)
+    def fetch_homecoaches(self, access_token: str,
+                          device_id: str | None = None) -> tuple[Station, ...]:
+        return self._answer("homecoaches", access_token, device_id)
 
-    def _answer(self, endpoint: str, access_token: str) -> tuple[Station, ...]:
+    def _answer(self, endpoint: str, access_token: str, device_id: str | None
+                ) -> tuple[Station, ...]:
         self.calls.append((endpoint, access_token))
+        self.device_ids.append(device_id)
         if self.errors[endpoint]:
             raise self.errors[endpoint].pop(0)
-        return self.stations if endpoint == "stations" else ()
+        devices = self.stations if endpoint == "stations" else self.homecoaches
+        return tuple(d for d in devices if device_id in (None, d.id))
 
 
 def station(station_id: str = "70:ee:50:00:00:01", now: float = 1_700_000_000.0) -> Station:

@@ -40,6 +40,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert (config.host, config.port) == ("", 9210)
     assert config.external_url == "http://127.0.0.1:9210"
     assert config.refresh_interval == 480.0
+    assert config.refresh_mode == "aligned"
     assert config.age_stale == 3600.0
     assert config.log_level == "info"
     assert config.log_format == "logfmt"
@@ -66,6 +67,10 @@ FLAG_CASES = [
      lambda c: c.client_secret, "other-secret"),
     (["--refresh-interval", "90s"], "NETATMO_REFRESH_INTERVAL", "90s",
      lambda c: c.refresh_interval, 90.0),
+    (["--refresh-mode", "fixed"], "NETATMO_REFRESH_MODE", "fixed",
+     lambda c: c.refresh_mode, "fixed"),
+    (["--refresh-mode", "Aligned"], "NETATMO_REFRESH_MODE", "Aligned",
+     lambda c: c.refresh_mode, "aligned"),
     (["--age-stale", "2h"], "NETATMO_AGE_STALE", "2h", lambda c: c.age_stale, 7200.0),
     (["--log-level", "debug"], "NETATMO_LOG_LEVEL", "debug", lambda c: c.log_level, "debug"),
     (["--log-level", "warn"], "NETATMO_LOG_LEVEL", "warn", lambda c: c.log_level, "warn"),
@@ -151,6 +156,7 @@ def test_go_formatted_interval_is_accepted(tmp_path: Path) -> None:
     (["--refresh-interval", "10m", "--age-stale", "5m"], {}, "--age-stale",
      "NETATMO_AGE_STALE"),
     (["--log-level", "loud"], {}, "--log-level", "NETATMO_LOG_LEVEL"),
+    ([], {"NETATMO_REFRESH_MODE": "sometimes"}, "--refresh-mode", "NETATMO_REFRESH_MODE"),
     (["--log-format", "xml"], {}, "--log-format", "NETATMO_LOG_FORMAT"),
     (["--scope", "read_camera"], {}, "--scope", "NETATMO_SCOPE"),
     (["--addr", "9210"], {}, "--addr", "NETATMO_EXPORTER_ADDR"),

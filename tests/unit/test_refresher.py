@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -10,11 +11,14 @@ import pytest
 from netatmo_exporter.domain.authorization import AuthState, TokenManager
 from netatmo_exporter.domain.errors import (
     AccessTokenRejected,
+    ApiError,
     MissingScope,
     RateLimited,
     TransientError,
 )
+from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.refresher import MAX_BACKOFF, Refresher, RefreshSettings
+from netatmo_exporter.domain.schedule import RefreshMode
 from netatmo_exporter.domain.token import Token
 from tests.unit.fakes import (
     FakeClock,
@@ -229,3 +233,142 @@ def test_failed_renewal_is_reported_once_and_not_retried_before_the_next_fetch()
 
     assert world.log.names("warning").count("token_renewal_failed") == 1
     assert "refresh_failed" in world.log.names("error")
+
+
+def test_missing_scope_on_every_endpoint_fails_the_first_refresh_at_once() -> None:
+    world = World()
+    world.source.errors["stations"] = [MissingScope("getstationsdata")]
+    world.source.errors["homecoaches"] = [MissingScope("gethomecoachsdata")]
+
+    world.refresher.refresh_once()
+
+    assert not world.refresher.status.ok
+    assert world.refresher.status.error_reason == "missing_scope"
+    assert world.refresher.snapshot is None
+
+
+UPLOAD_PERIOD = 600.0
+VISIBLE_AFTER = 4.0
+
+
+class UploadingSource(FakeWeatherSource):
+    """Two stations uploading every UPLOAD_PERIOD on their own phase, each upload visible
+    VISIBLE_AFTER seconds after its last_status_store."""
+
+    def __init__(self, clock: FakeClock, phases: dict[str, float],
+                 coaches: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.clock = clock
+        self.phases = phases
+        self.coaches = coaches
+
+    def _answer(self, endpoint: str, access_token: str, device_id: str | None
+                ) -> tuple[Station, ...]:
+        now = self.clock.now()
+        devices = tuple(
+            dataclasses.replace(station(sid, now), last_status_store=self.last_upload(sid, now),
+                                kind="homecoach" if sid in self.coaches else "station")
+            for sid in self.phases)
+        self.stations = tuple(d for d in devices if d.kind == "station")
+        self.homecoaches = tuple(d for d in devices if d.kind == "homecoach")
+        return super()._answer(endpoint, access_token, device_id)
+
+    def last_upload(self, station_id: str, now: float) -> float:
+        phase = self.phases[station_id]
+        return phase + (now - VISIBLE_AFTER - phase) // UPLOAD_PERIOD * UPLOAD_PERIOD
+
+
+def aligned_world(mode: RefreshMode) -> tuple[World, UploadingSource]:
+    world = World()
+    start = world.clock.now()
+    source = UploadingSource(world.clock, {"a": start - 50.0, "b": start - 350.0})
+    world.source = source
+    world.refresher = Refresher(world.tokens, source,
+                                RefreshSettings(480.0, ("read_station",), False, mode),
+                                world.clock, world.log)
+    return world, source
+
+
+def run_for(world: World, seconds: float) -> None:
+    end = world.clock.now() + seconds
+    for _ in range(1000):
+        if world.clock.now() >= end:
+            return
+        world.clock.advance(world.refresher.refresh_once())
+    raise AssertionError("a burst of calls: 1000 without the clock moving on")
+
+
+def test_aligned_mode_calls_each_station_alone_just_after_its_upload_is_visible() -> None:
+    world, source = aligned_world("aligned")
+    run_for(world, 3 * UPLOAD_PERIOD)  # learning, on the fallback interval
+    source.calls.clear()
+    source.device_ids.clear()
+    start = world.clock.now()
+
+    run_for(world, 6 * UPLOAD_PERIOD)
+
+    assert len(source.calls) <= 1.25 * 12  # two stations, six uploads each
+    # One station per call, but all of them once an hour to notice added or removed ones.
+    assert set(source.device_ids) == {"a", "b", None}
+    assert source.device_ids.count(None) == 1
+    snapshot = world.refresher.snapshot
+    assert snapshot is not None and [s.id for s in snapshot.stations] == ["a", "b"]
+    now = world.clock.now()
+    for s in snapshot.stations:  # both up to date though each call brought one
+        assert s.last_status_store is not None
+        assert now - s.last_status_store < UPLOAD_PERIOD + VISIBLE_AFTER + 30
+    planned = {c.device_id: c for c in world.refresher.cadences}
+    assert {c.state for c in planned.values()} == {"aligned"}
+    assert planned["a"].period == UPLOAD_PERIOD
+    assert world.refresher.status.next_call == min(c.next_call for c in planned.values())
+    assert world.clock.now() > start
+
+
+def test_fixed_mode_polls_every_interval_for_all_stations() -> None:
+    world, source = aligned_world("fixed")
+    waits = [world.refresher.refresh_once() for _ in range(3)]
+    run_for(world, 4 * UPLOAD_PERIOD)
+
+    assert waits == [480.0] * 3
+    assert set(source.device_ids) == {None}
+    assert world.refresher.cadences == ()
+
+
+def test_rate_limit_backoff_wins_over_the_learned_rhythm() -> None:
+    world, source = aligned_world("aligned")
+    run_for(world, 4 * UPLOAD_PERIOD)
+    source.errors["stations"] = [RateLimited("code 26")]
+
+    assert world.refresher.refresh_once() == 2 * 480.0
+
+
+def test_a_narrowed_call_that_fails_is_followed_by_one_for_all_devices() -> None:
+    world, source = aligned_world("aligned")
+    run_for(world, 4 * UPLOAD_PERIOD)
+    world.clock.advance(world.refresher.refresh_once())
+    assert source.device_ids[-1] is not None
+    source.errors["stations"] = [ApiError("Netatmo getstationsdata: API error code 9")]
+
+    world.clock.advance(world.refresher.refresh_once())
+    world.refresher.refresh_once()
+
+    assert source.device_ids[-2] is not None and source.device_ids[-1] is None
+
+
+def test_an_endpoint_refused_for_scope_drops_its_devices_from_the_plan() -> None:
+    world = World()
+    start = world.clock.now()
+    source = UploadingSource(world.clock, {"a": start - 50.0, "c": start - 250.0},
+                             coaches=("c",))
+    world.refresher = Refresher(world.tokens, source, RefreshSettings(480.0, BOTH, False),
+                                world.clock, world.log)
+    run_for(world, 4 * UPLOAD_PERIOD)
+    assert {c.device_id for c in world.refresher.cadences} == {"a", "c"}
+    source.errors["homecoaches"] = [MissingScope("gethomecoachsdata")] * 10
+    source.calls.clear()
+
+    run_for(world, 6 * UPLOAD_PERIOD)
+
+    assert {c.device_id for c in world.refresher.cadences} == {"a"}
+    assert [endpoint for endpoint, _ in source.calls].count("homecoaches") <= 1
+    assert len(source.calls) <= 1 + 1.25 * 6  # station a's uploads, no burst

@@ -22,6 +22,10 @@
 % else:
 <dd id="last-refresh">{{refresh_time}} ({{refresh_relative}}): failed</dd>
 % end
+<dt>Data calls</dt><dd id="refresh-mode" data-mode="{{schedule.mode}}">{{schedule.explanation}}</dd>
+% if schedule.next_call:
+<dt>Next data call</dt><dd id="next-call">{{schedule.next_call}}</dd>
+% end
 <dt>Token file</dt><dd><code>{{token.token_file}}</code></dd>
 </dl>
 % for item in advice:
@@ -64,6 +68,17 @@ It is checked once with Netatmo before it replaces the current authorization.</p
 % for row in rows:
 <tr class="{{row.health}}"><td class="station">{{row.station}}</td><td class="module">{{row.name}}<br><span class="note">{{row.kind}}</span></td>
 <td data-label="Readings">{{row.readings}}</td><td data-label="Battery">{{row.battery}}</td><td data-label="Signal">{{row.signal}}</td><td class="age" data-label="Data">{{row.age}}</td></tr>
+% end
+</tbody></table></div>
+% end
+% if schedule.rows:
+<h3>Uploads</h3>
+<div class="table-wrap"><table id="cadences">
+<thead><tr><th>Station</th><th>Uploads</th><th>Last upload</th><th>Next call</th></tr></thead>
+<tbody>
+% for row in schedule.rows:
+<tr class="cadence {{row.state}}"><td class="station">{{row.station}}</td><td data-label="Uploads">{{row.period or 'not learned yet'}}</td>
+<td data-label="Last upload">{{row.last_upload}}</td><td data-label="Next call">{{row.next_call}}</td></tr>
 % end
 </tbody></table></div>
 % end
