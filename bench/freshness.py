@@ -27,6 +27,7 @@ import re
 import statistics
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from dataclasses import dataclass
@@ -194,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.output:
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        args.output.write_text(
-            f"# Freshness\n\nProduced by `python bench/freshness.py --uploads {args.uploads}` "
+        # Wrapped: lintian flags source lines over 512 characters.
+        args.output.write_text("# Freshness\n\n" + textwrap.fill(
+            f"Produced by `python bench/freshness.py --uploads {args.uploads}` "
             f"on {stamp}. Lag: from the moment an upload is visible at the simulated cloud "
             "to the moment `/metrics` shows it (polled every 20 ms of real time, so at "
             f"{args.scale:g}x up to {POLL * args.scale:.1f} s of it is the poll). Data "
@@ -205,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             "spends fewer calls per upload on an account of five devices because each call "
             "answers for "
             "all of them (for one station it spends 1.25: 7.5 calls an hour for 6 uploads); "
-            f"aligned mode asks for one device at a time, just after its upload.\n\n{text}")
+            "aligned mode asks for one device at a time, just after its upload.", 90)
+            + f"\n\n{text}")
     return 0 if len(done) == len(plan) else 1
 
 
