@@ -13,12 +13,18 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from .accounts import demo_account, empty_account, large_account, quirks_account
+from .accounts import (
+    demo_account,
+    empty_account,
+    large_account,
+    quirks_account,
+    ten_module_account,
+)
 from .cadence import Cadence
-from .cloud import NETATMO_RATE_LIMITS, FakeNetatmoCloud
+from .cloud import FakeNetatmoCloud, scaled_rate_limits
 
 ACCOUNTS = {"demo": demo_account, "empty": empty_account, "large": large_account,
-            "quirks": quirks_account}
+            "quirks": quirks_account, "ten-modules": ten_module_account}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -41,6 +47,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--rate-limits", action="store_true", help="enforce 50 requests/10 s and 500/hour"
+    )
+    parser.add_argument(
+        "--rate-limit-speedup", type=float, default=1.0, metavar="FACTOR",
+        help="with --rate-limits, windows FACTOR times shorter (60: 500 calls per minute)",
     )
     parser.add_argument("--app-name", default="netatmo-exporter")
     parser.add_argument(
@@ -74,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         auto_consent=args.auto_consent,
         app_name=args.app_name,
-        rate_limits=NETATMO_RATE_LIMITS if args.rate_limits else (),
+        rate_limits=scaled_rate_limits(args.rate_limit_speedup) if args.rate_limits else (),
     )
     try:
         cloud.start()

@@ -77,6 +77,11 @@ rf_status, firmware or wifi fields.
 Sensor ages: fresh time fields are 180 to 420 s before the data time.
 
 Netatmo Energy (``homesdata``, ``homestatus``): see :mod:`.energy`.
+
+Stored history (``getmeasure``, ``getroommeasure``): see :mod:`.history` and
+:func:`demo_history`. Every module, base station, Home Coach and Energy room with measured
+fields has one (``Cave`` too, from its ``stored`` values, until it stopped reporting);
+the never-paired "Pluie" and the Chalet's room (no status) have none.
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ from typing import Any
 
 from .cadence import Cadence
 from .energy import EnergyHome, demo_energy_homes, homesdata_home, homestatus_body
+from .history import DAY, ROOM_TYPES, WEATHER_TYPES, History, Outage, Series, today
 
 JSON = Any
 
@@ -125,13 +131,16 @@ class Ago:
 
 @dataclass(frozen=True)
 class Module:
-    """A radio module of a station; ``dashboard=None`` means no ``dashboard_data``."""
+    """A radio module of a station; ``dashboard=None`` means no ``dashboard_data``.
+    ``stored`` (measure type -> ``Drift`` or constant) is what its history holds when its
+    ``dashboard`` cannot say (default: the dashboard's measured fields)."""
 
     id: str
     type: str
     name: str | None
     attributes: Mapping[str, JSON] = field(default_factory=dict)
     dashboard: Mapping[str, JSON] | None = None
+    stored: Mapping[str, JSON] | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +181,7 @@ class Account:
     frozen: bool = False
     energy_homes: tuple[EnergyHome, ...] = ()
     cadence: Cadence | None = None
+    history: History = field(default_factory=History)
 
     def frozen_copy(self) -> Account:
         return replace(self, frozen=True)
@@ -197,6 +207,37 @@ class Account:
         for station in (*self.stations, *self.favorites):
             if station.id == device_id:
                 return station
+        return None
+
+    def weather_series(self, device_id: str, module_id: str | None) -> Series | None:
+        """What ``getmeasure`` reads for a device (``module_id`` None or the device's own
+        id) or one of its modules; None for a device or module not in the account."""
+        own = module_id in (None, "", device_id)
+        station = self.find_station(device_id)
+        if station is not None:
+            if own:
+                return _series(device_id, device_id, "read_station", station.dashboard)
+            for module in station.modules:
+                if module.id == module_id:
+                    values = module.stored
+                    if values is None:
+                        return _series(module.id, device_id, "read_station", module.dashboard)
+                    return Series(module.id, device_id, "read_station", values)
+            return None
+        for coach in self.home_coaches:
+            if coach.id == device_id and own:
+                return _series(device_id, device_id, "read_homecoach", coach.dashboard)
+        return None
+
+    def room_series(self, home_id: str, room_id: str) -> Series | None:
+        """What ``getroommeasure`` reads for a room; None for a home or room not in the
+        account."""
+        for home in self.energy_homes:
+            for room in home.rooms if home.id == home_id else ():
+                if room.id == room_id:
+                    values = {kind: room.status[key] for kind, key in ROOM_TYPES.items()
+                              if key in room.status}
+                    return Series(room.id, home.id, "read_thermostat", values)
         return None
 
     def stations_body(
@@ -231,6 +272,13 @@ class Account:
             if home.id == home_id:
                 return homestatus_body(home, lambda value: _render(value, now, self.frozen))
         return None
+
+
+def _series(key: str, device_id: str, scope: str, dashboard: Mapping[str, JSON] | None
+            ) -> Series:
+    values = {kind: dashboard[key] for kind, key in WEATHER_TYPES.items()
+              if dashboard is not None and key in dashboard}
+    return Series(key, device_id, scope, values)
 
 
 def _stored(device: dict[str, JSON], last_status_store: int | None) -> dict[str, JSON]:
@@ -513,6 +561,8 @@ DEMO_STATIONS: tuple[Station, ...] = (
                 name="Cave",
                 attributes={**_radio(7200, 4400, 8, 90), "reachable": False},
                 dashboard=None,
+                stored={"temperature": Drift(12.5, 0.8, phase=900),
+                        "humidity": Drift(78, 3, digits=0), "co2": Drift(480, 40, digits=0)},
             ),
             Module(
                 id="03:00:00:00:00:04",
@@ -659,8 +709,23 @@ DEMO_HOME_COACHES: tuple[HomeCoach, ...] = (
 )
 
 
-def demo_account(*, frozen: bool = False) -> Account:
-    """The demo account described in this module's docstring."""
+ATELIER = "70:ee:50:00:00:02"
+CAVE = "03:00:00:00:00:03"
+
+
+def demo_history(anchor: int | None = None, *, days: int = 366) -> History:
+    """The demo account's stored history (``anchor``: default midnight UTC today): ``days``
+    of readings, station "Atelier" offline from 02:00 to 07:30 UTC three days before the
+    anchor, and module "Cave" reporting nothing after 13:00 UTC two days before it."""
+    anchor = today() if anchor is None else anchor
+    outage = Outage(ATELIER, anchor - 3 * DAY + 2 * 3600, anchor - 3 * DAY + 7 * 3600 + 1800)
+    return History(anchor=anchor, days=days, outages=(outage,),
+                   stopped={CAVE: anchor - 2 * DAY + 13 * 3600})
+
+
+def demo_account(*, frozen: bool = False, history: History | None = None) -> Account:
+    """The demo account described in this module's docstring, with
+    :func:`demo_history` unless ``history`` is given."""
     return Account(
         user=DEMO_USER,
         stations=DEMO_STATIONS,
@@ -668,6 +733,22 @@ def demo_account(*, frozen: bool = False) -> Account:
         home_coaches=DEMO_HOME_COACHES,
         frozen=frozen,
         energy_homes=demo_energy_homes(lambda base, amplitude: Drift(base, amplitude), Ago),
+        history=demo_history() if history is None else history,
+    )
+
+
+def ten_module_account(*, frozen: bool = False, history: History | None = None) -> Account:
+    """A year of a ten-module account, for the history benchmark: the demo's first
+    station (base station and five modules), "Atelier" with its outdoor module, and the
+    two Home Coaches; :func:`demo_history` (a year, Atelier's outage) unless ``history``
+    is given. No favourites, no Energy homes."""
+    atelier = replace(DEMO_STATIONS[1], modules=DEMO_STATIONS[1].modules[:1])
+    return Account(
+        user=DEMO_USER,
+        stations=(DEMO_STATIONS[0], atelier),
+        home_coaches=DEMO_HOME_COACHES,
+        frozen=frozen,
+        history=demo_history() if history is None else history,
     )
 
 

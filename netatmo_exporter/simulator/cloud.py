@@ -10,6 +10,27 @@ Endpoints (section 4 of the spec):
   the ``Authorization`` header only; a token in the query string is refused (code 2).
 * ``GET|POST /api/homesdata`` and ``/api/homestatus?home_id=`` (scope ``read_thermostat``)
   -- Netatmo Energy; an unknown ``home_id`` is refused (code 21).
+* ``GET|POST /api/getmeasure`` (``device_id``, ``module_id``, ``scale``, ``type``,
+  ``date_begin``, ``date_end``, ``limit``, ``optimize``, ``real_time``) and
+  ``/api/getroommeasure`` (``home_id``, ``room_id`` instead of the ids; scope
+  ``read_thermostat``) -- the account's stored history (:mod:`.history`). ``getmeasure``
+  needs the device's scope: ``read_station`` for a station, ``read_homecoach`` for a Home
+  Coach. An unknown device or module answers code 9; an unknown home or room code 21; a
+  missing ``scale`` or ``type`` (or id) code 10; an unknown scale or type, a ``limit``
+  outside 1-1024 or a non-numeric date code 21 (all HTTP 400 but code 9, 403). ``type`` is
+  comma-separated and case-insensitive (``temperature``, ``humidity``, ``co2``,
+  ``pressure``, ``noise``, ``windstrength``, ``windangle``, ``guststrength``,
+  ``gustangle``, ``rain``, ``health_idx``, ``min_temp``, ``max_temp``; rooms:
+  ``temperature``, ``sp_temperature``, ``min_temp``, ``max_temp``); a type the module
+  does not measure is ``null``. ``limit`` (default 1024) counts readings from
+  ``date_begin`` (default: the history's start); ``date_end`` (default: now) is inclusive;
+  nothing after the data time is stored.
+
+Rate limits (``rate_limits=``, e.g. :data:`NETATMO_RATE_LIMITS` or
+``scaled_rate_limits(60)`` for tests that cannot wait an hour) count every data call of
+the user -- ``getstationsdata``, ``gethomecoachsdata``, Energy and measure calls alike --
+so a backfill and the live exporter share them; a refused call (code 26, HTTP 429) is
+not counted.
 
 Counter names (``cloud.count(name)``, ``cloud.counters``):
 
@@ -24,6 +45,9 @@ Counter names (``cloud.count(name)``, ``cloud.counters``):
   ``invalid_token`` (code 2, missing or unknown token), ``token_in_query``,
   ``expired_token`` (code 3), ``missing_scope`` (code 13), ``device_not_found`` (code 9),
   ``home_not_found`` (code 21), and ``homesdata_ok`` / ``homestatus_ok``;
+* measure calls: ``getmeasure`` / ``getroommeasure`` (every request),
+  ``getmeasure_ok`` / ``getroommeasure_ok``, ``measure_readings`` (readings or buckets
+  answered), ``bad_measure_request`` (codes 10 and 21);
 * ``rate_limited`` (code 26, injected or enforced), ``concurrency_limited`` (code 11),
   ``faults`` (every injected fault met) and ``fault:<kind>``.
 
@@ -55,6 +79,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from . import pages
 from .accounts import Account, demo_account
 from .faults import Fault, FaultKind
+from .history import DERIVED_TYPES, MAX_LIMIT, ROOM_TYPES, SCALES, WEATHER_TYPES, Series, shape
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +89,13 @@ CONSENT_LIFETIME = 600.0
 NETATMO_RATE_LIMITS: tuple[tuple[int, float], ...] = ((50, 10.0), (500, 3600.0))
 """Netatmo's per-user limits: 50 requests per 10 s and 500 per hour."""
 
+
+def scaled_rate_limits(speedup: float) -> tuple[tuple[int, float], ...]:
+    """Netatmo's limits with windows ``speedup`` times shorter (same counts): an hour's
+    budget of 500 calls renews every minute at ``speedup=60``."""
+    return tuple((count, window / speedup) for count, window in NETATMO_RATE_LIMITS)
+
+
 ROUTES: Mapping[str, str] = {
     "/oauth2/authorize": "authorize",
     "/oauth2/authorize/decision": "authorize_decision",
@@ -72,6 +104,8 @@ ROUTES: Mapping[str, str] = {
     "/api/gethomecoachsdata": "gethomecoachsdata",
     "/api/homesdata": "homesdata",
     "/api/homestatus": "homestatus",
+    "/api/getmeasure": "getmeasure",
+    "/api/getroommeasure": "getroommeasure",
 }
 ENDPOINTS: frozenset[str] = frozenset(ROUTES.values())
 DATA_SCOPES: Mapping[str, str] = {
@@ -79,7 +113,10 @@ DATA_SCOPES: Mapping[str, str] = {
     "gethomecoachsdata": "read_homecoach",
     "homesdata": "read_thermostat",
     "homestatus": "read_thermostat",
+    "getmeasure": "read_station",
+    "getroommeasure": "read_thermostat",
 }
+"""The scope each data endpoint needs (``getmeasure``: for a Home Coach, ``read_homecoach``)."""
 
 Transport = Literal["normal", "truncate", "reset", "lost"]
 
@@ -592,6 +629,14 @@ class FakeNetatmoCloud:
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         now = self._clock()
+        account, data_now = self._account, self._clock() - self.time_offset
+        params = {**request.form, **request.query}
+        scope = DATA_SCOPES[endpoint]
+        series = None
+        if endpoint == "getmeasure":
+            series = account.weather_series(params.get("device_id", ""),
+                                            params.get("module_id") or None)
+            scope = scope if series is None else series.scope
         with self._lock:
             grant = self._state.access.get(token) if scheme.lower() == "bearer" else None
             counters = self._state.counters
@@ -601,15 +646,15 @@ class FakeNetatmoCloud:
             if grant.expires_at <= now:
                 counters["expired_token"] += 1
                 return _api_error(403, 3, "Access token expired")
-            if DATA_SCOPES[endpoint] not in grant.scope:
+            if scope not in grant.scope:
                 counters["missing_scope"] += 1
                 return _api_error(403, 13, "Application does not have the good scope rights")
             if self._over_rate_limit_locked(now):
                 counters["rate_limited"] += 1
                 return _api_error(429, 26, "User usage reached")
-        account, data_now = self._account, self._clock() - self.time_offset
-        params = {**request.form, **request.query}
         device_id = params.get("device_id") or None
+        if endpoint in ("getmeasure", "getroommeasure"):
+            return self._measure(endpoint, params, series, int(data_now), now)
         if endpoint == "homesdata":
             body = account.homesdata_body(int(data_now))
         elif endpoint == "homestatus":
@@ -634,6 +679,51 @@ class FakeNetatmoCloud:
         self._bump("data_ok", f"{endpoint}_ok")
         document = {"body": body, "status": "ok", "time_exec": 0.03, "time_server": int(now)}
         return _json(200, document)
+
+    def _measure(self, endpoint: str, params: Mapping[str, str], series: Series | None,
+                 data_now: int, now: float) -> Response:
+        if endpoint == "getmeasure":
+            if not params.get("device_id"):
+                return self._bad_measure(10, "Missing device_id")
+            if series is None:
+                self._bump("device_not_found")
+                return _api_error(403, 9, "Device not found")
+            known = (*WEATHER_TYPES, *DERIVED_TYPES)
+        else:
+            if not params.get("home_id") or not params.get("room_id"):
+                return self._bad_measure(10, "Missing home_id or room_id")
+            series = self._account.room_series(params["home_id"], params["room_id"])
+            if series is None:
+                return self._bad_measure(21, "Invalid home_id or room_id")
+            known = (*ROOM_TYPES, *DERIVED_TYPES)
+        scale, kinds = params.get("scale", ""), params.get("type", "")
+        if not scale or not kinds:
+            return self._bad_measure(10, "Missing scale or type")
+        types = [kind.strip().lower() for kind in kinds.split(",")]
+        if scale not in SCALES or any(kind not in known for kind in types):
+            return self._bad_measure(21, "Invalid scale or type")
+        try:
+            begin = int(params.get("date_begin") or self._account.history.start)
+            end = int(params.get("date_end") or data_now)
+            limit = int(params.get("limit") or MAX_LIMIT)
+        except ValueError:
+            return self._bad_measure(21, "Invalid date_begin, date_end or limit")
+        if not 1 <= limit <= MAX_LIMIT:
+            return self._bad_measure(21, "Invalid limit")
+        readings = self._account.history.measure(
+            series, types, scale, begin, end, now=data_now, limit=limit,
+            real_time=params.get("real_time", "").lower() == "true")
+        optimize = params.get("optimize", "true").lower() != "false"
+        with self._lock:
+            self._state.counters.update(
+                {"data_ok": 1, f"{endpoint}_ok": 1, "measure_readings": len(readings)})
+        document = {"body": shape(readings, optimize), "status": "ok", "time_exec": 0.05,
+                    "time_server": int(now)}
+        return _json(200, document)
+
+    def _bad_measure(self, code: int, message: str) -> Response:
+        self._bump("bad_measure_request")
+        return _api_error(400, code, message)
 
     def _over_rate_limit_locked(self, now: float) -> bool:
         if not self._rate_limits:
