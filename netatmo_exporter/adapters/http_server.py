@@ -35,20 +35,18 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
 from waitress.utilities import Error
 
+from netatmo_exporter.adapters.http_policy import (
+    BODY_LIMITS,
+    MAX_BODY_BYTES,
+    ROUTES,
+    SECURITY_HEADERS,
+    parse_host,
+)
+
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 MAX_CACHED_VARIANTS = 16
 MAX_HEADER_BYTES = 16384
-MAX_FORM_BYTES = 8192
-BODY_TARGETS = frozenset({("POST", "/auth/settoken")})
 FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
-# Answers the server gives itself, before any app sees the request, are hardened too.
-PROTOCOL_ERROR_HEADERS = (
-    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
-    ("X-Frame-Options", "DENY"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
-    ("Cache-Control", "no-store"),
-)
 
 
 @dataclass(frozen=True)
@@ -104,19 +102,20 @@ class CachedMetricsApp:
         return captured[0], captured[1], body
 
 
-def dispatch(metrics_app: WSGIApp, web_app: WSGIApp) -> WSGIApp:
-    """`/metrics` goes straight to prometheus_client, outside bottle's hooks.
+def dispatch(outside_bottle: dict[str, WSGIApp], web_app: WSGIApp) -> WSGIApp:
+    """The routes the table keeps outside bottle (`/metrics`: prometheus_client, without
+    bottle's hooks) go to their own app, keyed by route name; every other path to bottle.
 
-    HEAD is answered as GET and waitress leaves the body out: prometheus_client knows only
-    GET, and bottle's empty HEAD body under a Content-Length makes waitress 2 (bookworm)
-    close a kept-alive connection."""
+    HEAD is answered as GET (prometheus_client knows only GET); the server leaves the body
+    out of the answer."""
+    direct = {(route.method, route.path): outside_bottle[route.name]
+              for route in ROUTES if route.outside_bottle}
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "HEAD":
             environ = {**environ, "REQUEST_METHOD": "GET"}
-        if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD") == "GET":
-            return metrics_app(environ, start_response)
-        return web_app(environ, start_response)
+        target = direct.get((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
+        return (target or web_app)(environ, start_response)
 
     return app
 
@@ -142,17 +141,23 @@ class _StrictParser(HTTPRequestParser):  # type: ignore[misc]
             raise ParsingError("Host is required in HTTP/1.1")
         if "%" in self.request_uri.partition("?")[0]:
             raise ParsingError("percent-encoded path")
-        if self.proxy_netloc and self.proxy_netloc.lower() != self.headers.get(
-                "HOST", "").lower():
+        if self.proxy_netloc and not _same_host(self.proxy_netloc, self.headers.get("HOST", "")):
             raise ParsingError("absolute-form target names another host")
         if self.chunked or self.content_length:
-            if (self.command, self.path) not in BODY_TARGETS:
+            limit = BODY_LIMITS.get((self.command, self.path), 0)
+            if not limit or self.content_length > limit:
                 # Drop the body unread: waitress then answers the error and closes.
-                self.error = _BodyRefused("this address takes no request body")
+                self.error = _BodyRefused("this address takes no request body" if not limit
+                                          else "the request body is too large")
                 self.body_rcv = None
                 self.chunked = False
                 self.content_length = 0
                 self.expect_continue = False
+
+
+def _same_host(target_netloc: str, host_header: str) -> bool:
+    target, host = parse_host(target_netloc), parse_host(host_header)
+    return target is not None and target == host
 
 
 def _check_field_names(header_plus: bytes) -> None:
@@ -184,7 +189,7 @@ class _ErrorTask(ErrorTask):  # type: ignore[misc]
         self.status = f"{error.code} {error.reason}"
         body = f"{self.status}\n".encode()
         self.response_headers.extend([("Content-Type", "text/plain; charset=utf-8"),
-                                      ("Connection", "close"), *PROTOCOL_ERROR_HEADERS])
+                                      ("Connection", "close"), *SECURITY_HEADERS])
         self.close_on_finish = True
         self.content_length = len(body)
         self.write(body)
@@ -235,7 +240,7 @@ class HTTPServer:
             channel_timeout=limits.idle_timeout,
             cleanup_interval=1,
             max_request_header_size=MAX_HEADER_BYTES,
-            max_request_body_size=MAX_FORM_BYTES + 1,
+            max_request_body_size=MAX_BODY_BYTES + 1,
             channel_request_lookahead=0,
             asyncore_use_poll=True,  # select() cannot watch sockets past number 1023
             ident="",

@@ -15,23 +15,15 @@ from typing import Any
 
 import bcrypt
 
+from netatmo_exporter.adapters.http_policy import (
+    SECURITY_HEADERS,
+    UNAUTHENTICATED_PATHS,
+    parse_host,
+)
 from netatmo_exporter.domain.ports import EventLog
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-# Answered whatever the Host: Prometheus scrapes by whatever name its operator configured,
-# and none of these shows a reading, a place or the token file.
-ANY_HOST_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready", "/version",
-                            "/static/style.css"})
-UNAUTHENTICATED_PATHS = frozenset({"/-/healthy"})
 AUTH_REALM = "netatmo-exporter"
 MAX_CACHED_CREDENTIALS = 64
 
@@ -39,7 +31,7 @@ MAX_CACHED_CREDENTIALS = 64
 def with_security_headers(app: WSGIApp, extra: Iterable[tuple[str, str]] = ()) -> WSGIApp:
     """Adds the headers at the WSGI level, so error pages, redirects and `/metrics` carry
     them too; `extra` comes from the web configuration file."""
-    added = [*SECURITY_HEADERS.items(), *extra]
+    added = [*SECURITY_HEADERS, *extra]
     ours = {name.lower() for name, _ in added}
 
     def secured(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -52,21 +44,6 @@ def with_security_headers(app: WSGIApp, extra: Iterable[tuple[str, str]] = ()) -
     return secured
 
 
-def host_name(host_header: str) -> str:
-    """The name in a Host header, without port, brackets or a trailing dot, lower case;
-    "" when the header is not `name[:port]` or `[address][:port]`."""
-    host = host_header.strip().lower()
-    if host.startswith("["):
-        name, _, port = host[1:].partition("]")
-    else:
-        name, _, port = host.partition(":")
-    if port and not (port.startswith(":") if host.startswith("[") else port.isdigit()):
-        return ""
-    if host.startswith("[") and port and not port[1:].isdigit():
-        return ""
-    return name.rstrip(".")
-
-
 class HostPolicy:
     """Which Host names the pages answer to: a DNS-rebinding page comes with its own name,
     while an IP literal, localhost, the external URL's host, this machine's own name and
@@ -74,13 +51,14 @@ class HostPolicy:
 
     def __init__(self, external_host: str, allowed: Iterable[str], own_names: Iterable[str]
                  ) -> None:
-        names = {external_host, "localhost", *allowed, *own_names}
-        self._names = frozenset(host_name(name) for name in names if name)
+        hosts = (parse_host(name) for name in (external_host, "localhost", *allowed, *own_names))
+        self._names = frozenset(host.name for host in hosts if host is not None)
 
     def allows(self, host_header: str) -> bool:
-        name = host_name(host_header)
-        if not name:
+        host = parse_host(host_header)
+        if host is None:
             return False
+        name = host.name
         if name in self._names or name.endswith(".localhost"):
             return True
         try:

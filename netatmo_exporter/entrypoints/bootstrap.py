@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 
+from netatmo_exporter import __version__
 from netatmo_exporter.adapters.clock import SystemClock
 from netatmo_exporter.adapters.collector import (
     ALERTED_REQUESTS,
@@ -23,6 +24,7 @@ from netatmo_exporter.adapters.energy_collector import (
     EnergyCollector,
     MergedCollector,
 )
+from netatmo_exporter.adapters.form_guard import FormGuard
 from netatmo_exporter.adapters.http_server import (
     CachedMetricsApp,
     HTTPServer,
@@ -32,11 +34,18 @@ from netatmo_exporter.adapters.http_server import (
 )
 from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
 from netatmo_exporter.adapters.netatmo_client import NetatmoClient
+from netatmo_exporter.adapters.oauth_flow import PendingStates
+from netatmo_exporter.adapters.oauth_pages import OAuthPages
+from netatmo_exporter.adapters.service_pages import ServicePages
+from netatmo_exporter.adapters.site_address import SiteAddress
+from netatmo_exporter.adapters.status_page import StatusPage
 from netatmo_exporter.adapters.token_store import FileTokenStore
+from netatmo_exporter.adapters.web_app import WSGIApp, build_web_app
 from netatmo_exporter.adapters.web_guards import BasicAuth, HostPolicy, with_security_headers
-from netatmo_exporter.adapters.web_ui import WebContext, build_web_app
+from netatmo_exporter.adapters.web_templates import Templates
+from netatmo_exporter.build_info import build_commit
 from netatmo_exporter.domain.authorization import TokenManager
-from netatmo_exporter.domain.energy import THERMOSTAT_SCOPE
+from netatmo_exporter.domain.energy import THERMOSTAT_SCOPE, EnergySnapshot
 from netatmo_exporter.domain.energy_poller import EnergyPoller
 from netatmo_exporter.domain.errors import TokenFileError
 from netatmo_exporter.domain.ports import Clock, EventLog, TokenStore
@@ -147,16 +156,9 @@ def build_app(
     metrics = CachedMetricsApp(
         registry, lambda: (refresher.version, tokens.version, int(clock.now()),
                            energy.version if energy else 0))
-    web = build_web_app(WebContext(
-        tokens=tokens, refresher=refresher, clock=clock, external_url=config.external_url,
-        client_id=config.client_id, scopes=config.scopes, api_url=config.api_url,
-        debug_handlers=config.debug_handlers, age_stale=config.age_stale,
-        register_secret=redactor.add, log=log,
-        energy=(lambda: energy.snapshot) if energy else None,
-        external_url_configured=config.external_url_configured,
-        host_policy=HostPolicy(urlsplit(config.external_url).netloc, config.allowed_hosts,
-                               _own_names())))
-    app = dispatch(metrics, web)
+    web = _web_app(config, tokens, refresher, clock, log, redactor,
+                   (lambda: energy.snapshot) if energy else None)
+    app = dispatch({"metrics": metrics}, web)
     web_config = config.web_config
     if web_config is not None and web_config.basic_auth_users:
         app = BasicAuth(app, web_config.basic_auth_users, log)
@@ -166,6 +168,26 @@ def build_app(
                if config.control_socket else None)
     return Application(config, log, tokens, refresher, client, server, registry, redactor,
                        control, energy)
+
+
+def _web_app(config: Config, tokens: TokenManager, refresher: Refresher, clock: Clock,
+             log: EventLog, redactor: SecretRedactor,
+             energy: Callable[[], EnergySnapshot | None] | None) -> WSGIApp:
+    """The pages, each handed what it uses."""
+    templates = Templates(__version__)
+    host_policy = HostPolicy(urlsplit(config.external_url).netloc, config.allowed_hosts,
+                             _own_names())
+    address = SiteAddress(config.external_url, config.external_url_configured, host_policy)
+    forms = FormGuard(address)
+    status = StatusPage(templates, address, forms, tokens, refresher, clock,
+                        scopes=config.scopes, age_stale=config.age_stale,
+                        debug_handlers=config.debug_handlers, energy=energy)
+    oauth = OAuthPages(templates, address, forms, tokens, PendingStates(clock),
+                       api_url=config.api_url, client_id=config.client_id,
+                       scopes=config.scopes, register_secret=redactor.add, log=log)
+    service = ServicePages(tokens, refresher, clock, version=__version__, commit=build_commit())
+    return build_web_app({**status.handlers(), **oauth.handlers(), **service.handlers()},
+                         templates, host_policy, log, debug_handlers=config.debug_handlers)
 
 
 def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:

@@ -1,0 +1,93 @@
+"""The status page: authorization state, the advice that fixes a problem, the modules'
+last readings and the fetch schedule, the Energy rooms, and the two ways to authorize."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import bottle
+
+from netatmo_exporter.adapters import energy_view, status_view
+from netatmo_exporter.adapters.form_guard import FormGuard
+from netatmo_exporter.adapters.site_address import SiteAddress
+from netatmo_exporter.adapters.web_templates import Templates
+from netatmo_exporter.domain.authorization import AuthState, TokenManager
+from netatmo_exporter.domain.energy import EnergySnapshot
+from netatmo_exporter.domain.ports import Clock
+from netatmo_exporter.domain.refresher import Refresher
+
+DONE_MESSAGES = {
+    "authorized": "Authorized. The first data arrives within a few seconds.",
+    "token": "Refresh token accepted and saved. The first data arrives within a few seconds.",
+}
+
+
+class StatusPage:
+    def __init__(self, templates: Templates, address: SiteAddress, forms: FormGuard,
+                 tokens: TokenManager, refresher: Refresher, clock: Clock, *,
+                 scopes: tuple[str, ...], age_stale: float, debug_handlers: bool,
+                 energy: Callable[[], EnergySnapshot | None] | None) -> None:
+        self._templates = templates
+        self._address = address
+        self._forms = forms
+        self._tokens = tokens
+        self._refresher = refresher
+        self._clock = clock
+        self._scopes = scopes
+        self._age_stale = age_stale
+        self._debug_handlers = debug_handlers
+        self._energy = energy
+
+    def handlers(self) -> dict[str, Callable[[], Any]]:
+        return {"status": self.status}
+
+    def status(self) -> str:
+        now = self._clock.now()
+        token = self._tokens.status()
+        refresh = self._refresher.status
+        snapshot = self._refresher.snapshot
+        advice = [a for a in (status_view.token_advice(token, self._scopes),
+                              status_view.refresh_advice(refresh, self._scopes),
+                              status_view.file_advice(token)) if a is not None]
+        if token.state is AuthState.OK and self._tokens.authorized:
+            state_word, headline = "authorized", "Authorized: the exporter reads your Netatmo data."
+        elif token.state is AuthState.MISSING_SCOPE:
+            state_word, headline = "missing-scope", "Authorized, but without every permission."
+        else:
+            state_word = "not-authorized"
+            headline = "Not authorized: the exporter cannot read your Netatmo data yet."
+        return self._templates.render(
+            "status",
+            title="Status",
+            state_word=state_word,
+            headline=headline,
+            done=DONE_MESSAGES.get(bottle.request.query.get("done", ""), ""),
+            expiry_local=_local(token.expires_at),
+            expiry_relative=_relative(token.expires_at, now),
+            token=token,
+            refresh=refresh,
+            refresh_time=_local(refresh.attempted_at),
+            refresh_relative=_relative(refresh.attempted_at, now),
+            advice=list({a.problem: a for a in advice}.values()),
+            redirect_uri=self._address.redirect_uri(),
+            external_url=self._address.browser_url(),
+            scopes=" ".join(self._scopes),
+            host_warning=self._address.host_mismatch(),
+            rows=status_view.module_rows(snapshot, now, self._age_stale),
+            schedule=status_view.schedule(self._refresher.settings, refresh,
+                                          self._refresher.cadences, snapshot, now),
+            fetched=_relative(snapshot.fetched_at if snapshot is not None else None, now),
+            skipped=", ".join(snapshot.skipped) if snapshot is not None else "",
+            form_token=self._forms.issue(),
+            debug_handlers=self._debug_handlers,
+            **energy_view.page_values(self._energy),
+        )
+
+
+def _local(timestamp: float | None) -> str:
+    return status_view.local_time(timestamp) if timestamp is not None else ""
+
+
+def _relative(timestamp: float | None, now: float) -> str:
+    return status_view.relative(timestamp, now) if timestamp is not None else ""
