@@ -5,14 +5,8 @@ simulated account's values; every dashboard query runs without error."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import time
-import urllib.parse
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import bcrypt
@@ -23,42 +17,16 @@ from tests.integration.test_promtool import (
     RULE_COUNT,
     RULES,
     demo_exporter,
-    require_tool,
 )
-from tests.support.harness import free_port, http_get
+from tests.support.tsdb import PrometheusServer, prometheus_server
 
 Answer = dict[str, Any]
 PASSWORD = "scrape-password-for-tests"
 EMPTY_WHEN_HEALTHY = 'netatmo_exporter_scope_missing{instance=~".*"} == 1'
 
 
-class PrometheusServer:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def api(self, path: str, **params: str) -> Answer:
-        status, body = http_get(f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}")
-        answer: Answer = json.loads(body)
-        assert status == 200 and answer["status"] == "success", body
-        return answer["data"]  # type: ignore[no-any-return]
-
-    def query(self, promql: str) -> list[Answer]:
-        return self.api("query", query=promql)["result"]  # type: ignore[no-any-return]
-
-    def wait_until(self, what: str, found: Callable[[], object], timeout: float = 60.0,
-                   logs: Callable[[], str] = str) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = found()
-            if result:
-                return result
-            time.sleep(0.5)
-        raise AssertionError(f"Prometheus: no {what} within {timeout}s\n{logs()}")
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    binary = require_tool("prometheus")
     workdir = tmp_path_factory.mktemp("prometheus")
     guarded_dir = tmp_path_factory.mktemp("guarded")
     web_config = guarded_dir / "web.yml"
@@ -73,8 +41,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
         # filter), so the rules and the dashboard see one account.
         guarded_job = ("    params: {'name[]': [netatmo_up]}\n"
                        f"    static_configs: [{{targets: ['127.0.0.1:{guarded.port}']}}]\n")
-        config = workdir / "prometheus.yml"
-        config.write_text(
+        config_text = (
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
             f"rule_files: [{json.dumps(str(RULES))}]\n"
             "scrape_configs:\n"
@@ -84,19 +51,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
             "    basic_auth: {username: prometheus, "
             f"password_file: {json.dumps(str(password_file))}}}\n" + guarded_job +
             "  - job_name: netatmo_no_credentials\n" + guarded_job)
-        port = free_port()
-        log = workdir / "prometheus.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-                 f"--web.listen-address=127.0.0.1:{port}"],
-                stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
-        server = PrometheusServer(f"http://127.0.0.1:{port}")
-        try:
-            _wait_ready(server, proc, log)
+        with prometheus_server(workdir, workdir / "tsdb", config_text) as server:
             yield server
-        finally:
-            _end(proc)
 
 
 def test_promql_answers_the_simulated_account_values(prometheus: PrometheusServer) -> None:
@@ -182,27 +138,3 @@ def _subject(labels: dict[str, str]) -> str:
 
 def _rules(prometheus: PrometheusServer) -> list[Answer]:
     return [rule for group in prometheus.api("rules")["groups"] for rule in group["rules"]]
-
-
-def _wait_ready(server: PrometheusServer, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"prometheus exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if http_get(server.url + "/-/ready", timeout=1.0)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"prometheus not ready within 60s:\n{log.read_text()}")
-
-
-def _end(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(5)

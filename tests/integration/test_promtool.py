@@ -5,7 +5,6 @@ package; a missing tool fails the test rather than skipping it."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from netatmo_exporter.simulator import FakeNetatmoCloud, demo_account
 from tests.conftest import exporter_args
 from tests.support.harness import CLIENT_ID, CLIENT_SECRET, REPO, ExporterProcess, seed_token
+from tests.support.tsdb import require_tool
 
 RULES = REPO / "monitoring" / "prometheus" / "netatmo-alerts.yml"
 RULE_TESTS = REPO / "monitoring" / "prometheus" / "netatmo-alerts.test.yml"
@@ -30,14 +30,6 @@ ALL_SCOPES = ("read_station", "read_homecoach", "read_thermostat")
 RULE_COUNT = 15
 
 Series = tuple[str, frozenset[tuple[str, str]]]
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/bin:/usr/local/bin")
-    if path is None:
-        pytest.fail(f"{name} not found on PATH: install Debian's prometheus package "
-                    "(apt-get install prometheus)")
-    return path
 
 
 def run_tool(*args: str, stdin: str | None = None, cwd: Path | None = None
