@@ -1,4 +1,10 @@
-"""A unix socket on which the running exporter accepts `flush` from systemd's ExecStop."""
+"""A unix socket on which the running exporter accepts commands from the same user.
+
+`flush` (systemd's ExecStop) writes the token durably; `access-token` hands out a valid
+access token, renewed by the service's own `TokenManager` when due, and
+`reject-access-token TOKEN` reports one the API refused, so that a backfill beside the
+service never renews the authorization itself. The socket is mode 0600.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +14,31 @@ import socket
 import threading
 from collections.abc import Callable
 
-from netatmo_exporter.domain.errors import TokenFileError
+from netatmo_exporter.domain.errors import (
+    InvalidClient,
+    InvalidGrant,
+    NetatmoError,
+    NotAuthorized,
+    TokenFileError,
+    TransientError,
+)
+from netatmo_exporter.domain.history_calls import AccessTokens
 from netatmo_exporter.domain.ports import EventLog
 
-MAX_REQUEST = 64
+MAX_REQUEST = 4096
+REJECT = "reject-access-token "
 
 
 class ControlSocketServer:
-    """Answers `flush\\n` with `ok <path>\\n` once the token is on disk, or `error <why>\\n`."""
+    """Answers `flush\\n` with `ok <path>\\n` once the token is on disk, `access-token\\n`
+    with `ok <token>\\n`, or `error <reason> <why>\\n`."""
 
-    def __init__(self, path: str, flush: Callable[[], str], log: EventLog) -> None:
+    def __init__(self, path: str, flush: Callable[[], str], log: EventLog,
+                 tokens: AccessTokens | None = None) -> None:
         self._path = path
         self._flush = flush
         self._log = log
+        self._tokens = tokens
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
 
@@ -57,10 +75,17 @@ class ControlSocketServer:
             with conn:
                 conn.settimeout(5.0)
                 with contextlib.suppress(OSError):
-                    conn.sendall(self._answer(conn.recv(MAX_REQUEST)))
+                    conn.sendall(self._answer(_read_line(conn)))
 
     def _answer(self, request: bytes) -> bytes:
-        if request.strip() != b"flush":
+        command = request.decode(errors="replace").strip()
+        if command == "access-token" and self._tokens is not None:
+            return self._access_token(self._tokens)
+        if command.startswith(REJECT) and self._tokens is not None:
+            self._tokens.reject_access_token(command.removeprefix(REJECT))
+            self._log.info("access_token_rejected_by_client")
+            return b"ok\n"
+        if command != "flush":
             return b"error unknown command\n"
         try:
             path = self._flush()
@@ -69,6 +94,28 @@ class ControlSocketServer:
             return f"error {exc}\n".encode()
         self._log.info("flush_requested", token_file=path)
         return f"ok {path}\n".encode()
+
+    def _access_token(self, tokens: AccessTokens) -> bytes:
+        try:
+            token = tokens.access_token()
+        except NetatmoError as exc:
+            self._log.warning("access_token_refused", reason=exc.reason, error=str(exc))
+            return f"error {exc.reason} {exc}\n".encode()
+        except Exception as exc:  # the control thread must outlive any one request
+            self._log.error("access_token_failed", error=type(exc).__name__)
+            return f"error internal {type(exc).__name__}\n".encode()
+        self._log.debug("access_token_handed_out")
+        return f"ok {token}\n".encode()
+
+
+def _read_line(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\n" not in data and len(data) < MAX_REQUEST:
+        chunk = conn.recv(MAX_REQUEST - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def request_flush(path: str, timeout: float) -> tuple[int, str]:
@@ -94,3 +141,64 @@ def request_flush(path: str, timeout: float) -> tuple[int, str]:
     if not answer:
         return 1, "the exporter closed the control socket without confirming the flush"
     return 1, f"flush failed: {answer.removeprefix('error ')}"
+
+
+class ServiceUnreachable(NetatmoError):
+    """The running exporter stopped answering on its control socket."""
+
+    reason = "service_unreachable"
+
+
+class ServiceTokens:
+    """Access tokens from the running exporter, which alone renews the authorization;
+    satisfies `AccessTokens`."""
+
+    def __init__(self, path: str, timeout: float = 90.0) -> None:
+        self.path = path
+        self._timeout = timeout
+
+    def access_token(self) -> str:
+        answer = self._ask("access-token")
+        if answer.startswith("ok ") and len(answer) > 3:
+            return answer[3:]
+        reason, _, message = answer.removeprefix("error ").partition(" ")
+        if reason == NotAuthorized.reason:
+            raise NotAuthorized()
+        if reason == InvalidGrant.reason:
+            raise InvalidGrant()
+        if reason == InvalidClient.reason:
+            raise InvalidClient()
+        if reason == "unknown":  # "error unknown command": an exporter from before backfill
+            raise ServiceUnreachable(f"the exporter at {self.path} does not hand out access "
+                                     "tokens: upgrade and restart it")
+        raise TransientError(f"the exporter could not renew the access token: "
+                             f"{message or answer}", reason or "transient")
+
+    def reject_access_token(self, access_token: str) -> None:
+        self._ask(REJECT + access_token)
+
+    def _ask(self, command: str) -> str:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self._timeout)
+        with sock:
+            try:
+                sock.connect(self.path)
+                sock.sendall(command.encode() + b"\n")
+                return _read_line(sock).decode(errors="replace").strip()
+            except OSError as exc:
+                raise ServiceUnreachable(
+                    f"the exporter no longer answers on {self.path} "
+                    f"({exc.strerror or type(exc).__name__}): run the same command again "
+                    "once it runs; the backfill continues where it stopped") from None
+
+
+def service_listening(path: str) -> bool:
+    """True when a process accepts connections on the control socket."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5.0)
+    with sock:
+        try:
+            sock.connect(path)
+        except OSError:
+            return False
+    return True

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -14,6 +14,7 @@ import tenacity
 
 from netatmo_exporter import __version__
 from netatmo_exporter.adapters.energy_payload import parse_home_status, parse_homes
+from netatmo_exporter.adapters.measure_payload import parse_measure
 from netatmo_exporter.adapters.netatmo_payload import parse_devices
 from netatmo_exporter.domain.energy import HomeSetup, HomeStatus
 from netatmo_exporter.domain.errors import (
@@ -28,6 +29,7 @@ from netatmo_exporter.domain.errors import (
     RateLimited,
     TransientError,
 )
+from netatmo_exporter.domain.history import Row
 from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.ports import Clock
 from netatmo_exporter.domain.token import Token
@@ -47,7 +49,7 @@ T = TypeVar("T")
 
 
 class NetatmoClient:
-    """Satisfies `TokenEndpoint`, `WeatherSource` and `EnergySource`.
+    """Satisfies `TokenEndpoint`, `WeatherSource`, `EnergySource` and `HistorySource`.
 
     Transient failures (timeouts, connection errors, 5xx, proxy error pages, garbled
     bodies) are retried with exponential backoff; everything else is classified into a
@@ -123,6 +125,29 @@ class NetatmoClient:
     def fetch_home_status(self, access_token: str, home_id: str) -> HomeStatus:
         return self._data_request("homestatus", access_token, {"home_id": home_id},
                                   lambda answer: parse_home_status(answer, home_id))
+
+    def fetch_measure(self, access_token: str, device_id: str, module_id: str | None,
+                      types: Sequence[str], date_begin: int, date_end: int, limit: int
+                      ) -> tuple[Row, ...]:
+        params = {"device_id": device_id, **({} if module_id is None else {"module_id": module_id})}
+        return self._measure_request("getmeasure", access_token, params, types, date_begin,
+                                     date_end, limit)
+
+    def fetch_room_measure(self, access_token: str, home_id: str, room_id: str,
+                           types: Sequence[str], date_begin: int, date_end: int, limit: int
+                           ) -> tuple[Row, ...]:
+        return self._measure_request("getroommeasure", access_token,
+                                     {"home_id": home_id, "room_id": room_id}, types,
+                                     date_begin, date_end, limit)
+
+    def _measure_request(self, endpoint: str, access_token: str, params: dict[str, str],
+                         types: Sequence[str], date_begin: int, date_end: int, limit: int
+                         ) -> tuple[Row, ...]:
+        params = {**params, "scale": "max", "type": ",".join(types),
+                  "date_begin": str(date_begin), "date_end": str(date_end),
+                  "limit": str(limit), "optimize": "true", "real_time": "false"}
+        return self._data_request(endpoint, access_token, params,
+                                  lambda answer: parse_measure(answer, endpoint, len(types)))
 
     def _token_request(self, form: dict[str, str]) -> Token:
         form = {**form, "client_id": self._client_id, "client_secret": self._client_secret}

@@ -164,7 +164,7 @@ def build_app(
         app = BasicAuth(app, web_config.basic_auth_users, log)
     app = with_security_headers(app, web_config.headers if web_config is not None else ())
     server = make_server(config.host, config.port, app, server_limits)
-    control = (ControlSocketServer(config.control_socket, tokens.flush, log)
+    control = (ControlSocketServer(config.control_socket, tokens.flush, log, tokens)
                if config.control_socket else None)
     return Application(config, log, tokens, refresher, client, server, registry, redactor,
                        control, energy)

@@ -33,6 +33,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         "check-config": check_config,
         "login": login,
         "demo": demo,
+        "backfill": backfill,
     }
     handler = handlers.get(command)
     if handler is None:
@@ -154,3 +155,9 @@ def demo(argv: list[str], env: dict[str, str]) -> int:
     from netatmo_exporter.entrypoints.demo import run_demo
 
     return run_demo(argv, env)
+
+
+def backfill(argv: list[str], env: dict[str, str]) -> int:
+    from netatmo_exporter.entrypoints.backfill import run_backfill
+
+    return run_backfill(argv, env)

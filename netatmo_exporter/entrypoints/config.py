@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from netatmo_exporter import __version__
 from netatmo_exporter.adapters.web_config import WebConfig, WebConfigError, load_web_config
+from netatmo_exporter.domain.durations import parse_duration as parse_duration
 from netatmo_exporter.domain.schedule import REFRESH_MODES, RefreshMode
 
 DEFAULT_PORT = 9210
@@ -20,33 +21,9 @@ KNOWN_SCOPES = ("read_station", "read_homecoach", "read_thermostat")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 LOG_FORMATS = ("logfmt", "json")
 _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.?")
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
-                 "m": 60.0, "h": 3600.0}
-
 
 class ConfigError(Exception):
     """A setting is wrong; the message names the flag and the environment variable."""
-
-
-def parse_duration(text: str) -> float:
-    """Go's time.ParseDuration: `90s`, `8m`, `1h30m`, `1h0m0s`, `1.5h`; returns seconds."""
-    value = text.strip()
-    sign = -1.0 if value.startswith("-") else 1.0
-    value = value.lstrip("+-")
-    if value == "0":
-        return 0.0
-    if not value:
-        raise ValueError(f"invalid duration {text!r}")
-    position, total = 0, 0.0
-    for match in _DURATION_PART.finditer(value):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if position != len(value):
-        raise ValueError(f"invalid duration {text!r} (use Go syntax such as 90s, 8m or 1h30m)")
-    return sign * total
 
 
 @dataclass(frozen=True)
@@ -140,7 +117,8 @@ def build_parser(prog: str = "netatmo-exporter") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Prometheus exporter for Netatmo weather stations and Home Coach devices. "
-                    "Subcommands: flush, check-config, login, demo (see `%(prog)s COMMAND -h`).",
+                    "Subcommands: flush, check-config, login, demo, backfill "
+                    "(see `%(prog)s COMMAND -h`).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for option in OPTIONS:

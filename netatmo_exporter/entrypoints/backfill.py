@@ -1,0 +1,343 @@
+"""`netatmo-exporter backfill`: Netatmo's stored history as a file Prometheus or
+VictoriaMetrics can import, under the live exporter's family names and labels.
+
+Same flags and environment as the service. While the service runs, access tokens come
+through its control socket (it alone renews the authorization); otherwise from the token
+file under the service's rules (renewed, persisted before use). Stopped at any point, the
+same command continues from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from netatmo_exporter.adapters.clock import SystemClock
+from netatmo_exporter.adapters.control_socket import ServiceTokens, service_listening
+from netatmo_exporter.adapters.history_output import check_labels
+from netatmo_exporter.adapters.history_progress import Progress
+from netatmo_exporter.adapters.history_spool import Spool, work_dir_for
+from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
+from netatmo_exporter.adapters.netatmo_client import NetatmoClient
+from netatmo_exporter.adapters.token_store import FileTokenStore
+from netatmo_exporter.domain.authorization import TokenManager
+from netatmo_exporter.domain.backfill import Backfill, Calls, Stopped
+from netatmo_exporter.domain.energy import THERMOSTAT_SCOPE, HomeSetup
+from netatmo_exporter.domain.errors import MissingScope, NetatmoError
+from netatmo_exporter.domain.history import (
+    FORMATS,
+    HEAD_BLOCK,
+    Cursors,
+    HistoryError,
+    OutputFormat,
+    Plan,
+    TimeRange,
+    format_when,
+    parse_when,
+    plan_history,
+    resolve_range,
+)
+from netatmo_exporter.domain.history_calls import (
+    DEFAULT_HOURLY_SHARE,
+    USER_PER_HOUR,
+    USER_PER_WINDOW,
+    AccessTokens,
+    BudgetedCalls,
+    CallBudget,
+)
+from netatmo_exporter.domain.model import Station
+from netatmo_exporter.domain.refresher import HOMECOACH_SCOPE, STATIONS_SCOPE
+from netatmo_exporter.entrypoints.config import (
+    Config,
+    ConfigError,
+    build_parser,
+    config_from,
+    resolve,
+)
+
+PROG = "netatmo-exporter backfill"
+PACKAGED_CONTROL_SOCKET = "/run/netatmo-exporter/control.sock"
+"""Where the Debian package's service listens (its RuntimeDirectory)."""
+
+
+def build_backfill_parser() -> argparse.ArgumentParser:
+    parser = build_parser(PROG)
+    parser.description = (
+        "Write the readings Netatmo stored (every ~5 minutes, for years) as a file for "
+        "promtool (OpenMetrics) or VictoriaMetrics (Prometheus text), under the live "
+        "exporter's names and labels. Takes the service's flags and environment; while the "
+        "service runs, it gets access tokens through the service's control socket. "
+        "Stopped, the same command continues where it stopped. See docs/history.md.")
+    group = parser.add_argument_group("backfill")
+    group.add_argument("--from", dest="start", required=True, metavar="WHEN",
+                       help="first reading: RFC 3339 date or date-time (2025-01-01, "
+                            "2025-01-01T06:00:00Z; UTC without an offset) or a Go duration "
+                            "meaning that long ago (720h)")
+    group.add_argument("--to", dest="stop", default="", metavar="WHEN",
+                       help="last reading (default: 3 hours ago, where Prometheus' head "
+                            "block begins)")
+    group.add_argument("--output", required=True, metavar="FILE",
+                       help="file to write (- for standard output); written only when "
+                            "complete, its work directory FILE.partial beside it")
+    group.add_argument("--format", choices=FORMATS, default="openmetrics",
+                       help="openmetrics (default; promtool tsdb create-blocks-from "
+                            "openmetrics) or prometheus (text with millisecond timestamps, "
+                            "VictoriaMetrics /api/v1/import/prometheus)")
+    group.add_argument("--label", action="append", default=[], metavar="NAME=VALUE",
+                       help="label added to every series, repeatable: give the job and "
+                            "instance Prometheus gives the live series")
+    group.add_argument("--hourly-calls", type=int, default=DEFAULT_HOURLY_SHARE, metavar="N",
+                       help=f"the backfill's share of Netatmo's {USER_PER_HOUR} calls per "
+                            f"hour and user (default: {DEFAULT_HOURLY_SHARE}, leaving the "
+                            "service the rest)")
+    return parser
+
+
+@dataclass(frozen=True)
+class Request:
+    config: Config
+    start: float
+    stop: float | None
+    output: str
+    format: OutputFormat
+    labels: tuple[tuple[str, str], ...]
+    hourly_calls: int
+    identity: dict[str, Any]
+
+
+def run_backfill(argv: Sequence[str], env: dict[str, str], stdout: Any = None,
+                 stderr: TextIO | None = None) -> int:
+    stderr = stderr or sys.stderr
+    stdout = stdout or sys.stdout.buffer
+    clock = SystemClock()
+    try:
+        request = _request(argv, env, clock.now())
+        return _Run(request, env, clock, stdout, stderr).execute()
+    except (HistoryError, ConfigError) as exc:
+        print(f"{PROG}: {exc}", file=stderr)
+        return 1
+
+
+def _request(argv: Sequence[str], env: dict[str, str], now: float) -> Request:
+    args = build_backfill_parser().parse_args(list(argv))
+    config = config_from(resolve(args, env), env, require_credentials=False)
+    try:
+        labels = check_labels(args.label)
+    except ValueError as exc:
+        raise HistoryError(str(exc)) from None
+    if not 1 <= args.hourly_calls <= USER_PER_HOUR:
+        raise HistoryError(f"--hourly-calls {args.hourly_calls}: give 1 to {USER_PER_HOUR}")
+    start = parse_when(args.start, now, "--from")
+    stop = parse_when(args.stop, now, "--to") if args.stop.strip() else None
+    identity = {"from": args.start, "to": args.stop, "format": args.format,
+                "labels": [list(pair) for pair in labels], "scope": config.scope,
+                "api_url": config.api_url}
+    return Request(config, start, stop, args.output, args.format, labels, args.hourly_calls,
+                   identity)
+
+
+class _Run:
+    def __init__(self, request: Request, env: dict[str, str], clock: SystemClock,
+                 stdout: Any, stderr: TextIO) -> None:
+        self._request = request
+        self._env = env
+        self._clock = clock
+        self._stdout = stdout
+        self._stderr = stderr
+        self._stop = threading.Event()
+        self._signal = 0
+        self._client: NetatmoClient | None = None
+        self._progress: Progress | None = None
+
+    def say(self, text: str) -> None:
+        print(text, file=self._stderr, flush=True)
+
+    def execute(self) -> int:
+        request = self._request
+        config = request.config
+        _check_output(request.output)
+        spool = Spool(work_dir_for(request.output), request.format, request.labels)
+        resumed = spool.load(request.identity)
+        self._client = client = NetatmoClient(config.api_url, config.client_id,
+                                              config.client_secret, self._clock)
+        started = time.monotonic()
+        try:
+            tokens, where = self._tokens(config, client)
+            self._install_signals()
+            calls = BudgetedCalls(
+                tokens, CallBudget(request.hourly_calls, USER_PER_WINDOW // 2), self._clock,
+                self._wait, self._waiting)
+            self.say(f"authorization: {where}")
+            if resumed is None:
+                now = self._clock.now()
+                stop = now - HEAD_BLOCK if request.stop is None else request.stop
+                span, notes = resolve_range(request.start, stop, now, request.format)
+                for note in notes:
+                    self.say(note)
+                plan = self._discover(calls, config)
+                cursors = Cursors.start(plan, span)
+                spool.start(request.identity, plan, span, cursors)
+                for note in plan.notes:
+                    self.say(note)
+            else:
+                plan, span, cursors = resumed
+                spool.resume(request.identity, plan, span)
+                self.say(f"continuing the backfill in {spool.directory} "
+                         f"({cursors.calls} calls done before)")
+            if not plan.sources:
+                raise HistoryError("the account has no device whose history can be read")
+            self.say(f"{_count(plan, 'module')} modules, {_count(plan, 'room')} rooms, "
+                     f"{len(plan.series)} series from {format_when(span.begin)} to "
+                     f"{format_when(span.end)}")
+            self._progress = progress = Progress(self._stderr, span, cursors, self._clock,
+                                                 self._stderr.isatty())
+            backfill = Backfill(plan, span, cursors, client, spool, calls, progress, self._stop)
+            try:
+                backfill.run()
+            finally:
+                progress.finish()
+                spool.close()
+            samples = spool.assemble(plan, cursors, request.output, self._stdout)
+        except Stopped:
+            self.say(f"stopped after {self._calls()} calls; the work is kept in "
+                     f"{spool.directory}: run the same command again to continue")
+            return 128 + (self._signal or signal.SIGINT)
+        except NetatmoError as exc:
+            self.say(f"{PROG}: {exc}")
+            if spool.directory.is_dir():
+                self.say(f"the work is kept in {spool.directory}: run the same command "
+                         "again to continue")
+            return 1
+        finally:
+            client.close()
+        self._summary(plan, span, cursors, samples, time.monotonic() - started)
+        return 0
+
+    def _tokens(self, config: Config, client: NetatmoClient) -> tuple[AccessTokens, str]:
+        socket_path = config.control_socket or PACKAGED_CONTROL_SOCKET
+        try:
+            os.stat(os.path.dirname(socket_path) or ".")
+        except PermissionError:
+            raise HistoryError(
+                f"cannot reach {socket_path}: a service runs as another user; run the "
+                "backfill as the service's user (docs/history.md shows the command)"
+            ) from None
+        except FileNotFoundError:
+            pass
+        if service_listening(socket_path):
+            return ServiceTokens(socket_path), f"through the running exporter ({socket_path})"
+        missing = [name for name, value in (("--client-id (NETATMO_CLIENT_ID)", config.client_id),
+                                            ("--client-secret (NETATMO_CLIENT_SECRET)",
+                                             config.client_secret),
+                                            ("--token-file (NETATMO_EXPORTER_TOKEN_FILE)",
+                                             config.token_file)) if not value]
+        if missing:
+            raise ConfigError(f"no exporter answers on {socket_path} and {missing[0]} is not "
+                              "set: give the service's settings, or start the service")
+        redactor = SecretRedactor()
+        redactor.add(config.client_secret)
+        log = configure_logging("warn", config.log_format, redactor, self._stderr)
+        manager = TokenManager(client, FileTokenStore(config.token_file), self._clock, log)
+        manager.load()
+        if not manager.authorized:
+            raise HistoryError(f"not authorized yet: {config.token_file} holds no token; "
+                               "authorize the exporter first (its status page, or "
+                               "netatmo-exporter login)")
+        return manager, f"token file {config.token_file} (no exporter answers on {socket_path})"
+
+    def _discover(self, calls: Calls, config: Config) -> Plan:
+        assert self._client is not None
+        client = self._client
+        stations: list[Station] = []
+        homes: tuple[HomeSetup, ...] = ()
+        if STATIONS_SCOPE in config.scopes:
+            stations += self._listing(calls, STATIONS_SCOPE, lambda token: client.fetch_stations(
+                token, config.favorites))
+        if HOMECOACH_SCOPE in config.scopes:
+            stations += self._listing(calls, HOMECOACH_SCOPE,
+                                      lambda token: client.fetch_homecoaches(token))
+        if THERMOSTAT_SCOPE in config.scopes:
+            homes = tuple(self._listing(calls, THERMOSTAT_SCOPE, client.fetch_homes))
+        unique: dict[str, Station] = {}
+        for station in stations:  # as the live snapshot merges them
+            if station.id not in unique or unique[station.id].favorite:
+                unique[station.id] = station
+        return plan_history(tuple(unique.values()), homes)
+
+    def _listing(self, calls: Calls, scope: str, fetch: Any) -> list[Any]:
+        try:
+            return list(calls.call(fetch))
+        except MissingScope:
+            self.say(f"skipped the devices of scope {scope}: the authorization lacks it")
+            return []
+
+    def _wait(self, seconds: float) -> bool:
+        return self._stop.wait(seconds)
+
+    def _waiting(self, seconds: float, why: str) -> None:
+        if self._progress is not None:
+            self._progress.waiting(seconds, why)
+        elif seconds >= 1.0:
+            self.say(f"waiting {seconds:.0f}s for {why}")
+
+    def _install_signals(self) -> None:
+        def on_signal(signum: int, _frame: object) -> None:
+            self._signal = signum
+            self._stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def _calls(self) -> int:
+        if self._client is None:
+            return 0
+        return sum(self._client.request_counts().values())
+
+    def _summary(self, plan: Plan, span: TimeRange, cursors: Cursors, samples: int,
+                 took: float) -> None:
+        request = self._request
+        series = sum(1 for s in plan.series if cursors.spooled.get(s.key, 0) > 0)
+        where = "standard output" if request.output == "-" else request.output
+        self.say(f"done: {_count(plan, 'module')} modules, {_count(plan, 'room')} rooms, "
+                 f"{series} series, {samples} samples, {self._calls()} calls in this run "
+                 f"({cursors.calls} pages in all), {took:.0f}s; written to {where}")
+        if request.output == "-":
+            return
+        path = os.path.abspath(request.output)
+        if request.format == "openmetrics":
+            days = int((self._clock.now() - span.begin) // 86400) + 2
+            self.say("next: promtool tsdb create-blocks-from openmetrics "
+                     f"{path} /var/lib/prometheus/metrics2\n"
+                     f"      (Prometheus must keep --storage.tsdb.retention.time={days}d or "
+                     "more, or it deletes the old blocks)")
+        else:
+            self.say("next: curl --data-binary @" + path +
+                     " http://localhost:8428/api/v1/import/prometheus")
+
+
+def _count(plan: Plan, kind: str) -> int:
+    return sum(1 for source in plan.sources if source.kind == kind)
+
+
+def _check_output(output: str) -> None:
+    if output == "-":
+        return
+    path = Path(output)
+    if path.is_dir():
+        raise HistoryError(f"--output {output} is a directory; give a file path")
+    directory = path.parent
+    if not directory.is_dir():
+        raise HistoryError(f"--output {output}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise HistoryError(f"--output {output}: directory {directory} is not writable by "
+                           "this user")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise HistoryError(f"--output {output} cannot be replaced by this user")

@@ -1,0 +1,183 @@
+"""getmeasure answers parsed, lines written under the live families, spools and resume."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from netatmo_exporter.adapters.history_output import (
+    check_labels,
+    family_header,
+    family_of,
+    sample_lines,
+    series_prefix,
+)
+from netatmo_exporter.adapters.history_spool import Spool, work_dir_for
+from netatmo_exporter.adapters.measure_payload import parse_measure
+from netatmo_exporter.domain.energy import HomeSetup, RoomSetup
+from netatmo_exporter.domain.errors import BadResponse
+from netatmo_exporter.domain.history import Cursors, HistoryError, Plan, TimeRange, plan_history
+from netatmo_exporter.domain.model import Module, Station
+
+
+def test_runs_of_the_optimized_shape_become_rows() -> None:
+    answer = {"status": "ok", "body": [
+        {"beg_time": 1000, "step_time": 300, "value": [[20.5, 40], [20.7, None]]},
+        {"beg_time": 2000, "value": [[21, 41]]},
+    ]}
+    assert parse_measure(answer, "getmeasure", 2) == (
+        (1000, (20.5, 40)), (1300, (20.7, None)), (2000, (21, 41)))
+
+
+def test_the_keyed_shape_becomes_rows_in_time_order() -> None:
+    answer = {"body": {"1300": [20.7, None], "1000": [20.5, 40]}}
+    assert parse_measure(answer, "getmeasure", 2) == ((1000, (20.5, 40)), (1300, (20.7, None)))
+
+
+def test_an_empty_range_answers_no_rows() -> None:
+    assert parse_measure({"body": []}, "getmeasure", 1) == ()
+    assert parse_measure({"body": {}}, "getroommeasure", 1) == ()
+
+
+@pytest.mark.parametrize("answer", [
+    [], {"status": "ok"}, {"body": "x"}, {"body": [{"beg_time": 1, "value": [[1], [2]]}]},
+    {"body": [{"beg_time": "x", "step_time": 1, "value": [[1]]}]},
+    {"body": {"1000": [1, 2]}}, {"body": {"soon": [1]}}, {"body": {"1000": ["warm"]}},
+    {"body": [{"beg_time": 1, "step_time": -5, "value": [[1]]}]},
+])
+def test_a_malformed_answer_is_a_clear_error(answer: object) -> None:
+    with pytest.raises(BadResponse, match=r"^Netatmo getmeasure: the answer "):
+        parse_measure(answer, "getmeasure", 1)
+
+
+def _plan() -> Plan:
+    station = Station("70:ee", "station", Module("70:ee", "NAMain", "Salon"), name="Maison",
+                      home_name='Home "1"', modules=(Module("05", "NAModule2", "Vent"),))
+    homes = [HomeSetup("h1", "Maison", rooms=(RoomSetup("r1", "Séjour", module_ids=("v",)),))]
+    return plan_history([station], homes)
+
+
+def test_series_go_to_the_live_families_converted_as_they_convert() -> None:
+    series = {s.key.split("-", 1)[1] + s.key[0]: s for s in _plan().series}
+    gust = family_of(series["guststrengthm"])
+    assert gust.name == "netatmo_sensor_gust_strength_meters_per_second"
+    assert gust.convert(36) == pytest.approx(10.0)
+    wind = family_of(series["windstrengthm"])
+    assert (wind.name, wind.convert(36)) == ("netatmo_sensor_wind_strength_kph", 36)
+    assert family_of(series["temperaturem"]).name == "netatmo_sensor_temperature_celsius"
+    assert family_of(series["pressurem"]).name == "netatmo_sensor_pressure_mb"
+    assert family_of(series["temperaturer"]).name == "netatmo_room_temperature_celsius"
+    assert family_of(series["sp_temperaturer"]).name == (
+        "netatmo_room_setpoint_temperature_celsius")
+
+
+def test_sample_lines_in_both_formats_escape_labels() -> None:
+    prefix = series_prefix("netatmo_sensor_noise_db", (("module", 'a\\b"c\nd'), ("home", ""),
+                                                       ("job", "netatmo")))
+    assert prefix == 'netatmo_sensor_noise_db{module="a\\\\b\\"c\\nd",job="netatmo"} '
+    samples = [(1000, 42), (1300, 21.25)]
+    assert sample_lines("m ", samples, lambda v: v, "openmetrics") == "m 42 1000\nm 21.25 1300\n"
+    assert sample_lines("m ", samples, lambda v: v, "prometheus") == (
+        "m 42 1000000\nm 21.25 1300000\n")
+
+
+def test_headers_match_the_live_family() -> None:
+    family = family_of(_plan().series[0])
+    assert family_header(family, "openmetrics") == (
+        "# HELP netatmo_sensor_temperature_celsius Temperature measurement in celsius\n"
+        "# TYPE netatmo_sensor_temperature_celsius gauge\n")
+
+
+@pytest.mark.parametrize(("given", "problem"), [
+    (["job"], "NAME=VALUE"), (["1x=a"], "NAME=VALUE"), (["__name__=x"], "NAME=VALUE"),
+    (["module=x"], "sets module itself"), (["job=a", "job=b"], "given twice"),
+])
+def test_bad_labels_are_refused(given: list[str], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        check_labels(given)
+
+
+def test_labels_are_kept_in_order() -> None:
+    assert check_labels(["job=netatmo", "instance=box:9210"]) == (
+        ("job", "netatmo"), ("instance", "box:9210"))
+
+
+SPAN = TimeRange(1000, 100_000)
+IDENTITY = {"from": "2025-01-01", "to": "", "format": "openmetrics"}
+
+
+def _spool(tmp_path: Path, output: str = "openmetrics") -> Spool:
+    return Spool(work_dir_for(str(tmp_path / "history.om")), output,  # type: ignore[arg-type]
+                 (("job", "netatmo"),))
+
+
+def test_the_output_holds_families_together_each_series_ascending_then_eof(
+        tmp_path: Path) -> None:
+    plan = _plan()
+    spool = _spool(tmp_path)
+    cursors = Cursors.start(plan, SPAN)
+    spool.start(IDENTITY, plan, SPAN, cursors)
+    by_key = {s.key: s for s in plan.series}
+    salon_t, vent_gust, room_t = by_key["m000-temperature"], by_key["m001-guststrength"], \
+        by_key["r002-temperature"]
+    for page in range(2):
+        for series in (salon_t, vent_gust, room_t):
+            cursors.spooled[series.key] = spool.append(
+                series, [(1000 + page * 600, 18), (1300 + page * 600, 36.0)])
+        spool.checkpoint(cursors)
+    target = tmp_path / "history.om"
+    lines = spool.assemble(plan, cursors, str(target), io.BytesIO())
+
+    text = target.read_text()
+    assert lines == 12 and text.endswith("# EOF\n") and text.count("# EOF") == 1
+    families = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
+    assert families == ["netatmo_sensor_temperature_celsius",
+                        "netatmo_sensor_gust_strength_meters_per_second",
+                        "netatmo_room_temperature_celsius"]
+    gusts = [line for line in text.splitlines() if line.startswith("netatmo_sensor_gust")]
+    assert gusts[1] == ('netatmo_sensor_gust_strength_meters_per_second{module="Vent",'
+                        'station="Maison",home="Home \\"1\\"",job="netatmo"} 10.0 1300')
+    assert [int(line.rsplit(" ", 1)[1]) for line in gusts] == [1000, 1300, 1600, 1900]
+    assert 'netatmo_room_temperature_celsius{room="Séjour",home="Maison",job="netatmo"} 18 1000' \
+        in text
+    assert not spool.directory.exists()
+
+
+def test_resume_cuts_spools_back_to_the_checkpoint(tmp_path: Path) -> None:
+    plan = _plan()
+    first = _spool(tmp_path)
+    cursors = Cursors.start(plan, SPAN)
+    first.start(IDENTITY, plan, SPAN, cursors)
+    series = plan.series[0]
+    cursors.spooled[series.key] = first.append(series, [(1000, 1.5)])
+    cursors.begins[plan.sources[0].key] = 1001
+    first.checkpoint(cursors)
+    first.append(series, [(1300, 2.5)])  # lost in a crash before its checkpoint
+    first.close()
+
+    again = _spool(tmp_path)
+    loaded = again.load(IDENTITY)
+    assert loaded is not None
+    plan_again, span, resumed = loaded
+    assert plan_again == plan and span == SPAN
+    assert resumed.begins[plan.sources[0].key] == 1001
+    assert (again.directory / f"{series.key}.txt").read_text().endswith(" 1.5 1000\n")
+
+
+def test_another_commands_work_is_not_taken_over(tmp_path: Path) -> None:
+    plan = _plan()
+    spool = _spool(tmp_path)
+    spool.start(IDENTITY, plan, SPAN, Cursors.start(plan, SPAN))
+    with pytest.raises(HistoryError, match="holds the unfinished work of another backfill"):
+        _spool(tmp_path).load({**IDENTITY, "from": "720h"})
+
+
+def test_a_damaged_checkpoint_says_what_to_do(tmp_path: Path) -> None:
+    spool = _spool(tmp_path)
+    spool.directory.mkdir()
+    (spool.directory / "checkpoint.json").write_text(json.dumps({"version": 1}))
+    with pytest.raises(HistoryError, match=r"is damaged: delete .* and start again"):
+        spool.load(IDENTITY)
