@@ -76,7 +76,7 @@ def test_an_unauthorized_service_says_so(short_dir: Path) -> None:
 def test_a_service_that_went_away_is_named(short_dir: Path) -> None:
     path = short_dir / "gone.sock"
     assert not service_listening(str(path))
-    with pytest.raises(ServiceUnreachable, match="no longer answers on .*gone.sock"):
+    with pytest.raises(ServiceUnreachable, match=r"no longer answers on .*gone\.sock"):
         ServiceTokens(str(path), timeout=5.0).access_token()
 
 
