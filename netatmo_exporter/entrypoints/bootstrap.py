@@ -91,6 +91,10 @@ class Application:
         self.log.info("listening", address=self.url, token_file=self.config.token_file,
                       refresh_interval=self.config.refresh_interval,
                       refresh_mode=self.config.refresh_mode)
+        web_config = self.config.web_config
+        if web_config is not None and web_config.basic_auth_users:
+            self.log.info("basic_auth_enabled", users=len(web_config.basic_auth_users),
+                          web_config=web_config.path)
 
     def stop(self) -> bool:
         """Stop serving, write the token; False if the final write failed."""

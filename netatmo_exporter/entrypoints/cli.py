@@ -9,11 +9,13 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
+from netatmo_exporter.adapters.systemd_notify import notify
 from netatmo_exporter.entrypoints.bootstrap import Application, build_app
 from netatmo_exporter.entrypoints.config import (
     Config,
     ConfigError,
     build_parser,
+    config_from,
     default_control_socket,
     load_config,
     parse_duration,
@@ -21,6 +23,11 @@ from netatmo_exporter.entrypoints.config import (
 )
 
 PROG = "netatmo-exporter"
+# EX_CONFIG of sysexits.h (systemd shows it as "78/CONFIG"): a setting is wrong. The unit
+# lists it in RestartPreventExitStatus=, so a wrong setting fails the unit at once instead
+# of being retried; check-config's 1 means "not configured yet" (a skipped unit).
+EXIT_NOT_CONFIGURED = 1
+EXIT_BAD_SETTING = 78
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -31,6 +38,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         "serve": serve,
         "flush": flush,
         "check-config": check_config,
+        "web-user": web_user,
         "login": login,
         "demo": demo,
         "backfill": backfill,
@@ -48,7 +56,7 @@ def _config_or_exit(argv: Sequence[str], env: Mapping[str, str]) -> Config | int
         return load_config(argv, env)
     except ConfigError as exc:
         print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_SETTING
 
 
 def serve(argv: list[str], env: dict[str, str]) -> int:
@@ -61,11 +69,13 @@ def serve(argv: list[str], env: dict[str, str]) -> int:
         print(f"{PROG}: cannot listen on {config.host or '*'}:{config.port}: {exc.strerror}",
               file=sys.stderr)
         return 1
-    return run_until_signalled(app)
+    return run_until_signalled(app, env)
 
 
-def run_until_signalled(app: Application) -> int:
-    """Serve until SIGTERM or SIGINT, then stop serving and write the token."""
+def run_until_signalled(app: Application, env: Mapping[str, str]) -> int:
+    """Serve until SIGTERM or SIGINT, then stop serving and write the token.
+
+    Under systemd (Type=notify) the start counts as done once the socket listens."""
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -76,8 +86,10 @@ def run_until_signalled(app: Application) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     app.start()
+    notify("READY=1", env)
     while not stopping.wait(1.0):
         pass
+    notify("STOPPING=1", env)
     return 0 if app.stop() else 1
 
 
@@ -111,10 +123,14 @@ def flush(argv: list[str], env: dict[str, str]) -> int:
 
 
 def check_config(argv: list[str], env: dict[str, str]) -> int:
-    """Exit 0 if the exporter could start; else say what to set (for ExecCondition=).
+    """Exit 0 if the exporter could start, 1 if the client id or secret is not set yet,
+    78 if a setting is wrong.
 
-    Exit 1 skips the unit without failing it; anything unexpected exits 255, which
-    systemd shows as a failure rather than as "not configured"."""
+    systemd's ExecCondition= runs it with --only-credentials: 1 skips the unit quietly
+    (not configured yet), and any other problem is left to the exporter itself, whose exit
+    status 78 fails the unit where `systemctl restart` and `systemctl status` show it (a
+    failing condition would be retried by Restart=on-failure forever). Anything
+    unexpected exits 255, which systemd shows as a failure."""
     try:
         return _check_config(argv, env)
     except SystemExit:
@@ -127,22 +143,47 @@ def check_config(argv: list[str], env: dict[str, str]) -> int:
 
 def _check_config(argv: list[str], env: dict[str, str]) -> int:
     parser = build_parser(f"{PROG} check-config")
-    values = resolve(parser.parse_args(argv), env)
+    parser.description = "Checks the settings without starting the exporter."
+    parser.epilog = ("Exit status: 0 complete, 1 not configured yet (client id or secret "
+                     f"missing), {EXIT_BAD_SETTING} a setting is wrong, 255 unexpected.")
+    parser.add_argument("--only-credentials", action="store_true",
+                        help="check only that the client id and secret are set (for "
+                             "systemd's ExecCondition=; the exporter reports the rest)")
+    parser.add_argument("--settings-file", default="/etc/default/netatmo-exporter",
+                        metavar="PATH", help="the file the message tells to edit")
+    parser.add_argument("--unit", default="netatmo-exporter", metavar="NAME",
+                        help="the unit the message tells to restart")
+    only_credentials = "--only-credentials" in argv
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        if only_credentials and exc.code:
+            return 0  # the exporter itself names the bad flag, and fails the unit
+        raise
+    values = resolve(args, env)
     missing = [name for dest, name in (("client_id", "NETATMO_CLIENT_ID"),
                                        ("client_secret", "NETATMO_CLIENT_SECRET"))
                if not values[dest].strip()]
     if missing:
         print(f"{PROG}: not configured yet: set {' and '.join(missing)} in "
-              f"/etc/default/netatmo-exporter, then run: systemctl restart netatmo-exporter",
+              f"{args.settings_file}, then run: systemctl restart {args.unit}",
               file=sys.stderr)
-        return 1
+        return EXIT_NOT_CONFIGURED
+    if only_credentials:
+        return 0
     try:
-        load_config(argv, env)
+        config_from(values, env)
     except ConfigError as exc:
         print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_SETTING
     print(f"{PROG}: configuration complete")
     return 0
+
+
+def web_user(argv: list[str], env: dict[str, str]) -> int:
+    from netatmo_exporter.entrypoints.web_user import run_web_user
+
+    return run_web_user(argv, env)
 
 
 def login(argv: list[str], env: dict[str, str]) -> int:

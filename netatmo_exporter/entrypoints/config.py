@@ -76,7 +76,8 @@ OPTIONS = (
            "listen address host:port; empty host = all interfaces; [::1]:9210 for IPv6"),
     Option(("--external-url",), "NETATMO_EXPORTER_EXTERNAL_URL", "external_url", "",
            "URL your browser reaches the exporter at; the OAuth redirect URI is this plus "
-           "/auth/callback (default: http://127.0.0.1:PORT, or the host of --addr)"),
+           "/auth/callback (default: the address your browser used to open the status "
+           "page)"),
     Option(("--token-file",), "NETATMO_EXPORTER_TOKEN_FILE", "token_file", "",
            "token file path (required)"),
     Option(("-i", "--client-id"), "NETATMO_CLIENT_ID", "client_id", "",
@@ -117,7 +118,7 @@ def build_parser(prog: str = "netatmo-exporter") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Prometheus exporter for Netatmo weather stations and Home Coach devices. "
-                    "Subcommands: flush, check-config, login, demo, backfill "
+                    "Subcommands: flush, check-config, web-user, login, demo, backfill "
                     "(see `%(prog)s COMMAND -h`).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -76,7 +76,7 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
         f"  {'authorize from the status page' if args.unauthorized else 'already authorized'}"
         "; stop with Ctrl-C\n", file=sys.stderr, flush=True)
     try:
-        return run_until_signalled(app)
+        return run_until_signalled(app, env)
     finally:
         cloud.stop()
         shutil.rmtree(workdir, ignore_errors=True)

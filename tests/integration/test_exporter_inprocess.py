@@ -133,10 +133,30 @@ def test_check_config_exit_codes(
     assert "NETATMO_CLIENT_ID and NETATMO_CLIENT_SECRET" in capsys.readouterr().err
     assert main(["check-config", *token], complete) == 0
     assert "configuration complete" in capsys.readouterr().out
-    assert main(["check-config", *token, "--age-stale", "1m"], complete) == 1
+    assert main(["check-config", *token, "--age-stale", "1m"], complete) == 78
     err = capsys.readouterr().err
     assert "--age-stale" in err and "NETATMO_AGE_STALE" in err
     assert CLIENT_SECRET not in err
+
+
+def test_check_config_as_the_unit_condition_skips_only_missing_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ExecCondition= skips the unit (exit 1) only when not configured yet; a wrong setting
+    passes the condition, so that the exporter itself fails the unit."""
+    token = ["--token-file", str(tmp_path / "token.json")]
+    complete = {"NETATMO_CLIENT_ID": CLIENT_ID, "NETATMO_CLIENT_SECRET": CLIENT_SECRET}
+    condition = ["check-config", "--only-credentials", "--settings-file",
+                 "/etc/netatmo-exporter/holiday.env", "--unit", "netatmo-exporter@holiday"]
+
+    assert main([*condition, *token], {"NETATMO_CLIENT_ID": CLIENT_ID}) == 1
+    err = capsys.readouterr().err
+    assert "not configured yet: set NETATMO_CLIENT_SECRET in " \
+           "/etc/netatmo-exporter/holiday.env" in err
+    assert "systemctl restart netatmo-exporter@holiday" in err
+    assert main([*condition, *token], {**complete, "NETATMO_REFRESH_INTERVAL": "8minutes"}) == 0
+    assert main([*condition, *token, "--no-such-flag"], complete) == 0
+    assert main([*condition, *token], complete) == 0
 
 
 def test_serve_with_bad_configuration_exits_before_listening(
@@ -146,7 +166,7 @@ def test_serve_with_bad_configuration_exits_before_listening(
            "NETATMO_EXPORTER_TOKEN_FILE": str(tmp_path / "token.json"),
            "NETATMO_REFRESH_INTERVAL": "often"}
 
-    assert main([], env) == 2
+    assert main([], env) == 78
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "--refresh-interval" in err and "NETATMO_REFRESH_INTERVAL" in err

@@ -184,6 +184,7 @@ def test_basic_auth_guards_every_path_but_healthy(
     assert "event=basic_auth_refused user=prometheus" in logs
     assert "event=basic_auth_refused user=nobody" in logs
     assert "guess-1" not in logs and "scrape-pass" not in logs
+    assert "event=basic_auth_enabled users=1 " in logs and hashed not in logs
 
 
 @pytest.mark.parametrize(("text", "key"), [
