@@ -88,7 +88,9 @@ class Application:
             energy = threading.Thread(target=self.energy.run, name="energy", daemon=True)
             energy.start()
             self._threads.append(energy)
-        self.log.info("listening", address=self.url, token_file=self.config.token_file,
+        address, interfaces = listening_on(self.server.socket)
+        self.log.info("listening", address=address, interfaces=interfaces,
+                      token_file=self.config.token_file,
                       refresh_interval=self.config.refresh_interval,
                       refresh_mode=self.config.refresh_mode)
         web_config = self.config.web_config
@@ -192,6 +194,17 @@ def _web_app(config: Config, tokens: TokenManager, refresher: Refresher, clock: 
     service = ServicePages(tokens, refresher, clock, version=__version__, commit=build_commit())
     return build_web_app({**status.handlers(), **oauth.handlers(), **service.handlers()},
                          templates, host_policy, log, debug_handlers=config.debug_handlers)
+
+
+def listening_on(sock: socket.socket) -> tuple[str, str]:
+    """Where a socket is bound, as the log says it: the address (`http://[::]:9210`, not a
+    loopback URL, when it is every interface) and which interfaces that means."""
+    host, port = str(sock.getsockname()[0]), sock.getsockname()[1]
+    address = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    if host == "::":
+        v6only = sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+        return address, "every IPv6 address" if v6only else "every IPv4 and IPv6 address"
+    return address, "every IPv4 address" if host == "0.0.0.0" else "this address only"
 
 
 def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:

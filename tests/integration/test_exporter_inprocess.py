@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from netatmo_exporter.adapters.clock import SystemClock
 from netatmo_exporter.adapters.netatmo_client import NetatmoClient
-from netatmo_exporter.entrypoints.bootstrap import Application, build_app
+from netatmo_exporter.entrypoints.bootstrap import Application, build_app, listening_on
 from netatmo_exporter.entrypoints.cli import main
 from netatmo_exporter.entrypoints.config import load_config
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
@@ -170,3 +171,35 @@ def test_serve_with_bad_configuration_exits_before_listening(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "--refresh-interval" in err and "NETATMO_REFRESH_INTERVAL" in err
+
+
+@pytest.mark.parametrize(("family", "host", "v6only", "address", "interfaces"), [
+    (socket.AF_INET6, "::", 0, "http://[::]:{port}", "every IPv4 and IPv6 address"),
+    (socket.AF_INET6, "::", 1, "http://[::]:{port}", "every IPv6 address"),
+    (socket.AF_INET, "0.0.0.0", None, "http://0.0.0.0:{port}", "every IPv4 address"),
+    (socket.AF_INET, "127.0.0.1", None, "http://127.0.0.1:{port}", "this address only"),
+])
+def test_the_log_names_where_the_socket_is_bound(
+    family: socket.AddressFamily, host: str, v6only: int | None, address: str,
+    interfaces: str
+) -> None:
+    # Bound, never listening: nothing outside the loopback can connect.
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        if v6only is not None:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+        sock.bind((host, 0))
+        port = sock.getsockname()[1]
+        assert listening_on(sock) == (address.format(port=port), interfaces)
+
+
+def test_the_listening_line(cloud: FakeNetatmoCloud, token_path: Path) -> None:
+    config = load_config(exporter_args(cloud, token_path, "--addr", "[::1]:0"), {})
+    log = io.StringIO()
+    app = build_app(config, log_stream=log)
+    app.start()
+    try:
+        port = app.server.server_address[1]
+        assert f'event=listening address=http://[::1]:{port} interfaces="this address only"' \
+            in log.getvalue()
+    finally:
+        assert app.stop()

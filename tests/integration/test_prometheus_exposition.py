@@ -144,6 +144,7 @@ def test_placeholder_firmware_of_a_never_paired_module_is_left_out(scrape: DemoS
     (SALON, "netatmo_sensor_temperature_max_today_timestamp_seconds", 2 * 3600),
     (JARDIN, "netatmo_sensor_temperature_min_today_timestamp_seconds", 5 * 3600),
     (COACH_1, "netatmo_sensor_temperature_max_today_timestamp_seconds", 3600),
+    (COACH_1, "netatmo_sensor_temperature_min_today_timestamp_seconds", 5 * 3600),
     (WIND, "netatmo_sensor_wind_max_today_timestamp_seconds", 4 * 3600),
 ])
 def test_when_todays_extremes_happened_as_unix_times(
