@@ -1,0 +1,235 @@
+"""`netatmo-exporter backfill` as a user runs it, against the simulated cloud's history:
+the token file alone, beside a running exporter whose tokens expire, stopped and resumed."""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from netatmo_exporter.simulator import FakeNetatmoCloud
+from tests.conftest import exporter_args
+from tests.support.harness import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REPO,
+    ExporterProcess,
+    metric_value,
+    seed_token,
+)
+
+HOUR = 3600
+SALON = "70:ee:50:00:00:01"
+SAMPLE = re.compile(r'^(\w+)\{(.*)\} (\S+) (\d+)$')
+
+
+def _range(days: int) -> tuple[str, str]:
+    """Absolute bounds, so that separate runs ask for the very same readings."""
+    end = (int(time.time()) - 4 * HOUR) // HOUR * HOUR
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    return (time.strftime(fmt, time.gmtime(end - days * 86400)),
+            time.strftime(fmt, time.gmtime(end)))
+
+
+def backfill_args(cloud: FakeNetatmoCloud, token_path: Path, output: Path, days: int = 10,
+                  *extra: str) -> list[str]:
+    start, stop = _range(days)
+    return [sys.executable, "-m", "netatmo_exporter", "backfill", "--api-url", cloud.base_url,
+            "--token-file", str(token_path), "--client-id", CLIENT_ID, "--client-secret",
+            CLIENT_SECRET, "--control-socket", str(output.parent / "absent.sock"),
+            "--from", start, "--to", stop, "--output", str(output), *extra]
+
+
+def run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def samples(path: Path) -> list[tuple[str, str, str, int]]:
+    found = []
+    for line in path.read_text().splitlines():
+        match = SAMPLE.match(line)
+        if match:
+            found.append((match[1], match[2], match[3], int(match[4])))
+    return found
+
+
+def test_a_backfill_from_the_token_file_writes_every_stored_reading(
+        cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path) -> None:
+    seed_token(cloud, token_path)
+    output = tmp_path / "history.om"
+    result = run(backfill_args(cloud, token_path, output, 3))
+
+    assert result.returncode == 0, result.stderr
+    text = output.read_text()
+    assert text.endswith("# EOF\n")
+    rows = samples(output)
+    start, stop = (int(calendar.timegm(time.strptime(when, "%Y-%m-%dT%H:%M:%SZ")))
+                   for when in _range(3))
+    salon = [(stamp, float(value)) for name, labels, value, stamp in rows
+             if name == "netatmo_sensor_co2_ppm" and labels.startswith('module="Salon"')]
+    assert salon == [(t, float(v)) for t, v in _stored(cloud, SALON, "co2", start, stop)]
+    series: dict[tuple[str, str], list[int]] = {}
+    for name, labels, _, stamp in rows:
+        series.setdefault((name, labels), []).append(stamp)
+    assert all(stamps == sorted(set(stamps)) for stamps in series.values())
+    names = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
+    assert len(names) == len(set(names))  # each family in one block
+    assert "Salle de jeux" in text and "netatmo_sensor_health_index" in names
+    assert "netatmo_sensor_gust_strength_meters_per_second" in names
+    assert cloud.count("invalid_grant") == 0
+    assert "Traceback" not in result.stderr
+    summary = result.stderr.strip().splitlines()
+    assert any(line.startswith("done: ") and f"{len(rows)} samples" in line for line in summary)
+    assert any("promtool tsdb create-blocks-from openmetrics " + str(output) in line
+               for line in summary)
+    assert not (tmp_path / "history.om.partial").exists()
+
+
+def _stored(cloud: FakeNetatmoCloud, device_id: str, kind: str, begin: int, end: int
+            ) -> list[tuple[int, float]]:
+    """One type of a device as the cloud serves it unoptimized, paged by hand."""
+    token = cloud.issue_tokens()["access_token"]
+    found: list[tuple[int, float]] = []
+    while True:
+        query = urllib.parse.urlencode({"device_id": device_id, "scale": "max", "type": kind,
+                                        "date_begin": begin, "date_end": end,
+                                        "optimize": "false", "limit": 1024})
+        request = urllib.request.Request(f"{cloud.base_url}/api/getmeasure?{query}",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            body = json.load(answer)["body"]
+        times = sorted(int(key) for key in body)
+        found += [(t, body[str(t)][0]) for t in times if body[str(t)][0] is not None]
+        if len(times) < 1024:
+            return found
+        begin = times[-1] + 1
+
+
+def test_the_prometheus_format_has_millisecond_timestamps(
+        cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path) -> None:
+    seed_token(cloud, token_path)
+    output = tmp_path / "history.prom"
+    result = run(backfill_args(cloud, token_path, output, 1, "--format", "prometheus",
+                               "--label", "job=netatmo", "--label", "instance=box:9210"))
+
+    assert result.returncode == 0, result.stderr
+    rows = samples(output)
+    assert rows and all(stamp % 1000 == 0 and stamp > 10**12 for *_, stamp in rows)
+    assert all(labels.endswith('job="netatmo",instance="box:9210"') for _, labels, _, _ in rows)
+    assert "# EOF" not in output.read_text()
+    assert "/api/v1/import/prometheus" in result.stderr
+
+
+def test_beside_a_running_exporter_tokens_come_from_it_and_it_stays_authorized(
+        cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path,
+        exporters: list[ExporterProcess]) -> None:
+    cloud.set_token_lifetime(4.0)
+    seed_token(cloud, token_path)
+    socket_path = tmp_path / "control.sock"
+    exporter = ExporterProcess(exporter_args(cloud, token_path, "--control-socket",
+                                             str(socket_path), "--refresh-mode", "fixed",
+                                             "--refresh-interval", "2s", "--age-stale", "1h"),
+                               tmp_path)
+    exporters.append(exporter)
+    exporter.start(wait_ready=True)
+    output = tmp_path / "history.om"
+    args = backfill_args(cloud, token_path, output, 10)
+    args[args.index("--control-socket") + 1] = str(socket_path)
+    refreshes_before = cloud.count("refresh_grants")
+    started = time.monotonic()
+
+    result = run(args)
+
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert f"through the running exporter ({socket_path})" in result.stderr
+    assert cloud.count("refresh_grants") - refreshes_before >= max(2, int(took / 4) - 1)
+    assert cloud.count("invalid_grant") == 0
+    body = exporter.get("/metrics")[1]
+    assert metric_value(body, "netatmo_up") == 1.0
+    assert metric_value(body, "netatmo_exporter_token_valid") == 1.0
+    # Every module's labels, fresh or not (a stale one exports no temperature now).
+    live = {labels for name, labels in _live_series(body, ("module", "station", "home"))
+            if name == "netatmo_module_info"}
+    backfilled = {_sorted_labels(labels) for name, labels, _, _ in samples(output)
+                  if name == "netatmo_sensor_temperature_celsius"}
+    assert len(backfilled) == 12 and backfilled <= live
+    logs = exporter.logs()
+    assert not any(secret in logs or secret in result.stderr
+                   for secret in cloud.issued_secrets())
+
+
+def _sorted_labels(text: str, keep: tuple[str, ...] = ("module", "station", "home")) -> str:
+    pairs = re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', text)
+    return ",".join(f'{k}="{v}"' for k, v in sorted(pairs) if v and k in keep)
+
+
+def _live_series(body: str, keep: tuple[str, ...]) -> list[tuple[str, str]]:
+    found = []
+    for line in body.splitlines():
+        match = re.match(r"^(\w+)\{(.*)\} \S+$", line)
+        if match:
+            found.append((match[1], _sorted_labels(match[2], keep)))
+    return found
+
+
+def _wait_for_calls(work: Path, calls: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if json.loads((work / "checkpoint.json").read_text())["calls"] >= calls:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"the backfill did not reach {calls} calls")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_stopped_half_way_the_same_command_finishes_with_the_same_file(
+        cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path, signum: int) -> None:
+    seed_token(cloud, token_path)
+    whole = tmp_path / "whole" / "history.om"
+    whole.parent.mkdir()
+    assert run(backfill_args(cloud, token_path, whole)).returncode == 0
+    full_calls = cloud.count("getmeasure")
+
+    cloud.reset_counters()
+    output = tmp_path / "history.om"
+    args = backfill_args(cloud, token_path, output)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        _wait_for_calls(tmp_path / "history.om.partial", full_calls // 2, proc)
+        os.kill(proc.pid, signum)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == (128 + signum if signum == signal.SIGTERM else -signum)
+    if signum == signal.SIGTERM:
+        assert b"run the same command again to continue" in stderr
+    assert not output.exists()
+    first_calls = cloud.count("getmeasure")
+
+    cloud.reset_counters()
+    result = run(args)
+
+    assert result.returncode == 0, result.stderr
+    assert "continuing the backfill" in result.stderr
+    assert output.read_bytes() == whole.read_bytes()
+    assert cloud.count("getmeasure") < full_calls
+    assert first_calls + cloud.count("getmeasure") <= full_calls + 1
+    assert cloud.count("getstationsdata") == 0  # the plan came from the checkpoint
