@@ -17,6 +17,7 @@ from netatmo_exporter.domain.energy import EnergySnapshot
 from netatmo_exporter.domain.ports import Clock
 from netatmo_exporter.domain.refresher import Refresher
 
+FIRST_DATA_RELOAD_SECONDS = 3
 DONE_MESSAGES = {
     "authorized": "Authorized. The first data arrives within a few seconds.",
     "token": "Refresh token accepted and saved. The first data arrives within a few seconds.",
@@ -27,7 +28,8 @@ class StatusPage:
     def __init__(self, templates: Templates, address: SiteAddress, forms: FormGuard,
                  tokens: TokenManager, refresher: Refresher, clock: Clock, *,
                  scopes: tuple[str, ...], age_stale: float, debug_handlers: bool,
-                 energy: Callable[[], EnergySnapshot | None] | None) -> None:
+                 energy: Callable[[], EnergySnapshot | None] | None,
+                 host_names: tuple[str, ...] = ()) -> None:
         self._templates = templates
         self._address = address
         self._forms = forms
@@ -38,6 +40,7 @@ class StatusPage:
         self._age_stale = age_stale
         self._debug_handlers = debug_handlers
         self._energy = energy
+        self._host_names = host_names
 
     def handlers(self) -> dict[str, Callable[[], Any]]:
         return {"status": self.status}
@@ -57,9 +60,13 @@ class StatusPage:
         else:
             state_word = "not-authorized"
             headline = "Not authorized: the exporter cannot read your Netatmo data yet."
+        waiting = self._tokens.authorized and snapshot is None
         return self._templates.render(
             "status",
             title="Status",
+            # Until the first data is there, the page reloads itself (no script needed).
+            refresh_seconds=FIRST_DATA_RELOAD_SECONDS if waiting else 0,
+            host_names=self._host_names,
             state_word=state_word,
             headline=headline,
             done=DONE_MESSAGES.get(bottle.request.query.get("done", ""), ""),

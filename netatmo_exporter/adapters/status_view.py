@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from netatmo_exporter.domain.authorization import AuthState, TokenStatus
+from netatmo_exporter.domain.labels import label_modules
 from netatmo_exporter.domain.model import Module, Snapshot, Station, is_stale
 from netatmo_exporter.domain.refresher import RefreshSettings, RefreshStatus
 from netatmo_exporter.domain.schedule import DeviceCadence
@@ -189,13 +190,15 @@ SHOW_ANSWER = ("rate_limited", "missing_scope")
 def module_rows(snapshot: Snapshot | None, now: float, age_stale: float) -> list[ModuleRow]:
     if snapshot is None:
         return []
-    rows = [_row(station, module, now, age_stale)
-            for station in snapshot.stations for module in station.all_modules]
+    # Named as on /metrics: two modules of one name get their ids appended there and here.
+    rows = [_row(station, module, labels.module, now, age_stale)
+            for station, module, labels in label_modules(snapshot.stations)]
     return [dataclasses.replace(row, station="") if i and rows[i - 1].station == row.station
             else row for i, row in enumerate(rows)]
 
 
-def _row(station: Station, module: Module, now: float, age_stale: float) -> ModuleRow:
+def _row(station: Station, module: Module, name: str, now: float, age_stale: float
+         ) -> ModuleRow:
     health = _health(module, now, age_stale)
     measured = module.measured_at
     age = {
@@ -207,7 +210,7 @@ def _row(station: Station, module: Module, now: float, age_stale: float) -> Modu
         age = f"{span(now - measured)} ago" + (" (stale)" if health == "stale" else "")
     return ModuleRow(
         station=station.label,
-        name=module.name or f"id-{module.id}",
+        name=name,
         kind=MODULE_KINDS.get(module.type, f"Unknown type {module.type}"),
         readings="" if health in ("never-paired", "unreachable") else _readings(module),
         battery=_battery(module),

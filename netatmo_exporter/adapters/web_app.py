@@ -11,6 +11,7 @@ from typing import Any
 
 import bottle
 
+from netatmo_exporter.adapters.host_names import address_towards
 from netatmo_exporter.adapters.http_policy import ANY_HOST_PATHS, ROUTES, parse_host
 from netatmo_exporter.adapters.web_guards import HostPolicy
 from netatmo_exporter.adapters.web_templates import ERROR_STATUSES, Refusal, Templates
@@ -51,14 +52,27 @@ def _host_check(policy: HostPolicy, templates: Templates, log: EventLog | None
         name = host.name if host is not None else "(none)"
         if log is not None:
             log.warning("host_refused", host=name, path=bottle.request.path)
+        by_address = _by_address(bottle.request.environ)
         body = templates.refusal(Refusal(
             421, "Unknown host name",
             f"This exporter does not answer pages for the host name “{name}”, so that a web "
             "page elsewhere cannot read it through a re-pointed name (DNS rebinding). "
             "/metrics answers under any name.",
             f"If {name} is this machine's name on your network, add it to "
-            f"{ALLOWED_HOSTS_SETTING}, or open the page by its IP address."))
+            f"{ALLOWED_HOSTS_SETTING}, or open the page by its IP address"
+            + (f": {by_address}" if by_address else "") + ".",
+            (by_address, "Open the status page by IP address") if by_address else None))
         raise bottle.HTTPResponse(body, status=421,
                                   headers={"Content-Type": "text/html; charset=utf-8"})
 
     return check
+
+
+def _by_address(environ: dict[str, Any]) -> str:
+    """The status page at the address the refused request came in on (an IP address is
+    always answered), on the port the server listens on."""
+    address = address_towards(str(environ.get("REMOTE_ADDR", "")))
+    port = str(environ.get("SERVER_PORT", ""))
+    if address is None or not port.isdigit():
+        return ""
+    return f"http://[{address}]:{port}/" if ":" in address else f"http://{address}:{port}/"

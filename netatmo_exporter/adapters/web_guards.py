@@ -52,7 +52,8 @@ class HostPolicy:
     def __init__(self, external_host: str, allowed: Iterable[str], own_names: Iterable[str]
                  ) -> None:
         hosts = (parse_host(name) for name in (external_host, "localhost", *allowed, *own_names))
-        self._names = frozenset(host.name for host in hosts if host is not None)
+        self.names = tuple(dict.fromkeys(host.name for host in hosts if host is not None))
+        self._names = frozenset(self.names)
 
     def allows(self, host_header: str) -> bool:
         host = parse_host(host_header)

@@ -26,12 +26,14 @@ _MESSAGES = {
 class Refusal(Exception):
     """A request the exporter turns down with a page that says why; nothing changed."""
 
-    def __init__(self, status: int, title: str, message: str, fix: str = "") -> None:
+    def __init__(self, status: int, title: str, message: str, fix: str = "",
+                 link: tuple[str, str] | None = ("/", "Back to the status page")) -> None:
         super().__init__(title)
         self.status = status
         self.title = title
         self.message = message
         self.fix = fix
+        self.link = link  # (address, text) of the page's one button, or none
 
 
 class Templates:
@@ -52,7 +54,7 @@ class Templates:
     def refusal(self, refusal: Refusal) -> str:
         bottle.response.status = refusal.status
         return self.render("message", title=refusal.title, message=refusal.message,
-                           fix=refusal.fix, kind="refusal")
+                           fix=refusal.fix, kind="refusal", link=refusal.link)
 
     def error_page(self, log: EventLog | None) -> Callable[[bottle.HTTPError], str]:
         """bottle's own errors (no route, wrong method, a failing handler) as a page that
@@ -66,6 +68,6 @@ class Templates:
             return self.render("message", title=_TITLES.get(status, "Error"),
                                message=_MESSAGES.get(status, "The request could not be "
                                                              "understood."),
-                               fix="", kind="error")
+                               fix="", kind="error", link=("/", "Back to the status page"))
 
         return page

@@ -25,6 +25,7 @@ from netatmo_exporter.adapters.energy_collector import (
     MergedCollector,
 )
 from netatmo_exporter.adapters.form_guard import FormGuard
+from netatmo_exporter.adapters.host_names import own_names, search_domains
 from netatmo_exporter.adapters.http_server import (
     CachedMetricsApp,
     HTTPServer,
@@ -187,7 +188,8 @@ def _web_app(config: Config, tokens: TokenManager, refresher: Refresher, clock: 
     forms = FormGuard(address)
     status = StatusPage(templates, address, forms, tokens, refresher, clock,
                         scopes=config.scopes, age_stale=config.age_stale,
-                        debug_handlers=config.debug_handlers, energy=energy)
+                        debug_handlers=config.debug_handlers, energy=energy,
+                        host_names=host_policy.names)
     oauth = OAuthPages(templates, address, forms, tokens, PendingStates(clock),
                        api_url=config.api_url, client_id=config.client_id,
                        scopes=config.scopes, register_secret=redactor.add, log=log)
@@ -215,10 +217,9 @@ def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[],
 
 
 def _own_names() -> tuple[str, ...]:
-    """This machine's name, as a LAN browser may type it (`nas`, `nas.local`)."""
-    name = socket.gethostname().lower()
-    short = name.split(".")[0]
-    return (name, short, f"{short}.local") if short else ()
+    """This machine's name, as a LAN browser may type it (`nas`, `nas.local`,
+    `nas.fritz.box` under a DNS search domain)."""
+    return own_names(socket.gethostname(), search_domains())
 
 
 class _RedactingStore:

@@ -108,7 +108,8 @@ OPTIONS = (
            "under systemd, else none)"),
     Option(("--web.allowed-hosts",), "NETATMO_EXPORTER_ALLOWED_HOSTS", "allowed_hosts", "",
            "host names the pages answer to besides IP addresses, localhost, this machine's "
-           "name and the external URL's host; comma-separated (DNS-rebinding defence)"),
+           "name (alone, .local and under resolv.conf's search domains) and the external "
+           "URL's host; comma-separated (DNS-rebinding defence)"),
     Option(("--web.config.file",), "NETATMO_EXPORTER_WEB_CONFIG", "web_config_file", "",
            "Prometheus exporter-toolkit web configuration file (basic_auth_users)"),
 )

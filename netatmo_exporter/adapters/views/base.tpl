@@ -1,6 +1,9 @@
 <!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+% if get('refresh_seconds', 0):
+<meta http-equiv="refresh" content="{{refresh_seconds}}">
+% end
 % if get('same_origin_referrer', False):
 <meta name="referrer" content="same-origin">
 % end

@@ -5,5 +5,7 @@
 % if fix:
 <p class="fix"><strong>What to do:</strong> {{fix}}</p>
 % end
-<p><a class="button" href="/">Back to the status page</a></p>
+% if link:
+<p><a class="button" id="next" href="{{link[0]}}">{{link[1]}}</a></p>
+% end
 </section>

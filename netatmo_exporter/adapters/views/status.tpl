@@ -1,4 +1,4 @@
-% rebase('base.tpl', title=title, same_origin_referrer=True)
+% rebase('base.tpl', title=title, same_origin_referrer=True, refresh_seconds=refresh_seconds)
 % if done:
 <p class="card ok" id="done">{{done}}</p>
 % end
@@ -43,6 +43,11 @@
 <p><input id="redirect-uri" class="copy" type="text" readonly value="{{redirect_uri}}" aria-label="Redirect URI"></p>
 <p class="note">Scopes asked for: <code>{{scopes}}</code>. The redirect URI is the external URL
 (<code>--external-url</code>) plus <code>/auth/callback</code>.</p>
+<p class="note" id="host-names">These pages answer at this machine's IP addresses and at
+% for i, name in enumerate(host_names):
+<code>{{name}}</code>{{', ' if i < len(host_names) - 1 else ''}}
+% end
+(other names: <code>--web.allowed-hosts</code>); <code>/metrics</code> at any name.</p>
 <details id="paste"{{!' open' if state_word != 'authorized' else ''}}>
 <summary>Or paste a refresh token</summary>
 <p class="note">From the token generator of your app in the developer console (with the scopes above).
