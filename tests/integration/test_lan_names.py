@@ -72,3 +72,8 @@ def test_the_page_reloads_itself_until_the_first_data_is_there(
     assert "No data yet." in waiting
     assert RELOAD.search(arrived) is None
     assert "Maison (Lyon)" in arrived
+    # Two modules named "Chambre" in one station: told apart as /metrics tells them apart.
+    metrics = httpx.get(web.url + "/metrics", timeout=10.0).text
+    for module_id in ("03:00:00:00:00:01", "03:00:00:00:00:02"):
+        assert f'module="Chambre ({module_id})"' in metrics
+        assert f">Chambre ({module_id})<" in arrived
