@@ -23,10 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Add a user to the web configuration file (exporter-toolkit format: "
                     "basic_auth_users with a bcrypt hash), or change its password. Asks for "
-                    "the password twice without echo. Other users and settings are kept "
-                    "(comments are not). A new file gets mode 0640 and --group; an existing "
-                    "one keeps its owner, group and mode. The running exporter reads the "
-                    "file at start: restart it afterwards.")
+                    "the password twice without echo (without a terminal: two lines of "
+                    "standard input). Other users and settings are kept (comments are "
+                    "not). A new file gets mode 0640 and --group; an existing one keeps its "
+                    "owner, group and mode. The running exporter reads the file at start: "
+                    "restart it afterwards.")
     parser.add_argument("user", metavar="USER", help="the user name (Prometheus' "
                         "basic_auth username)")
     parser.add_argument("--web.config.file", dest="path", default=None, metavar="PATH",
@@ -37,8 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def ask_password(prompt: str) -> str:
+    """At a terminal, getpass with the echo off; without one (a script, a pipe), the next
+    line of standard input, without getpass's warning that it cannot hide the echo."""
+    try:
+        with open("/dev/tty", "rb"):
+            pass
+    except OSError:
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError from None
+        return line.rstrip("\r\n")
+    return getpass.getpass(prompt)
+
+
 def run_web_user(argv: list[str], env: dict[str, str],
-                 ask: Callable[[str], str] = getpass.getpass) -> int:
+                 ask: Callable[[str], str] = ask_password) -> int:
     args = build_parser().parse_args(argv)
     path = args.path or env.get("NETATMO_EXPORTER_WEB_CONFIG", "")
     if not path:

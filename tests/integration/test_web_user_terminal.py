@@ -96,3 +96,18 @@ def test_a_mismatch_at_the_terminal_writes_nothing(tmp_path: Path) -> None:
     assert b"the passwords differ; nothing written" in terminal.screen
     assert PASSWORD.encode() not in terminal.screen
     assert not path.exists()
+
+
+def test_without_a_terminal_the_password_comes_from_standard_input(tmp_path: Path) -> None:
+    """A script: `printf 'pw\\npw\\n' | netatmo-exporter web-user ...`, no warning printed."""
+    path = tmp_path / "web.yml"
+    result = subprocess.run(
+        ["setsid", "--wait", sys.executable, "-m", "netatmo_exporter", "web-user",
+         "--web.config.file", str(path), "prometheus"],
+        input=f"{PASSWORD}\n{PASSWORD}\n", capture_output=True, text=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=30, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and PASSWORD not in result.stdout
+    assert bcrypt.checkpw(PASSWORD.encode(),
+                          load_web_config(str(path)).basic_auth_users["prometheus"])
