@@ -250,7 +250,7 @@ def render_time(account_cloud: FakeNetatmoCloud, workdir: Path, name: str, favor
     app.start()
     try:
         deadline = time.monotonic() + 30
-        while app.refresher.snapshot is None and time.monotonic() < deadline:
+        while app.refresher.state().snapshot is None and time.monotonic() < deadline:
             time.sleep(0.05)
         timings = []
         body = b""

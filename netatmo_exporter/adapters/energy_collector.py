@@ -17,7 +17,7 @@ each shared family once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from prometheus_client.core import (
@@ -28,116 +28,44 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from netatmo_exporter.adapters.metric_spec import MetricSpec, metric
+from netatmo_exporter.adapters.energy_metrics import (
+    ENERGY_METRICS,
+    HEATING_MODULE_METRICS,
+    HOME_METRICS,
+    ROOM_METRICS,
+    SHARED_MODULE_METRICS,
+)
+from netatmo_exporter.adapters.metric_spec import MetricSpec
+from netatmo_exporter.adapters.weather_metrics import SCOPE_MISSING
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.energy import (
     BATTERY_STATES,
     HEATING_TYPES,
     SETPOINT_MODES,
-    THERMOSTAT_SCOPE,
     EnergySnapshot,
-    ModuleRow,
+    HeatingModuleRow,
     RoomRow,
+    heating_module_rows,
     home_labels,
-    module_rows,
     room_rows,
 )
-from netatmo_exporter.domain.energy_poller import EnergyPoller
+from netatmo_exporter.domain.energy_poller import EnergyState, ErrorCounts
+from netatmo_exporter.domain.scopes import THERMOSTAT_SCOPE
 
-ROOM_LABELS = ("room", "home")
-MODULE_LABELS = ("module", "room", "home")
-HOME_LABELS = ("home",)
 HOME_MODES = ("schedule", "away", "hg")
 BOILER_TYPES = frozenset(HEATING_TYPES) - {"NRV"}
-
-_ABSENT = "Absent when Netatmo does not report it."
-_ENERGY = "Netatmo Energy (--scope read_thermostat)"
-
-ROOM_METRICS = {
-    "temperature": metric("netatmo_room_temperature_celsius", "°C",
-                          f"Temperature measured in the room. {_ENERGY}", ROOM_LABELS),
-    "setpoint": metric("netatmo_room_setpoint_temperature_celsius", "°C",
-                       "Temperature the room is heated to now", ROOM_LABELS),
-    "mode": metric("netatmo_room_setpoint_mode", "",
-                   "1 for the room's current setpoint mode (schedule, manual, away, hg: frost "
-                   "guard, off, max, home), 0 for the others", (*ROOM_LABELS, "mode")),
-    "start": metric("netatmo_room_setpoint_start_timestamp_seconds", "Unix seconds",
-                    f"Unix time the current setpoint began. {_ABSENT}", ROOM_LABELS),
-    "end": metric("netatmo_room_setpoint_end_timestamp_seconds", "Unix seconds",
-                  f"Unix time a manual or max setpoint ends. {_ABSENT}", ROOM_LABELS),
-    "power": metric("netatmo_room_heating_power_request_ratio", "ratio",
-                    "Heating power the room asks for, 0 to 1 (heating_power_request / 100)",
-                    ROOM_LABELS),
-    "window": metric("netatmo_room_open_window", "",
-                     "1 while Netatmo detects an open window in the room (heating paused)",
-                     ROOM_LABELS),
-    "anticipating": metric("netatmo_room_anticipating", "",
-                           "1 while the room heats ahead of a scheduled setpoint",
-                           ROOM_LABELS),
-    "reachable": metric("netatmo_room_reachable", "",
-                        "1 if Netatmo reaches the room's heating modules, else 0", ROOM_LABELS),
-    "info": metric("netatmo_room_info", "", "Room metadata for joins",
-                   (*ROOM_LABELS, "room_id", "home_id", "type"), "info"),
-}
-
-SHARED_MODULE_METRICS = {
-    "reachable": metric("netatmo_module_reachable", "",
-                        "1 if Netatmo can reach the heating module, else 0", MODULE_LABELS),
-    "battery_volts": metric("netatmo_module_battery_volts", "V",
-                            "Battery voltage of a thermostat or valve (battery_level)",
-                            MODULE_LABELS),
-    "rf": metric("netatmo_module_rf_signal_strength", "",
-                 "Radio signal quality of a heating module, lower is better", MODULE_LABELS),
-    "wifi": metric("netatmo_module_wifi_signal_strength", "",
-                   "Wifi signal quality of a relay, lower is better", MODULE_LABELS),
-    "info": metric("netatmo_module_info", "",
-                   "Heating module metadata for joins; any module type of the home, known "
-                   "or not, gets it and its health series",
-                   (*MODULE_LABELS, "module_id", "room_id", "home_id", "type", "firmware",
-                    "bridge"), "info"),
-}
-
-MODULE_METRICS = {
-    "battery_state": metric("netatmo_module_battery_state", "",
-                            "1 for the battery state Netatmo reports (full, high, medium, low, "
-                            "very_low), 0 for the others", (*MODULE_LABELS, "state")),
-    "boiler": metric("netatmo_module_boiler_on", "",
-                     "1 while a thermostat or relay tells the boiler to heat (boiler_status)",
-                     MODULE_LABELS),
-}
-
-HOME_METRICS = {
-    "mode": metric("netatmo_home_heating_mode", "",
-                   "1 for the home's heating mode (schedule, away, hg: frost guard), 0 for "
-                   "the others", (*HOME_LABELS, "mode")),
-    "up": metric("netatmo_home_status_up", "",
-                 "1 if the last homestatus of the home succeeded; 0 and no room or module "
-                 "values while it fails", HOME_LABELS),
-    "errors": metric("netatmo_energy_errors_total", "refreshes",
-                     "Failed Energy reads by home and reason; home is empty when the whole "
-                     "refresh failed (homesdata)", (*HOME_LABELS, "reason"), "counter"),
-}
 
 # Exported at 0 from the start, as the weather endpoints' (see ALERTED_REQUESTS).
 ALERTED_ENERGY_REQUESTS = tuple((endpoint, outcome) for endpoint in ("homesdata", "homestatus")
                                 for outcome in ("ok", "rate_limited"))
 
-SCOPE_MISSING = metric("netatmo_exporter_scope_missing", "",
-                       "1 if read_thermostat is asked for but not granted", ("scope",))
-
-ENERGY_METRICS: tuple[MetricSpec, ...] = (
-    *ROOM_METRICS.values(),
-    *SHARED_MODULE_METRICS.values(),
-    *MODULE_METRICS.values(),
-    *HOME_METRICS.values(),
-)
-
 
 class EnergyCollector(Collector):
-    """Rooms, heating modules and homes, rendered from the Energy poller's latest snapshot."""
+    """Rooms, heating modules and homes, rendered from the Energy poller's latest state,
+    read once per scrape."""
 
-    def __init__(self, poller: EnergyPoller, tokens: TokenManager) -> None:
-        self._poller = poller
+    def __init__(self, energy: Callable[[], EnergyState], tokens: TokenManager) -> None:
+        self._energy = energy
         self._tokens = tokens
 
     def describe(self) -> Iterator[Metric]:
@@ -145,10 +73,11 @@ class EnergyCollector(Collector):
         return (spec.family() for spec in (*ENERGY_METRICS, SCOPE_MISSING))
 
     def collect(self) -> Iterator[Metric]:
-        snapshot = self._poller.snapshot
+        state = self._energy()
+        snapshot = state.snapshot
         yield from self._room_metrics(room_rows(snapshot))
-        yield from self._module_metrics(module_rows(snapshot))
-        yield from self._home_metrics(snapshot)
+        yield from self._module_metrics(heating_module_rows(snapshot))
+        yield from self._home_metrics(snapshot, state.error_counts)
         granted = self._tokens.granted_scope()
         missing = _gauge(SCOPE_MISSING)
         missing.add_metric([THERMOSTAT_SCOPE], 1.0 if (
@@ -178,10 +107,10 @@ class EnergyCollector(Collector):
         yield from gauges.values()
         yield info
 
-    def _module_metrics(self, rows: Iterable[ModuleRow]) -> Iterator[Metric]:
+    def _module_metrics(self, rows: Iterable[HeatingModuleRow]) -> Iterator[Metric]:
         shared = {key: _gauge(spec) for key, spec in SHARED_MODULE_METRICS.items()
                   if key != "info"}
-        own = {key: _gauge(spec) for key, spec in MODULE_METRICS.items()}
+        own = {key: _gauge(spec) for key, spec in HEATING_MODULE_METRICS.items()}
         info = _info(SHARED_MODULE_METRICS["info"])
         for row in rows:
             values = [row.module, row.room, row.home]
@@ -204,7 +133,8 @@ class EnergyCollector(Collector):
         yield info
         yield from own.values()
 
-    def _home_metrics(self, snapshot: EnergySnapshot | None) -> Iterator[Metric]:
+    def _home_metrics(self, snapshot: EnergySnapshot | None, error_counts: ErrorCounts
+                      ) -> Iterator[Metric]:
         mode = _gauge(HOME_METRICS["mode"])
         up = _gauge(HOME_METRICS["up"])
         homes = () if snapshot is None else snapshot.homes
@@ -215,7 +145,7 @@ class EnergyCollector(Collector):
             up.add_metric(values, 0.0 if report.status is None else 1.0)
         errors = HOME_METRICS["errors"].family()
         assert isinstance(errors, CounterMetricFamily)
-        for (home_id, reason), count in sorted(self._poller.error_counts.items()):
+        for (home_id, reason), count in sorted(error_counts.items()):
             home = labels.get(home_id, f"id-{home_id}" if home_id else "")
             errors.add_metric([home, reason], float(count))
         yield mode

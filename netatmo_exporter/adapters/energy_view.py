@@ -10,12 +10,13 @@ from typing import Any
 
 from netatmo_exporter.domain.energy import (
     EnergySnapshot,
-    ModuleRow,
+    HeatingModuleRow,
     RoomRow,
+    heating_module_rows,
     home_labels,
-    module_rows,
     room_rows,
 )
+from netatmo_exporter.domain.energy_poller import EnergyState
 
 MODE_WORDS = {
     "schedule": "schedule",
@@ -49,15 +50,15 @@ class HomeProblem:
     message: str
 
 
-def page_values(energy: Callable[[], EnergySnapshot | None] | None) -> dict[str, Any]:
+def page_values(energy: Callable[[], EnergyState] | None) -> dict[str, Any]:
     """What rooms.tpl needs; without read_thermostat in --scope only the hint."""
-    snapshot = None if energy is None else energy()
+    snapshot = None if energy is None else energy().snapshot
     return {"energy_enabled": energy is not None, "energy_hint": ENERGY_HINT,
             "rooms": room_lines(snapshot), "home_problems": home_problems(snapshot)}
 
 
 def room_lines(snapshot: EnergySnapshot | None) -> list[RoomLine]:
-    modules = module_rows(snapshot)
+    modules = heating_module_rows(snapshot)
     lines = [_line(row, [m for m in modules if m.setup.room_id == row.setup.id
                          and m.home_setup.id == row.home_setup.id])
              for row in room_rows(snapshot)]
@@ -77,7 +78,7 @@ def home_problems(snapshot: EnergySnapshot | None) -> list[HomeProblem]:
     return problems
 
 
-def _line(row: RoomRow, modules: list[ModuleRow]) -> RoomLine:
+def _line(row: RoomRow, modules: list[HeatingModuleRow]) -> RoomLine:
     status = row.status
     batteries = ", ".join(_battery(m) for m in modules if _battery(m))
     if status is None:
@@ -102,7 +103,7 @@ def _line(row: RoomRow, modules: list[ModuleRow]) -> RoomLine:
                     health)
 
 
-def _battery(module: ModuleRow) -> str:
+def _battery(module: HeatingModuleRow) -> str:
     status = module.status
     if status is None or (status.battery_state is None and status.battery_level is None):
         return ""

@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from netatmo_exporter.adapters.collector import READING_METRICS
-from netatmo_exporter.adapters.energy_collector import ROOM_METRICS
+from netatmo_exporter.adapters.energy_metrics import ROOM_METRICS
+from netatmo_exporter.adapters.weather_metrics import READING_METRICS
 from netatmo_exporter.domain.history import OutputFormat, Series
 from netatmo_exporter.domain.model import Readings
 

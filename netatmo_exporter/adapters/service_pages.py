@@ -14,16 +14,16 @@ import bottle
 
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.ports import Clock
-from netatmo_exporter.domain.refresher import Refresher
+from netatmo_exporter.domain.refresher import WeatherState
 
 STATIC = Path(__file__).with_name("static")
 
 
 class ServicePages:
-    def __init__(self, tokens: TokenManager, refresher: Refresher, clock: Clock, *,
+    def __init__(self, tokens: TokenManager, weather: Callable[[], WeatherState], clock: Clock, *,
                  version: str, commit: str) -> None:
         self._tokens = tokens
-        self._refresher = refresher
+        self._weather = weather
         self._clock = clock
         self._version = json.dumps({"version": version, "commit": commit})
 
@@ -38,7 +38,7 @@ class ServicePages:
 
     def ready(self) -> str:
         bottle.response.content_type = "text/plain; charset=utf-8"
-        if self._refresher.snapshot is None:
+        if self._weather().snapshot is None:
             bottle.response.status = 503
             return "not ready: no data from Netatmo yet\n"
         return "OK\n"
@@ -46,10 +46,11 @@ class ServicePages:
     def debug_data(self) -> str:
         """The cached snapshot as the refresher left it."""
         bottle.response.content_type = "application/json"
-        snapshot = self._refresher.snapshot
+        weather = self._weather()
+        snapshot = weather.snapshot
         return json.dumps({
             "snapshot": None if snapshot is None else dataclasses.asdict(snapshot),
-            "refresh": dataclasses.asdict(self._refresher.status),
+            "refresh": dataclasses.asdict(weather.status),
         }, indent=1, ensure_ascii=False)
 
     def debug_token(self) -> str:

@@ -13,9 +13,9 @@ from netatmo_exporter.adapters.form_guard import FormGuard
 from netatmo_exporter.adapters.site_address import SiteAddress
 from netatmo_exporter.adapters.web_templates import Templates
 from netatmo_exporter.domain.authorization import AuthState, TokenManager
-from netatmo_exporter.domain.energy import EnergySnapshot
+from netatmo_exporter.domain.energy_poller import EnergyState
 from netatmo_exporter.domain.ports import Clock
-from netatmo_exporter.domain.refresher import Refresher
+from netatmo_exporter.domain.refresher import WeatherState
 
 FIRST_DATA_RELOAD_SECONDS = 3
 DONE_MESSAGES = {
@@ -26,15 +26,15 @@ DONE_MESSAGES = {
 
 class StatusPage:
     def __init__(self, templates: Templates, address: SiteAddress, forms: FormGuard,
-                 tokens: TokenManager, refresher: Refresher, clock: Clock, *,
+                 tokens: TokenManager, weather: Callable[[], WeatherState], clock: Clock, *,
                  scopes: tuple[str, ...], age_stale: float, debug_handlers: bool,
-                 energy: Callable[[], EnergySnapshot | None] | None,
+                 energy: Callable[[], EnergyState] | None,
                  host_names: tuple[str, ...] = ()) -> None:
         self._templates = templates
         self._address = address
         self._forms = forms
         self._tokens = tokens
-        self._refresher = refresher
+        self._weather = weather
         self._clock = clock
         self._scopes = scopes
         self._age_stale = age_stale
@@ -48,8 +48,8 @@ class StatusPage:
     def status(self) -> str:
         now = self._clock.now()
         token = self._tokens.status()
-        refresh = self._refresher.status
-        snapshot = self._refresher.snapshot
+        weather = self._weather()  # once: the snapshot and status of one fetch
+        refresh, snapshot = weather.status, weather.snapshot
         advice = [a for a in (status_view.token_advice(token, self._scopes),
                               status_view.refresh_advice(refresh, self._scopes),
                               status_view.file_advice(token)) if a is not None]
@@ -81,9 +81,9 @@ class StatusPage:
             external_url=self._address.browser_url(),
             scopes=" ".join(self._scopes),
             host_warning=self._address.host_mismatch(),
-            rows=status_view.module_rows(snapshot, now, self._age_stale),
-            schedule=status_view.schedule(self._refresher.settings, refresh,
-                                          self._refresher.cadences, snapshot, now),
+            rows=status_view.module_lines(snapshot, now, self._age_stale),
+            schedule=status_view.schedule(weather.settings, refresh, weather.cadences,
+                                          snapshot, now),
             fetched=_relative(snapshot.fetched_at if snapshot is not None else None, now),
             skipped=", ".join(snapshot.skipped) if snapshot is not None else "",
             form_token=self._forms.issue(),

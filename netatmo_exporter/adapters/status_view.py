@@ -30,7 +30,7 @@ class Advice:
 
 
 @dataclass(frozen=True)
-class ModuleRow:
+class ModuleLine:
     station: str
     name: str
     kind: str
@@ -187,7 +187,7 @@ ADVICE = {
 SHOW_ANSWER = ("rate_limited", "missing_scope")
 
 
-def module_rows(snapshot: Snapshot | None, now: float, age_stale: float) -> list[ModuleRow]:
+def module_lines(snapshot: Snapshot | None, now: float, age_stale: float) -> list[ModuleLine]:
     if snapshot is None:
         return []
     # Named as on /metrics: two modules of one name get their ids appended there and here.
@@ -198,7 +198,7 @@ def module_rows(snapshot: Snapshot | None, now: float, age_stale: float) -> list
 
 
 def _row(station: Station, module: Module, name: str, now: float, age_stale: float
-         ) -> ModuleRow:
+         ) -> ModuleLine:
     health = _health(module, now, age_stale)
     measured = module.measured_at
     age = {
@@ -208,7 +208,7 @@ def _row(station: Station, module: Module, name: str, now: float, age_stale: flo
     }.get(health, "")
     if not age and measured is not None:
         age = f"{span(now - measured)} ago" + (" (stale)" if health == "stale" else "")
-    return ModuleRow(
+    return ModuleLine(
         station=station.label,
         name=name,
         kind=MODULE_KINDS.get(module.type, f"Unknown type {module.type}"),

@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from netatmo_exporter.adapters.logging import SecretRedactor
 from netatmo_exporter.domain.errors import CorruptTokenFile, TokenFileError
+from netatmo_exporter.domain.ports import TokenStore
 from netatmo_exporter.domain.token import Token
 
 MAX_TOKEN_FILE_BYTES = 64 * 1024
@@ -206,3 +208,32 @@ def _unlink_quietly(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+class RedactingTokenStore:
+    """A `TokenStore` that registers every token passing through it with the log
+    redactor, so no log line shows one, whichever code logs it."""
+
+    def __init__(self, inner: TokenStore, redactor: SecretRedactor) -> None:
+        self._inner = inner
+        self._redactor = redactor
+
+    @property
+    def location(self) -> str:
+        return self._inner.location
+
+    def load(self) -> Token | None:
+        token = self._inner.load()
+        if token is not None:
+            self._redactor.add(token.access_token, token.refresh_token)
+        return token
+
+    def load_if_replaced(self) -> Token | None:
+        token = self._inner.load_if_replaced()
+        if token is not None:
+            self._redactor.add(token.access_token, token.refresh_token)
+        return token
+
+    def save(self, token: Token) -> None:
+        self._redactor.add(token.access_token, token.refresh_token)
+        self._inner.save(token)

@@ -73,7 +73,7 @@ class TokenManager:
         self._state = AuthState.NEEDS_AUTHORIZATION
         self._file_problem: str | None = None
         self._unsaved = False
-        self.version = 0
+        self.generation = 0
 
     def load(self) -> None:
         with self._lock:
@@ -284,4 +284,4 @@ class TokenManager:
                             hint="the token is kept in memory; fix the file system")
 
     def _bump(self) -> None:
-        self.version += 1
+        self.generation += 1

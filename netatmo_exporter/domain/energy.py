@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from netatmo_exporter.domain.errors import NetatmoError
 from netatmo_exporter.domain.labels import tell_apart
 
-THERMOSTAT_SCOPE = "read_thermostat"
 SETPOINT_MODES = ("schedule", "manual", "away", "hg", "off", "max", "home")
 BATTERY_STATES = ("full", "high", "medium", "low", "very_low")
 HEATING_TYPES = {
@@ -126,7 +125,7 @@ class RoomRow:
 
 
 @dataclass(frozen=True, slots=True)
-class ModuleRow:
+class HeatingModuleRow:
     module: str
     room: str
     home: str
@@ -158,7 +157,7 @@ def room_rows(snapshot: EnergySnapshot | None) -> list[RoomRow]:
             for label, (_, _, room, report) in zip(labels, raw, strict=True)]
 
 
-def module_rows(snapshot: EnergySnapshot | None) -> list[ModuleRow]:
+def heating_module_rows(snapshot: EnergySnapshot | None) -> list[HeatingModuleRow]:
     if snapshot is None:
         return []
     room_names = {(row.home_setup.id, row.setup.id): row.room for row in room_rows(snapshot)}
@@ -169,7 +168,7 @@ def module_rows(snapshot: EnergySnapshot | None) -> list[ModuleRow]:
             raw.append(((name_or_id(module.name, module.id), room, home), module.id, module,
                         report))
     labels = tell_apart([r[0] for r in raw], [r[1] for r in raw])
-    return [ModuleRow(label[0], label[1], label[2], module, report.setup,
+    return [HeatingModuleRow(label[0], label[1], label[2], module, report.setup,
                       _module_status(report, module.id))
             for label, (_, _, module, report) in zip(labels, raw, strict=True)]
 

@@ -16,7 +16,6 @@ from typing import Literal
 
 from netatmo_exporter.domain.durations import parse_duration
 from netatmo_exporter.domain.energy import (
-    THERMOSTAT_SCOPE,
     EnergySnapshot,
     HomeReport,
     HomeSetup,
@@ -24,7 +23,7 @@ from netatmo_exporter.domain.energy import (
 )
 from netatmo_exporter.domain.labels import label_modules
 from netatmo_exporter.domain.model import Station
-from netatmo_exporter.domain.refresher import HOMECOACH_SCOPE, STATIONS_SCOPE
+from netatmo_exporter.domain.scopes import HOMECOACH_SCOPE, STATIONS_SCOPE, THERMOSTAT_SCOPE
 
 PAGE_LIMIT = 1024
 """Netatmo's most readings per getmeasure answer."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from netatmo_exporter.domain.energy import HomeSetup, HomeStatus
@@ -12,6 +14,37 @@ from netatmo_exporter.domain.token import Token
 class Clock(Protocol):
     def now(self) -> float:
         """Seconds since the epoch."""
+        ...
+
+
+Wait = Callable[[threading.Event, float], object]
+"""Sleeps until the event is set or the timeout (seconds of the injected clock) passed:
+`threading.Event.wait` in production, a fake clock's jump in tests and the benchmark."""
+
+
+class AccessTokens(Protocol):
+    """Where a caller of Netatmo's data API gets its access token: `TokenManager` in the
+    service, a control-socket client in a separate command (the history backfill).
+
+    `access_token` returns a usable token, renewing it first when due, or raises
+    `NotAuthorized`, `InvalidGrant`, `InvalidClient` or a transient `NetatmoError`.
+    `reject_access_token` says Netatmo refused that token (codes 2 and 3): the next
+    `access_token` must not return it again."""
+
+    def access_token(self) -> str: ...
+
+    def reject_access_token(self, access_token: str) -> None: ...
+
+
+class ScopeGrants(Protocol):
+    """What a poller may learn and say about the token's scopes (`TokenManager`)."""
+
+    def granted_scope(self) -> tuple[str, ...] | None:
+        """The scopes Netatmo granted; None when the token does not say."""
+        ...
+
+    def mark_missing_scope(self) -> None:
+        """An endpoint refused the token for want of scope: the user must authorize again."""
         ...
 
 

@@ -30,7 +30,7 @@ from netatmo_exporter.adapters.netatmo_client import NetatmoClient
 from netatmo_exporter.adapters.token_store import FileTokenStore
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.backfill import Backfill, Calls, Stopped
-from netatmo_exporter.domain.energy import THERMOSTAT_SCOPE, HomeSetup
+from netatmo_exporter.domain.energy import HomeSetup
 from netatmo_exporter.domain.errors import MissingScope, NetatmoError
 from netatmo_exporter.domain.history import (
     FORMATS,
@@ -54,7 +54,7 @@ from netatmo_exporter.domain.history_calls import (
     CallBudget,
 )
 from netatmo_exporter.domain.model import Station
-from netatmo_exporter.domain.refresher import HOMECOACH_SCOPE, STATIONS_SCOPE
+from netatmo_exporter.domain.scopes import HOMECOACH_SCOPE, STATIONS_SCOPE, THERMOSTAT_SCOPE
 from netatmo_exporter.entrypoints.config import (
     Config,
     ConfigError,

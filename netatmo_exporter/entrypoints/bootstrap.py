@@ -40,18 +40,19 @@ from netatmo_exporter.adapters.oauth_pages import OAuthPages
 from netatmo_exporter.adapters.service_pages import ServicePages
 from netatmo_exporter.adapters.site_address import SiteAddress
 from netatmo_exporter.adapters.status_page import StatusPage
-from netatmo_exporter.adapters.token_store import FileTokenStore
+from netatmo_exporter.adapters.token_store import FileTokenStore, RedactingTokenStore
 from netatmo_exporter.adapters.web_app import WSGIApp, build_web_app
 from netatmo_exporter.adapters.web_guards import BasicAuth, HostPolicy, with_security_headers
 from netatmo_exporter.adapters.web_templates import Templates
 from netatmo_exporter.build_info import build_commit
 from netatmo_exporter.domain.authorization import TokenManager
-from netatmo_exporter.domain.energy import THERMOSTAT_SCOPE, EnergySnapshot
-from netatmo_exporter.domain.energy_poller import EnergyPoller
+from netatmo_exporter.domain.call_policy import CallBudget, event_wait
+from netatmo_exporter.domain.energy_poller import EnergyPoller, EnergyState
 from netatmo_exporter.domain.errors import TokenFileError
 from netatmo_exporter.domain.ports import Clock, EventLog, TokenStore
-from netatmo_exporter.domain.refresher import Refresher, RefreshSettings
-from netatmo_exporter.domain.token import Token
+from netatmo_exporter.domain.refresher import Refresher, RefreshSettings, WeatherState
+from netatmo_exporter.domain.renewal import TokenRenewal
+from netatmo_exporter.domain.scopes import THERMOSTAT_SCOPE
 from netatmo_exporter.entrypoints.config import Config
 
 
@@ -61,6 +62,7 @@ class Application:
     log: EventLog
     tokens: TokenManager
     refresher: Refresher
+    renewal: TokenRenewal
     client: NetatmoClient
     server: HTTPServer
     registry: CollectorRegistry
@@ -82,13 +84,13 @@ class Application:
         self._threads.append(self.server.start())
         if self.control is not None:
             self.control.start()
-        refresher = threading.Thread(target=self.refresher.run, name="refresher", daemon=True)
-        refresher.start()
-        self._threads.append(refresher)
+        loops = [("refresher", self.refresher.run), ("renewal", self.renewal.run)]
         if self.energy is not None:
-            energy = threading.Thread(target=self.energy.run, name="energy", daemon=True)
-            energy.start()
-            self._threads.append(energy)
+            loops.append(("energy", self.energy.run))
+        for name, run in loops:
+            thread = threading.Thread(target=run, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
         address, interfaces = listening_on(self.server.socket)
         self.log.info("listening", address=address, interfaces=interfaces,
                       token_file=self.config.token_file,
@@ -102,12 +104,13 @@ class Application:
     def stop(self) -> bool:
         """Stop serving, write the token; False if the final write failed."""
         self.server.shutdown()
-        self.refresher.stop()
+        self.refresher.loop.stop()
+        self.renewal.loop.stop()
         if self.energy is not None:
-            self.energy.stop()
+            self.energy.loop.stop()
         # Let a refresh in flight finish, so its rotated token is what the flush writes.
         for thread in self._threads:
-            if thread.name in ("refresher", "energy"):
+            if thread.name in ("refresher", "renewal", "energy"):
                 thread.join(timeout=60.0)
         ok = True
         try:
@@ -132,7 +135,7 @@ def build_app(
     server_limits: ServerLimits | None = None,
     wait: Callable[[threading.Event, float], object] | None = None,
 ) -> Application:
-    """`wait` replaces the refresher's `event.wait(timeout)`, for a clock that runs faster
+    """`wait` replaces the pollers' `event.wait(timeout)`, for a clock that runs faster
     than the wall clock (the freshness benchmark)."""
     clock = clock or SystemClock()
     redactor = SecretRedactor()
@@ -140,31 +143,35 @@ def build_app(
     log = configure_logging(config.log_level, config.log_format, redactor, log_stream)
     client = client or NetatmoClient(config.api_url, config.client_id, config.client_secret,
                                      clock)
-    tokens = TokenManager(client, _RedactingStore(store or FileTokenStore(config.token_file),
-                                                  redactor), clock, log)
+    wait = wait or event_wait
+    tokens = TokenManager(client, RedactingTokenStore(store or FileTokenStore(config.token_file),
+                                                      redactor), clock, log)
+    budget = CallBudget()  # Netatmo's limits are per user: one budget for every poller
     refresher = Refresher(
         tokens, client,
         RefreshSettings(config.refresh_interval, config.scopes, config.favorites,
                         config.refresh_mode),
-        clock, log, **({} if wait is None else {"wait": wait}),
-    )
+        clock, log, wait, budget)
+    renewal = TokenRenewal(tokens, clock, log, config.refresh_interval, wait)
     registry = CollectorRegistry(auto_describe=False)
-    weather = NetatmoCollector(refresher, tokens, clock, config.age_stale)
+    weather = NetatmoCollector(refresher.state, tokens, clock, config.age_stale)
     energy = None
     if THERMOSTAT_SCOPE in config.scopes:
-        energy = EnergyPoller(tokens, client, config.refresh_interval, clock, log)
-        registry.register(MergedCollector(weather, EnergyCollector(energy, tokens)))
+        energy = EnergyPoller(tokens, client, config.refresh_interval, clock, log, wait=wait,
+                              budget=budget)
+        registry.register(MergedCollector(weather, EnergyCollector(energy.state, tokens)))
     else:
         registry.register(weather)
-    tokens.set_on_new_token(_both(refresher.wake, energy.wake) if energy else refresher.wake)
+    tokens.set_on_new_token(_each(refresher.loop.wake, renewal.loop.wake,
+                                  *([energy.loop.wake] if energy else [])))
     registry.register(ApiCounterCollector(
-        client.request_counts, refresher,
+        client.request_counts, lambda: refresher.state().error_counts,
         ALERTED_REQUESTS + (ALERTED_ENERGY_REQUESTS if energy else ())))
     metrics = CachedMetricsApp(
-        registry, lambda: (refresher.version, tokens.version, int(clock.now()),
-                           energy.version if energy else 0))
-    web = _web_app(config, tokens, refresher, clock, log, redactor,
-                   (lambda: energy.snapshot) if energy else None)
+        registry, lambda: (refresher.state().generation, tokens.generation, int(clock.now()),
+                           energy.state().generation if energy else 0))
+    web = _web_app(config, tokens, refresher.state, clock, log, redactor,
+                   energy.state if energy else None)
     app = dispatch({"metrics": metrics}, web)
     web_config = config.web_config
     if web_config is not None and web_config.basic_auth_users:
@@ -173,27 +180,27 @@ def build_app(
     server = make_server(config.host, config.port, app, server_limits)
     control = (ControlSocketServer(config.control_socket, tokens.flush, log, tokens)
                if config.control_socket else None)
-    return Application(config, log, tokens, refresher, client, server, registry, redactor,
-                       control, energy)
+    return Application(config, log, tokens, refresher, renewal, client, server, registry,
+                       redactor, control, energy)
 
 
-def _web_app(config: Config, tokens: TokenManager, refresher: Refresher, clock: Clock,
-             log: EventLog, redactor: SecretRedactor,
-             energy: Callable[[], EnergySnapshot | None] | None) -> WSGIApp:
+def _web_app(config: Config, tokens: TokenManager, weather: Callable[[], WeatherState],
+             clock: Clock, log: EventLog, redactor: SecretRedactor,
+             energy: Callable[[], EnergyState] | None) -> WSGIApp:
     """The pages, each handed what it uses."""
     templates = Templates(__version__)
     host_policy = HostPolicy(urlsplit(config.external_url).netloc, config.allowed_hosts,
                              _own_names())
     address = SiteAddress(config.external_url, config.external_url_configured, host_policy)
     forms = FormGuard(address)
-    status = StatusPage(templates, address, forms, tokens, refresher, clock,
+    status = StatusPage(templates, address, forms, tokens, weather, clock,
                         scopes=config.scopes, age_stale=config.age_stale,
                         debug_handlers=config.debug_handlers, energy=energy,
                         host_names=host_policy.names)
     oauth = OAuthPages(templates, address, forms, tokens, PendingStates(clock),
                        api_url=config.api_url, client_id=config.client_id,
                        scopes=config.scopes, register_secret=redactor.add, log=log)
-    service = ServicePages(tokens, refresher, clock, version=__version__, commit=build_commit())
+    service = ServicePages(tokens, weather, clock, version=__version__, commit=build_commit())
     return build_web_app({**status.handlers(), **oauth.handlers(), **service.handlers()},
                          templates, host_policy, log, debug_handlers=config.debug_handlers)
 
@@ -209,10 +216,10 @@ def listening_on(sock: socket.socket) -> tuple[str, str]:
     return address, "every IPv4 address" if host == "0.0.0.0" else "this address only"
 
 
-def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+def _each(*calls: Callable[[], None]) -> Callable[[], None]:
     def call() -> None:
-        first()
-        second()
+        for each in calls:
+            each()
     return call
 
 
@@ -221,30 +228,3 @@ def _own_names() -> tuple[str, ...]:
     `nas.fritz.box` under a DNS search domain)."""
     return own_names(socket.gethostname(), search_domains())
 
-
-class _RedactingStore:
-    """Registers every token that passes through the store with the log redactor."""
-
-    def __init__(self, inner: TokenStore, redactor: SecretRedactor) -> None:
-        self._inner = inner
-        self._redactor = redactor
-
-    @property
-    def location(self) -> str:
-        return self._inner.location
-
-    def load(self) -> Token | None:
-        token = self._inner.load()
-        if token is not None:
-            self._redactor.add(token.access_token, token.refresh_token)
-        return token
-
-    def load_if_replaced(self) -> Token | None:
-        token = self._inner.load_if_replaced()
-        if token is not None:
-            self._redactor.add(token.access_token, token.refresh_token)
-        return token
-
-    def save(self, token: Token) -> None:
-        self._redactor.add(token.access_token, token.refresh_token)
-        self._inner.save(token)

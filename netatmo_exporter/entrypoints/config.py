@@ -14,10 +14,10 @@ from netatmo_exporter import __version__
 from netatmo_exporter.adapters.web_config import WebConfig, WebConfigError, load_web_config
 from netatmo_exporter.domain.durations import parse_duration as parse_duration
 from netatmo_exporter.domain.schedule import REFRESH_MODES, RefreshMode
+from netatmo_exporter.domain.scopes import DEFAULT_SCOPES, KNOWN_SCOPES
 
 DEFAULT_PORT = 9210
-DEFAULT_SCOPE = "read_station read_homecoach"
-KNOWN_SCOPES = ("read_station", "read_homecoach", "read_thermostat")
+DEFAULT_SCOPE = " ".join(DEFAULT_SCOPES)
 LOG_LEVELS = ("debug", "info", "warn", "error")
 LOG_FORMATS = ("logfmt", "json")
 _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.?")

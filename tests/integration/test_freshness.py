@@ -82,8 +82,8 @@ def sample(app: Application, name: str, **labels: str) -> float | None:
 
 def test_aligned_mode_learns_each_rhythm_and_calls_one_device_at_a_time(tmp_path: Path) -> None:
     with running(tmp_path, cadence_account()) as (app, cloud):
-        wait_for(lambda: len(app.refresher.cadences) == 5 and all(
-            c.state == "aligned" for c in app.refresher.cadences)
+        wait_for(lambda: len(app.refresher.state().cadences) == 5 and all(
+            c.state == "aligned" for c in app.refresher.state().cadences)
             and len(narrowed_calls(cloud)) >= 5)
         _, page = http_get(app.url + "/")
         period = sample(app, "netatmo_device_upload_period_seconds",
@@ -126,10 +126,10 @@ def test_refused_data_calls_are_down_at_the_first_refresh_with_the_reason_shown(
         cloud.inject("getstationsdata", fault, times=None)
         cloud.inject("gethomecoachsdata", fault, times=None)
         with exporter(tmp_path, cloud) as app:
-            wait_for(lambda: app.refresher.status.attempted_at is not None)
+            wait_for(lambda: app.refresher.state().status.attempted_at is not None)
             _, page = http_get(app.url + "/")
             up = sample(app, "netatmo_up")
-            status = app.refresher.status
+            status = app.refresher.state().status
 
     assert up == 0.0
     assert status.error_reason == reason
@@ -142,7 +142,7 @@ def test_refused_data_calls_are_down_at_the_first_refresh_with_the_reason_shown(
 def test_payload_shapes_seen_in_real_accounts_are_exported(tmp_path: Path) -> None:
     with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=quirks_account(frozen=True)
                           ) as cloud, exporter(tmp_path, cloud) as app:
-        wait_for(lambda: app.refresher.snapshot is not None)
+        wait_for(lambda: app.refresher.state().snapshot is not None)
         station = {"module": "id-70:ee:50:00:0a:01", "station": "Sans maison", "home": ""}
         coach = {"module": "Bureau", "station": "Bureau", "home": ""}
         co2 = sample(app, "netatmo_sensor_co2_ppm", **station)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.collector import METRICS
+from netatmo_exporter.adapters.metric_docs import METRICS
 from netatmo_exporter.simulator import FakeNetatmoCloud
 from tests.conftest import exporter_args
 from tests.integration.test_promtool import (

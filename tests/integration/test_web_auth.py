@@ -299,7 +299,7 @@ def test_debug_token_tells_facts_and_debug_data_spends_no_call(
         web: Web, cloud: FakeNetatmoCloud) -> None:
     seed_token(cloud, web.token_path)
     web.app.tokens.load()
-    web.app.refresher.wake()
+    web.app.refresher.loop.wake()
     wait_until_up(web)
     calls = cloud.count("getstationsdata")
 
@@ -321,7 +321,7 @@ def test_no_token_or_secret_in_logs_pages_or_metrics(web: Web, cloud: FakeNetatm
             "form_token": form_token(browser), "refresh_token": cloud.mint_refresh_token()})
         browser.post("/auth/settoken", headers={"Origin": web.url}, data={
             "form_token": form_token(browser), "refresh_token": "bad|token-value-123"})
-        web.app.refresher.wake()
+        web.app.refresher.loop.wake()
         wait_until_up(web)
         pages = [browser.get(path) for path in (
             "/", "/?done=token", "/version", "/debug/data", "/debug/token", "/-/ready",

@@ -41,7 +41,7 @@ def test_concurrent_callers_around_expiry_cause_one_refresh(
         if index % 3 == 0:
             return tokens.access_token()
         if index % 3 == 1:
-            exporter.app.refresher.wake()
+            exporter.app.refresher.loop.wake()
             return exporter.get("/metrics")[0]
         return exporter.get("/")[0]
 
@@ -109,4 +109,4 @@ def test_rate_limit_answers_back_the_exporter_off(
     assert metric_value(body, "netatmo_up") == 0.0
     errors = metric_value(body, "netatmo_refresh_errors_total", reason="rate_limited")
     assert errors is not None and errors >= 1
-    assert exporter.app.refresher.status.backoff_until is not None
+    assert exporter.app.refresher.state().status.backoff_until is not None

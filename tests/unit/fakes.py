@@ -14,12 +14,21 @@ from netatmo_exporter.domain.token import Token
 class FakeClock:
     def __init__(self, now: float = 1_700_000_000.0) -> None:
         self.current = now
+        self.waits: list[float] = []
 
     def now(self) -> float:
         return self.current
 
     def advance(self, seconds: float) -> None:
         self.current += seconds
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        """A clock that can also sleep: jumps `timeout` ahead unless `event` is set."""
+        if event.is_set():
+            return True
+        self.waits.append(timeout)
+        self.advance(timeout)
+        return False
 
 
 class FakeLog:

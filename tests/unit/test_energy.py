@@ -22,7 +22,7 @@ from netatmo_exporter.domain.energy import (
     HomeUnavailable,
     ModuleSetup,
     RoomSetup,
-    module_rows,
+    heating_module_rows,
     room_rows,
 )
 from netatmo_exporter.domain.energy_poller import EnergyPoller
@@ -106,8 +106,8 @@ class World:
         refresher.refresh_once()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(MergedCollector(
-            NetatmoCollector(refresher, self.tokens, self.clock, 3600.0),
-            EnergyCollector(self.poller, self.tokens)))
+            NetatmoCollector(refresher.state, self.tokens, self.clock, 3600.0),
+            EnergyCollector(self.poller.state, self.tokens)))
         return registry
 
 
@@ -178,7 +178,7 @@ def test_a_module_listed_in_errors_is_unreachable() -> None:
                                     "home": {"id": "h1", "rooms": [{"id": "r1"}]}}}, "h1")),),
         fetched_at=NOW)
 
-    row, = module_rows(snapshot)
+    row, = heating_module_rows(snapshot)
     assert row.status is not None and row.status.reachable is False
 
 
@@ -196,7 +196,7 @@ def test_unnamed_rooms_and_modules_get_their_id_and_duplicates_are_told_apart() 
 
     assert [(r.room, r.home) for r in room_rows(snapshot)] == [
         ("Chambre (r1)", "id-h1 (h1)"), ("Chambre (r2)", "id-h1 (h1)"), ("id-r3", "id-h1 (h1)")]
-    assert [(m.module, m.room) for m in module_rows(snapshot)] == [
+    assert [(m.module, m.room) for m in heating_module_rows(snapshot)] == [
         ("Vanne (v1)", "Chambre (r1)"), ("Vanne (v2)", "Chambre (r1)"), ("id-v3", "id-r3")]
 
 
@@ -223,7 +223,7 @@ def test_a_new_authorization_reads_the_setup_again() -> None:
     world = World()
     world.poller.poll_once()
 
-    world.poller.wake()
+    world.poller.loop.wake()
     world.poller.poll_once()
 
     assert world.source.count("homesdata") == 2
@@ -234,15 +234,16 @@ def test_one_home_failing_leaves_the_others_and_is_counted() -> None:
     world.source.errors[MAISON] = [ApiError("Netatmo homestatus: API error code 21")]
 
     world.poller.poll_once()
-    first = world.poller.snapshot
+    first = world.poller.state().snapshot
     world.clock.advance(INTERVAL)
     world.poller.poll_once()
 
     assert first is not None
     assert [(r.setup.name, r.error_reason) for r in first.homes] == [
         ("Maison", "api_error"), ("Chalet", "home_errors")]
-    assert world.poller.error_counts == {(MAISON, "api_error"): 1, (CHALET, "home_errors"): 2}
-    second = world.poller.snapshot
+    assert world.poller.state().error_counts == {(MAISON, "api_error"): 1,
+                                                 (CHALET, "home_errors"): 2}
+    second = world.poller.state().snapshot
     assert second is not None and second.homes[0].status is not None
 
 
@@ -256,7 +257,8 @@ def test_missing_scope_is_reported_once_and_not_asked_again() -> None:
     assert world.source.calls == []
     assert world.log.names("warning") == ["endpoint_skipped"]
     assert world.tokens.status().state is AuthState.MISSING_SCOPE
-    assert world.poller.snapshot is not None and world.poller.snapshot.scope_missing
+    snapshot = world.poller.state().snapshot
+    assert snapshot is not None and snapshot.scope_missing
 
 
 def test_code_13_from_homesdata_is_a_missing_scope_reported_once() -> None:
@@ -281,7 +283,8 @@ def test_a_rejected_access_token_is_renewed_and_the_call_repeated() -> None:
 
     tokens = [token for what, token in world.source.calls if what == "homesdata"]
     assert len(tokens) == 2 and tokens[0] != tokens[1]
-    assert world.poller.snapshot is not None and len(world.poller.snapshot.homes) == 2
+    snapshot = world.poller.state().snapshot
+    assert snapshot is not None and len(snapshot.homes) == 2
 
 
 def test_rate_limiting_backs_off_and_keeps_the_last_homes() -> None:
@@ -292,11 +295,11 @@ def test_rate_limiting_backs_off_and_keeps_the_last_homes() -> None:
 
     wait = world.poller.poll_once()
 
-    snapshot = world.poller.snapshot
+    snapshot = world.poller.state().snapshot
     assert wait == INTERVAL * 2
     assert snapshot is not None and snapshot.error_reason == "rate_limited"
     assert [r.status is not None for r in snapshot.homes] == [True, False]
-    assert world.poller.error_counts[("", "rate_limited")] == 1
+    assert world.poller.state().error_counts[("", "rate_limited")] == 1
 
 
 # -- the collector ------------------------------------------------------------------------
@@ -372,7 +375,7 @@ def test_rooms_table_in_plain_words() -> None:
     world = World()
     world.poller.poll_once()
 
-    lines = {line.room: line for line in room_lines(world.poller.snapshot)}
+    lines = {line.room: line for line in room_lines(world.poller.state().snapshot)}
 
     assert lines["Salon"].home == "Maison"
     assert lines["Chambre"].home == ""
@@ -385,7 +388,7 @@ def test_rooms_table_in_plain_words() -> None:
     assert lines["Bureau"].batteries == "Vanne bureau: low, 2.45\u00a0V (unreachable)"
     assert lines["Salle de bain"].setpoint == "22.0\u00a0°C (boost)"
     assert (lines["Séjour"].health, lines["Séjour"].temperature) == ("no-data", "no data")
-    problems = home_problems(world.poller.snapshot)
+    problems = home_problems(world.poller.state().snapshot)
     assert [p.home for p in problems] == ["Chalet"]
     assert "code 6" in problems[0].message
 
@@ -410,10 +413,12 @@ def test_energy_only_scope_is_no_weather_failure() -> None:
     refresher.refresh_once()
     world.poller.poll_once()
 
-    assert refresher.status.ok and refresher.snapshot is not None
-    assert refresher.snapshot.stations == () and weather.calls == []
+    weather_state = refresher.state()
+    assert weather_state.status.ok and weather_state.snapshot is not None
+    assert weather_state.snapshot.stations == () and weather.calls == []
     assert world.tokens.status().state is AuthState.OK
-    assert world.poller.snapshot is not None and len(world.poller.snapshot.homes) == 2
+    snapshot = world.poller.state().snapshot
+    assert snapshot is not None and len(snapshot.homes) == 2
 
 
 def test_a_failed_hourly_setup_read_keeps_the_known_homes_and_tries_again() -> None:
@@ -423,13 +428,13 @@ def test_a_failed_hourly_setup_read_keeps_the_known_homes_and_tries_again() -> N
     world.source.errors["homesdata"] = [ApiError("Netatmo homesdata: API error code 1")]
 
     world.poller.poll_once()
-    kept = world.poller.snapshot
+    kept = world.poller.state().snapshot
     world.clock.advance(INTERVAL)
     world.poller.poll_once()
 
     assert kept is not None and kept.error_reason is None
     assert [r.status is not None for r in kept.homes] == [True, False]
-    assert world.poller.error_counts[("", "api_error")] == 1
+    assert world.poller.state().error_counts[("", "api_error")] == 1
     assert world.source.count("homesdata") == 3
     assert "homesdata_failed" in world.log.names("warning")
 
@@ -441,10 +446,10 @@ def test_a_first_setup_read_failing_is_shown_and_counted() -> None:
 
     wait = world.poller.poll_once()
 
-    snapshot = world.poller.snapshot
+    snapshot = world.poller.state().snapshot
     assert wait == INTERVAL
     assert snapshot is not None and snapshot.homes == ()
-    assert world.poller.error_counts == {("", "server_error"): 1}
+    assert world.poller.state().error_counts == {("", "server_error"): 1}
     assert [(p.home, p.message) for p in home_problems(snapshot)] == [
         ("", "Netatmo homesdata: HTTP 502")]
     assert world.registry().get_sample_value(

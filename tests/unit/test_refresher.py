@@ -9,6 +9,7 @@ import time
 import pytest
 
 from netatmo_exporter.domain.authorization import AuthState, TokenManager
+from netatmo_exporter.domain.call_policy import MAX_BACKOFF
 from netatmo_exporter.domain.errors import (
     AccessTokenRejected,
     ApiError,
@@ -17,7 +18,8 @@ from netatmo_exporter.domain.errors import (
     TransientError,
 )
 from netatmo_exporter.domain.model import Station
-from netatmo_exporter.domain.refresher import MAX_BACKOFF, Refresher, RefreshSettings
+from netatmo_exporter.domain.refresher import Refresher, RefreshSettings
+from netatmo_exporter.domain.renewal import TokenRenewal
 from netatmo_exporter.domain.schedule import RefreshMode
 from netatmo_exporter.domain.token import Token
 from tests.unit.fakes import (
@@ -56,14 +58,14 @@ def test_run_fetches_immediately_then_waits_for_the_interval() -> None:
     thread = threading.Thread(target=world.refresher.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 5
-    while world.refresher.snapshot is None and time.monotonic() < deadline:
+    while world.refresher.state().snapshot is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    world.refresher.stop()
+    world.refresher.loop.stop()
     thread.join(5)
 
     assert not thread.is_alive()
-    assert world.refresher.snapshot is not None
-    assert world.refresher.status.ok
+    assert world.refresher.state().snapshot is not None
+    assert world.refresher.state().status.ok
     assert world.endpoints_called() == ["stations", "homecoaches"]
 
 
@@ -72,21 +74,21 @@ def test_wake_fetches_at_once_after_a_new_token() -> None:
     thread = threading.Thread(target=world.refresher.run, daemon=True)
     thread.start()
     world.tokens.authorize_with_code("c", "http://127.0.0.1/auth/callback", "read_station")
-    world.refresher.wake()
+    world.refresher.loop.wake()
     deadline = time.monotonic() + 5
-    while world.refresher.snapshot is None and time.monotonic() < deadline:
+    while world.refresher.state().snapshot is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    world.refresher.stop()
+    world.refresher.loop.stop()
     thread.join(5)
 
-    assert world.refresher.snapshot is not None
+    assert world.refresher.state().snapshot is not None
 
 
 def test_success_waits_one_interval_and_swaps_a_snapshot() -> None:
     world = World()
 
     assert world.refresher.refresh_once() == INTERVAL
-    snapshot = world.refresher.snapshot
+    snapshot = world.refresher.state().snapshot
     assert snapshot is not None and snapshot.fetched_at == world.clock.now()
     assert [s.id for s in snapshot.stations] == ["70:ee:50:00:00:01"]
 
@@ -99,7 +101,7 @@ def test_rate_limit_backoff_doubles_up_to_an_hour_and_resets_on_success() -> Non
 
     assert waits[:5] == [120.0, 240.0, 480.0, 960.0, 1920.0]
     assert waits[5:] == [MAX_BACKOFF] * 3
-    assert world.refresher.status.backoff_until is not None
+    assert world.refresher.state().status.backoff_until is not None
     assert world.refresher.refresh_once() == INTERVAL
     world.source.errors["stations"] = [RateLimited("code 26")]
     assert world.refresher.refresh_once() == 120.0
@@ -120,9 +122,9 @@ def test_missing_scope_skips_the_endpoint_and_does_not_retry_it() -> None:
     world.refresher.refresh_once()
 
     assert world.endpoints_called() == ["stations", "homecoaches", "stations"]
-    snapshot = world.refresher.snapshot
+    snapshot = world.refresher.state().snapshot
     assert snapshot is not None and snapshot.skipped == ("read_homecoach",)
-    assert world.refresher.status.ok
+    assert world.refresher.state().status.ok
     assert world.tokens.status().state is AuthState.MISSING_SCOPE
 
 
@@ -146,7 +148,7 @@ def test_rejected_access_token_is_refreshed_once_then_retried() -> None:
     assert world.endpoint.refreshes == ["refresh-0"]
     tokens_used = [token for endpoint, token in world.source.calls if endpoint == "stations"]
     assert tokens_used[0] == "access-0" and tokens_used[1] == world.store.saved[-1].access_token
-    assert world.refresher.status.ok
+    assert world.refresher.state().status.ok
 
 
 def test_access_token_rejected_twice_fails_the_refresh_after_one_token_refresh() -> None:
@@ -157,21 +159,21 @@ def test_access_token_rejected_twice_fails_the_refresh_after_one_token_refresh()
     world.refresher.refresh_once()
 
     assert len(world.endpoint.refreshes) == 1
-    assert not world.refresher.status.ok
-    assert world.refresher.status.error_reason == "access_token_rejected"
+    assert not world.refresher.state().status.ok
+    assert world.refresher.state().status.error_reason == "access_token_rejected"
 
 
 def test_failure_keeps_the_last_snapshot_and_counts_the_reason() -> None:
     world = World()
     world.refresher.refresh_once()
-    first = world.refresher.snapshot
+    first = world.refresher.state().snapshot
     world.source.errors["stations"] = [TransientError("HTTP 502", "server_error")]
 
     assert world.refresher.refresh_once() == INTERVAL
 
-    assert world.refresher.snapshot is first
-    assert not world.refresher.status.ok
-    assert world.refresher.error_counts["server_error"] == 1
+    assert world.refresher.state().snapshot is first
+    assert not world.refresher.state().status.ok
+    assert world.refresher.state().error_counts["server_error"] == 1
     assert world.tokens.status().has_refresh_token
 
 
@@ -182,22 +184,29 @@ def test_transient_token_endpoint_failure_keeps_token(failures: int) -> None:
 
     for _ in range(failures):
         world.refresher.refresh_once()
-        assert not world.refresher.status.ok
+        assert not world.refresher.state().status.ok
     world.refresher.refresh_once()
 
-    assert world.refresher.status.ok
+    assert world.refresher.state().status.ok
     assert world.endpoint.refreshes == ["r"] * (failures + 1)
 
 
 def run_until(world: World, condition: object, timeout: float = 5.0) -> None:
-    thread = threading.Thread(target=world.refresher.run, daemon=True)
-    thread.start()
+    """Runs the refresher and the token renewal loop, as the exporter does."""
+    renewal = TokenRenewal(world.tokens, world.clock, world.log, INTERVAL)
+    world.tokens.set_on_new_token(renewal.loop.wake)
+    threads = [threading.Thread(target=run, daemon=True)
+               for run in (world.refresher.run, renewal.run)]
+    for thread in threads:
+        thread.start()
     deadline = time.monotonic() + timeout
     while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
         time.sleep(0.01)
-    world.refresher.stop()
-    thread.join(5)
-    assert not thread.is_alive()
+    world.refresher.loop.stop()
+    renewal.loop.stop()
+    for thread in threads:
+        thread.join(5)
+        assert not thread.is_alive()
 
 
 class WallClock(FakeClock):
@@ -242,9 +251,9 @@ def test_missing_scope_on_every_endpoint_fails_the_first_refresh_at_once() -> No
 
     world.refresher.refresh_once()
 
-    assert not world.refresher.status.ok
-    assert world.refresher.status.error_reason == "missing_scope"
-    assert world.refresher.snapshot is None
+    assert not world.refresher.state().status.ok
+    assert world.refresher.state().status.error_reason == "missing_scope"
+    assert world.refresher.state().snapshot is None
 
 
 UPLOAD_PERIOD = 600.0
@@ -311,16 +320,16 @@ def test_aligned_mode_calls_each_station_alone_just_after_its_upload_is_visible(
     # One station per call, but all of them once an hour to notice added or removed ones.
     assert set(source.device_ids) == {"a", "b", None}
     assert source.device_ids.count(None) == 1
-    snapshot = world.refresher.snapshot
+    snapshot = world.refresher.state().snapshot
     assert snapshot is not None and [s.id for s in snapshot.stations] == ["a", "b"]
     now = world.clock.now()
     for s in snapshot.stations:  # both up to date though each call brought one
         assert s.last_status_store is not None
         assert now - s.last_status_store < UPLOAD_PERIOD + VISIBLE_AFTER + 30
-    planned = {c.device_id: c for c in world.refresher.cadences}
+    planned = {c.device_id: c for c in world.refresher.state().cadences}
     assert {c.state for c in planned.values()} == {"aligned"}
     assert planned["a"].period == UPLOAD_PERIOD
-    assert world.refresher.status.next_call == min(c.next_call for c in planned.values())
+    assert world.refresher.state().status.next_call == min(c.next_call for c in planned.values())
     assert world.clock.now() > start
 
 
@@ -331,7 +340,7 @@ def test_fixed_mode_polls_every_interval_for_all_stations() -> None:
 
     assert waits == [480.0] * 3
     assert set(source.device_ids) == {None}
-    assert world.refresher.cadences == ()
+    assert world.refresher.state().cadences == ()
 
 
 def test_rate_limit_backoff_wins_over_the_learned_rhythm() -> None:
@@ -363,12 +372,12 @@ def test_an_endpoint_refused_for_scope_drops_its_devices_from_the_plan() -> None
     world.refresher = Refresher(world.tokens, source, RefreshSettings(480.0, BOTH, False),
                                 world.clock, world.log)
     run_for(world, 4 * UPLOAD_PERIOD)
-    assert {c.device_id for c in world.refresher.cadences} == {"a", "c"}
+    assert {c.device_id for c in world.refresher.state().cadences} == {"a", "c"}
     source.errors["homecoaches"] = [MissingScope("gethomecoachsdata")] * 10
     source.calls.clear()
 
     run_for(world, 6 * UPLOAD_PERIOD)
 
-    assert {c.device_id for c in world.refresher.cadences} == {"a"}
+    assert {c.device_id for c in world.refresher.state().cadences} == {"a"}
     assert [endpoint for endpoint, _ in source.calls].count("homecoaches") <= 1
     assert len(source.calls) <= 1 + 1.25 * 6  # station a's uploads, no burst

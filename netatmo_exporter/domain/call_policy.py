@@ -1,0 +1,230 @@
+"""How every caller of Netatmo's data API calls it: the weather refresher, the Energy poller
+and the history backfill follow this one policy.
+
+One `CallBudget` per process holds Netatmo's per-user limits (50 calls per 10 s, 500 per
+hour, both sliding windows) for all callers of that process. Each caller has a `PollLoop`
+(its wake and stop events, the lock its polls hold, the injected clock and wait) and a
+`CallPolicy` naming the caller and, if it must leave room to others, its hourly share:
+
+    budget = CallBudget()                                  # once per process
+    loop = PollLoop(clock, wait)                           # wait: threading.Event.wait or fake
+    calls = CallPolicy(tokens, budget, loop, caller="backfill", hourly_share=300)
+    points = calls.call(lambda access_token: source.fetch_measure(access_token, ...))
+    loop.stop()                                            # from another thread: ends waits
+
+`calls.call(fetch)`:
+
+- waits, through `loop`, until the budget has room for one call: in the 10-second window,
+  in the hour, and in the caller's own `hourly_share` of the hour (None: no share of its
+  own, only the windows). `Stopped` is raised if the loop is stopped meanwhile;
+- hands `fetch` an access token from `tokens` (the `AccessTokens` port). On
+  `AccessTokenRejected` it rejects that token and calls once more with a fresh one (that
+  second call counts against the budget too); a second rejection is raised;
+- raises every other `NetatmoError` unchanged. A rate-limit refusal (code 26 or 11, HTTP
+  429) is `RateLimited`: the caller waits `Backoff.after(exc, interval)` (the interval
+  doubled per refusal in a row, at least Netatmo's `retry_after`, at most `MAX_BACKOFF`)
+  before its next call, and calls `Backoff.reset()` after a poll that went through.
+  `calls.call_patiently(fetch, interval)` does exactly that itself, pausing on the loop,
+  for a caller (the backfill) that would rather wait than give up.
+
+Pure of I/O: time comes from the injected clock and every pause goes through the injected
+wait, so unit tests run on a fake clock without sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from netatmo_exporter.domain.errors import AccessTokenRejected, RateLimited
+from netatmo_exporter.domain.ports import AccessTokens, Clock, Wait
+
+T = TypeVar("T")
+
+MAX_BACKOFF = 3600.0
+SHORT_WINDOW = 10.0
+SHORT_LIMIT = 50
+LONG_WINDOW = 3600.0
+LONG_LIMIT = 500
+
+
+class Stopped(Exception):
+    """The caller's loop was stopped while a call waited for the budget."""
+
+
+def event_wait(event: threading.Event, timeout: float) -> object:
+    return event.wait(timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """Calls made in each window, and in the hour by caller."""
+
+    last_10s: int
+    last_hour: int
+    by_caller: tuple[tuple[str, int], ...]
+
+
+class CallBudget:
+    """Netatmo's per-user limits, shared by every caller of the process: at most
+    `short_limit` calls in any `short_window` seconds and `long_limit` in any
+    `long_window`. Thread-safe."""
+
+    def __init__(self, short_limit: int = SHORT_LIMIT, long_limit: int = LONG_LIMIT, *,
+                 short_window: float = SHORT_WINDOW, long_window: float = LONG_WINDOW) -> None:
+        self._short = (short_limit, short_window)
+        self._long = (long_limit, long_window)
+        self._lock = threading.Lock()
+        self._calls: deque[tuple[float, str]] = deque()
+
+    def take(self, caller: str, hourly_share: int | None, now: float) -> float:
+        """Books one call for `caller` at `now` and returns 0.0; when a window or the
+        caller's share is full, books nothing and returns how long until a slot frees."""
+        with self._lock:
+            self._forget_before(now - self._long[1])
+            every = [at for at, _ in self._calls]
+            waits = [_until_free(every, *self._long, now), _until_free(every, *self._short, now)]
+            if hourly_share is not None:
+                own = [at for at, name in self._calls if name == caller]
+                waits.append(_until_free(own, hourly_share, self._long[1], now))
+            wait = max(waits)
+            if wait <= 0.0:
+                self._calls.append((now, caller))
+            return max(wait, 0.0)
+
+    def use(self, now: float) -> BudgetUse:
+        with self._lock:
+            self._forget_before(now - self._long[1])
+            calls = list(self._calls)
+        by_caller: dict[str, int] = {}
+        for _, caller in calls:
+            by_caller[caller] = by_caller.get(caller, 0) + 1
+        recent = sum(1 for at, _ in calls if at > now - self._short[1])
+        return BudgetUse(recent, len(calls), tuple(sorted(by_caller.items())))
+
+    def _forget_before(self, oldest: float) -> None:
+        while self._calls and self._calls[0][0] <= oldest:
+            self._calls.popleft()
+
+
+def _until_free(calls: list[float], limit: int, window: float, now: float) -> float:
+    """Seconds until fewer than `limit` of `calls` (oldest first) lie in the window."""
+    inside = [at for at in calls if at > now - window]
+    if len(inside) < limit:
+        return 0.0
+    if limit <= 0:
+        return window
+    return inside[len(inside) - limit] + window - now
+
+
+class Backoff:
+    """Waits after rate-limit refusals in a row: the caller's interval doubled per refusal,
+    never shorter than Netatmo's `retry_after`, never longer than `MAX_BACKOFF`."""
+
+    def __init__(self) -> None:
+        self._streak = 0
+
+    def after(self, refusal: RateLimited, interval: float) -> float:
+        self._streak += 1
+        doubled: float = interval * 2 ** self._streak
+        return min(MAX_BACKOFF, max(doubled, refusal.retry_after or 0.0))
+
+    def reset(self) -> None:
+        self._streak = 0
+
+
+class PollLoop:
+    """One poller's thread discipline: `run(poll)` polls at start, then when the wait
+    `poll` returned has passed or when `wake()` is called, until `stop()`. A poll holds
+    `lock` (it may also be called from elsewhere, as tests and the in-process harness
+    do); every wait goes through the injected `wait` on the injected clock."""
+
+    def __init__(self, clock: Clock, wait: Wait = event_wait) -> None:
+        self.clock = clock
+        self.lock = threading.Lock()
+        self._wait = wait
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._news = False
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def wake(self) -> None:
+        """News for the poller (a new token): poll now; the poll learns it by `take_news`."""
+        self._news = True
+        self._wake.set()
+
+    def take_news(self) -> bool:
+        """Whether `wake()` was called since the last time this was asked."""
+        news, self._news = self._news, False
+        return news
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self, poll: Callable[[], float], *, ready: Callable[[], bool] = lambda: True,
+            idle: float = 0.0) -> None:
+        """Polls until stopped; while not `ready()` (unauthorized), waits `idle` or a wake."""
+        next_poll = self.clock.now()
+        while not self._stop.is_set():
+            woken = self._wake.is_set()
+            self._wake.clear()
+            if woken or self.clock.now() >= next_poll:
+                try:
+                    next_poll = self.clock.now() + (poll() if ready() else idle)
+                except Stopped:
+                    return
+            self._wait(self._wake, max(0.0, next_poll - self.clock.now()))
+
+    def pause(self, seconds: float) -> None:
+        """Sleeps `seconds` of the loop's clock unless stopped first; raises `Stopped` then.
+        `wake()` does not cut it short: a pause is owed to Netatmo, not to the poller."""
+        until = self.clock.now() + seconds
+        while not self._stop.is_set() and self.clock.now() < until:
+            self._wait(self._stop, until - self.clock.now())
+        if self._stop.is_set():
+            raise Stopped()
+
+
+class CallPolicy:
+    """One caller's way to Netatmo (see the module docstring)."""
+
+    def __init__(self, tokens: AccessTokens, budget: CallBudget, loop: PollLoop, *,
+                 caller: str, hourly_share: int | None = None) -> None:
+        self._tokens = tokens
+        self._budget = budget
+        self._loop = loop
+        self.caller = caller
+        self.hourly_share = hourly_share
+
+    def call(self, fetch: Callable[[str], T]) -> T:
+        access_token = self._tokens.access_token()
+        self._reserve()
+        try:
+            return fetch(access_token)
+        except AccessTokenRejected:
+            self._tokens.reject_access_token(access_token)
+        access_token = self._tokens.access_token()
+        self._reserve()
+        return fetch(access_token)
+
+    def call_patiently(self, fetch: Callable[[str], T], interval: float) -> T:
+        """`call`, pausing after each rate-limit refusal as `Backoff` says, until it goes
+        through or the loop is stopped (`Stopped`)."""
+        backoff = Backoff()
+        while True:
+            try:
+                return self.call(fetch)
+            except RateLimited as refusal:
+                self._loop.pause(backoff.after(refusal, interval))
+
+    def _reserve(self) -> None:
+        clock = self._loop.clock
+        while (wait := self._budget.take(self.caller, self.hourly_share, clock.now())) > 0:
+            self._loop.pause(wait)
