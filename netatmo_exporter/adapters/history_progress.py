@@ -34,11 +34,14 @@ class Progress:
         self._first_calls = cursors.calls
         self._last_line = -LINE_EVERY
         self._drawn = False
+        self._bar = ""
 
     def line(self, text: str) -> None:
-        """A line of its own, above the bar."""
+        """A line of its own, above the bar (drawn again below it)."""
         self._clear()
         self._stream.write(text + "\n")
+        if self._bar:
+            self._draw()
         self._stream.flush()
 
     def waiting(self, seconds: float, why: str) -> None:
@@ -52,14 +55,19 @@ class Progress:
         self._last_line = now
         text = self._status(source, cursors, now)
         if self._tty:
-            self._stream.write("\r\x1b[2K" + text)
-            self._drawn = True
+            self._bar = text
+            self._draw()
         else:
             self._stream.write(text + "\n")
         self._stream.flush()
 
     def finish(self) -> None:
         self._clear()
+        self._bar = ""
+
+    def _draw(self) -> None:
+        self._stream.write("\r\x1b[2K" + self._bar)
+        self._drawn = True
 
     def _status(self, source: Source, cursors: Cursors, now: float) -> str:
         done = cursors.calls

@@ -122,22 +122,23 @@ class TimeRange:
         return self.end - self.begin
 
 
-def resolve_range(start: float, stop: float, now: float, output: OutputFormat
-                  ) -> tuple[TimeRange, list[str]]:
+def resolve_range(start: float, stop: float, now: float, output: OutputFormat,
+                  stop_default: bool = False) -> tuple[TimeRange, list[str]]:
     """The range to fetch and the lines to tell the user; raises `HistoryError` when there
     is nothing sensible to fetch."""
     notes = []
     if start > now:
         raise HistoryError(f"--from {format_when(start)} is in the future")
-    if start > stop:
-        raise HistoryError(f"--from {format_when(start)} is after --to {format_when(stop)}")
     head = now - HEAD_BLOCK
+    if output == "openmetrics" and start >= head:
+        raise HistoryError(
+            f"--from {format_when(start)} lies within the last 3 hours, which Prometheus "
+            "keeps in its head block: promtool's blocks may not reach into it. Give an "
+            "earlier --from, or --format prometheus for VictoriaMetrics")
+    if start > stop:
+        raise HistoryError(f"--from {format_when(start)} is after --to {format_when(stop)}"
+                           + (" (3 hours ago, its default)" if stop_default else ""))
     if output == "openmetrics" and stop > head:
-        if start >= head:
-            raise HistoryError(
-                f"--from {format_when(start)} lies within the last 3 hours, which Prometheus "
-                "keeps in its head block: promtool's blocks may not reach into it. Give an "
-                "earlier --from, or --format prometheus for VictoriaMetrics")
         notes.append(f"--to cut to {format_when(head)}: the last 3 hours are in Prometheus' "
                      "head block, which promtool's blocks may not reach into (the live "
                      "exporter covers them)")

@@ -114,13 +114,15 @@ class Request:
 
 
 def run_backfill(argv: Sequence[str], env: dict[str, str], stdout: Any = None,
-                 stderr: TextIO | None = None) -> int:
+                 stderr: TextIO | None = None, budget_speedup: float = 1.0) -> int:
+    """`budget_speedup` shortens the budget's windows (the hour, the 10 s) that many times,
+    for a benchmark against a simulator whose rate limits are sped up alike."""
     stderr = stderr or sys.stderr
     stdout = stdout or sys.stdout.buffer
     clock = SystemClock()
     try:
         request = _request(argv, env, clock.now())
-        return _Run(request, env, clock, stdout, stderr).execute()
+        return _Run(request, clock, stdout, stderr, budget_speedup).execute()
     except (HistoryError, ConfigError) as exc:
         print(f"{PROG}: {exc}", file=stderr)
         return 1
@@ -145,11 +147,11 @@ def _request(argv: Sequence[str], env: dict[str, str], now: float) -> Request:
 
 
 class _Run:
-    def __init__(self, request: Request, env: dict[str, str], clock: SystemClock,
-                 stdout: Any, stderr: TextIO) -> None:
+    def __init__(self, request: Request, clock: SystemClock, stdout: Any, stderr: TextIO,
+                 budget_speedup: float) -> None:
         self._request = request
-        self._env = env
         self._clock = clock
+        self._speedup = budget_speedup
         self._stdout = stdout
         self._stderr = stderr
         self._stop = threading.Event()
@@ -166,6 +168,12 @@ class _Run:
         _check_output(request.output)
         spool = Spool(work_dir_for(request.output), request.format, request.labels)
         resumed = spool.load(request.identity)
+        fresh = None
+        if resumed is None:
+            now = self._clock.now()
+            fresh = resolve_range(request.start,
+                                  now - HEAD_BLOCK if request.stop is None else request.stop,
+                                  now, request.format, request.stop is None)
         self._client = client = NetatmoClient(config.api_url, config.client_id,
                                               config.client_secret, self._clock)
         started = time.monotonic()
@@ -173,53 +181,60 @@ class _Run:
             tokens, where = self._tokens(config, client)
             self._install_signals()
             calls = BudgetedCalls(
-                tokens, CallBudget(request.hourly_calls, USER_PER_WINDOW // 2), self._clock,
+                tokens, CallBudget(request.hourly_calls, USER_PER_WINDOW // 2),
+                _SpedUpClock(self._speedup) if self._speedup != 1.0 else self._clock,
                 self._wait, self._waiting)
             self.say(f"authorization: {where}")
-            if resumed is None:
-                now = self._clock.now()
-                stop = now - HEAD_BLOCK if request.stop is None else request.stop
-                span, notes = resolve_range(request.start, stop, now, request.format)
+            if fresh is not None:
+                span, notes = fresh
                 for note in notes:
                     self.say(note)
                 plan = self._discover(calls, config)
+                if not plan.sources:
+                    raise HistoryError("the account has no device whose history can be read"
+                                       + "".join(f"; {note}" for note in plan.notes))
                 cursors = Cursors.start(plan, span)
                 spool.start(request.identity, plan, span, cursors)
-                for note in plan.notes:
-                    self.say(note)
             else:
+                assert resumed is not None
                 plan, span, cursors = resumed
                 spool.resume(request.identity, plan, span)
                 self.say(f"continuing the backfill in {spool.directory} "
                          f"({cursors.calls} calls done before)")
-            if not plan.sources:
-                raise HistoryError("the account has no device whose history can be read")
-            self.say(f"{_count(plan, 'module')} modules, {_count(plan, 'room')} rooms, "
-                     f"{len(plan.series)} series from {format_when(span.begin)} to "
-                     f"{format_when(span.end)}")
-            self._progress = progress = Progress(self._stderr, span, cursors, self._clock,
-                                                 self._stderr.isatty())
-            backfill = Backfill(plan, span, cursors, client, spool, calls, progress, self._stop)
-            try:
-                backfill.run()
-            finally:
-                progress.finish()
-                spool.close()
-            samples = spool.assemble(plan, cursors, request.output, self._stdout)
+            samples = self._fetch(plan, span, cursors, calls, spool)
         except Stopped:
             self.say(f"stopped after {self._calls()} calls; the work is kept in "
                      f"{spool.directory}: run the same command again to continue")
             return 128 + (self._signal or signal.SIGINT)
-        except NetatmoError as exc:
-            self.say(f"{PROG}: {exc}")
-            if spool.directory.is_dir():
-                self.say(f"the work is kept in {spool.directory}: run the same command "
-                         "again to continue")
+        except (NetatmoError, HistoryError) as exc:
+            kept = (f" (the work so far is kept in {spool.directory}: the same command "
+                    "continues it)") if spool.directory.is_dir() else ""
+            self.say(f"{PROG}: {exc}{kept}")
             return 1
         finally:
             client.close()
         self._summary(plan, span, cursors, samples, time.monotonic() - started)
         return 0
+
+    def _fetch(self, plan: Plan, span: TimeRange, cursors: Cursors, calls: Calls,
+               spool: Spool) -> int:
+        """Every page still missing, then the output; returns the samples written."""
+        assert self._client is not None
+        for note in plan.notes:
+            self.say(note)
+        self.say(f"{_count(plan, 'module')} modules, {_count(plan, 'room')} rooms, "
+                 f"{len(plan.series)} series from {format_when(span.begin)} to "
+                 f"{format_when(span.end)}")
+        self._progress = progress = Progress(self._stderr, span, cursors, self._clock,
+                                             self._stderr.isatty())
+        backfill = Backfill(plan, span, cursors, self._client, spool, calls, progress,
+                            self._stop)
+        try:
+            backfill.run()
+        finally:
+            progress.finish()
+            spool.close()
+        return spool.assemble(plan, cursors, self._request.output, self._stdout)
 
     def _tokens(self, config: Config, client: NetatmoClient) -> tuple[AccessTokens, str]:
         socket_path = config.control_socket or PACKAGED_CONTROL_SOCKET
@@ -280,7 +295,7 @@ class _Run:
             return []
 
     def _wait(self, seconds: float) -> bool:
-        return self._stop.wait(seconds)
+        return self._stop.wait(seconds / self._speedup)
 
     def _waiting(self, seconds: float, why: str) -> None:
         if self._progress is not None:
@@ -321,6 +336,15 @@ class _Run:
         else:
             self.say("next: curl --data-binary @" + path +
                      " http://localhost:8428/api/v1/import/prometheus")
+
+
+class _SpedUpClock:
+    def __init__(self, speedup: float) -> None:
+        self._speedup = speedup
+        self._origin = time.time()
+
+    def now(self) -> float:
+        return self._origin + (time.time() - self._origin) * self._speedup
 
 
 def _count(plan: Plan, kind: str) -> int:

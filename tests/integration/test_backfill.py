@@ -233,3 +233,80 @@ def test_stopped_half_way_the_same_command_finishes_with_the_same_file(
     assert cloud.count("getmeasure") < full_calls
     assert first_calls + cloud.count("getmeasure") <= full_calls + 1
     assert cloud.count("getstationsdata") == 0  # the plan came from the checkpoint
+
+
+def _one_line_failure(result: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr
+    assert lines[-1].startswith("netatmo-exporter backfill: ")
+    assert all(text in lines[-1] for text in expected), lines
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (("--from", "2025-02-01", "--to", "2025-01-01"), ("--from 2025-02-01T00:00:00Z is after",)),
+    (("--from", "yesterday"), ("--from: 'yesterday' is neither an RFC 3339",)),
+    (("--to", "1 week"), ("--to: '1 week' is neither",)),
+    (("--from", "1h", "--to", ""), ("within the last 3 hours", "--format prometheus")),
+    (("--label", "module=x"), ("--label module",)),
+    (("--hourly-calls", "900"), ("--hourly-calls 900: give 1 to 500",)),
+])
+def test_bad_input_is_one_line_and_writes_nothing(
+        cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path, change: tuple[str, ...],
+        expected: tuple[str, ...]) -> None:
+    seed_token(cloud, token_path)
+    output = tmp_path / "history.om"
+    args = backfill_args(cloud, token_path, output, 1)
+    for flag, value in zip(change[::2], change[1::2], strict=True):
+        if flag in args and not value:  # back to the default
+            del args[args.index(flag):args.index(flag) + 2]
+        elif flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+    result = run(args)
+
+    _one_line_failure(result, *expected)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == [token_path]
+    assert cloud.count("requests") == 0
+
+
+def test_no_authorization_yet_says_how_to_get_one(
+        cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path) -> None:
+    result = run(backfill_args(cloud, token_path, tmp_path / "history.om", 1))
+    _one_line_failure(result, "not authorized yet", "netatmo-exporter login")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["missing/history.om", "."])
+def test_an_output_that_cannot_be_written_is_refused_before_any_call(
+        cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path, where: str) -> None:
+    seed_token(cloud, token_path)
+    result = run(backfill_args(cloud, token_path, tmp_path / where, 1))
+    _one_line_failure(result, "--output")
+    assert cloud.count("requests") == 0
+
+
+def test_a_scope_netatmo_refuses_for_a_device_stops_with_its_name(
+        cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path) -> None:
+    seed_token(cloud, token_path)
+    output = tmp_path / "history.om"
+    args = backfill_args(cloud, token_path, output, 30)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        _wait_for_calls(tmp_path / "history.om.partial", 1, proc)
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    seed_token(cloud, token_path, scope=("read_station",))  # authorized again, fewer scopes
+
+    result = run(args)
+
+    _one_line_failure(result, "Netatmo refuses the history of", "read_homecoach",
+                      "the same command continues it")
+    assert not output.exists()

@@ -181,3 +181,38 @@ def test_a_damaged_checkpoint_says_what_to_do(tmp_path: Path) -> None:
     (spool.directory / "checkpoint.json").write_text(json.dumps({"version": 1}))
     with pytest.raises(HistoryError, match=r"is damaged: delete .* and start again"):
         spool.load(IDENTITY)
+
+
+def _progress_run(tty: bool) -> str:
+    from netatmo_exporter.adapters.history_progress import Progress
+    from tests.unit.fakes import FakeClock
+
+    plan = _plan()
+    span = TimeRange(0, 10 * 1024 * 300 - 1)  # ten pages a source
+    cursors = Cursors.start(plan, span)
+    clock = FakeClock(1_000_000.0)
+    stream = io.StringIO()
+    progress = Progress(stream, span, cursors, clock, tty)
+    source = plan.sources[0]
+    for page in range(1, 4):
+        clock.advance(10.0)
+        cursors.calls += 1
+        cursors.begins[source.key] = page * 1024 * 300
+        progress.page_done(source, cursors)
+    progress.waiting(125.0, "Netatmo's rate limit (code 26)")
+    progress.finish()
+    return stream.getvalue()
+
+
+def test_a_terminal_gets_a_bar_with_an_eta_redrawn_in_place() -> None:
+    text = _progress_run(tty=True)
+    assert text.count("\r\x1b[2K[") == 4 and "3/30 calls" in text and "ETA 4m30s" in text
+    assert "waiting 2m05s for Netatmo's rate limit (code 26)\n" in text
+    assert text.endswith("\r\x1b[2K")
+
+
+def test_a_log_gets_plain_lines_not_one_per_call() -> None:
+    lines = _progress_run(tty=False).splitlines()
+    assert lines[0].startswith("1/30 calls, 3% of 1970-01-01..1970-02-05 (Salon (Maison)")
+    assert len(lines) == 2 and "\r" not in "".join(lines)  # one in 30 s, not per call
+    assert lines[-1] == "waiting 2m05s for Netatmo's rate limit (code 26)"
