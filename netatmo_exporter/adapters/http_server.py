@@ -11,9 +11,11 @@ thread. What is ours is policy, applied to what waitress has parsed:
   after its headers, before a byte of the body is buffered;
 - a request must arrive whole within a deadline from its first byte (or from the
   connection's opening), and a kept-alive connection is closed after an idle time;
-- the server's own error answers carry the security headers and echo nothing.
+- the server's own error answers carry the security headers and echo nothing;
+- HEAD is answered with GET's headers and no body.
 
-`/metrics` is prometheus_client's WSGI app behind a cache, beside the bottle pages.
+The hooks into waitress that do this are in waitress_policy. `/metrics` is
+prometheus_client's WSGI app behind a cache, beside the bottle pages.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import resource
 import socket
 import threading
-import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,24 +30,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
-from waitress.channel import HTTPChannel
-from waitress.parser import HTTPRequestParser, ParsingError
-from waitress.server import TcpWSGIServer
-from waitress.task import ErrorTask
-from waitress.utilities import Error
 
-from netatmo_exporter.adapters.http_policy import (
-    BODY_LIMITS,
-    MAX_BODY_BYTES,
-    ROUTES,
-    SECURITY_HEADERS,
-    parse_host,
-)
+from netatmo_exporter.adapters.http_policy import MAX_BODY_BYTES, ROUTES
+from netatmo_exporter.adapters.waitress_policy import DEFAULT_REQUEST_TIMEOUT, StrictServer
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 MAX_CACHED_VARIANTS = 16
 MAX_HEADER_BYTES = 16384
-FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 
 
 @dataclass(frozen=True)
@@ -55,7 +45,8 @@ class ServerLimits:
     at a time each; sockets cost no thread while they wait."""
 
     threads: int = 4
-    request_timeout: float = 10.0  # from a request's first byte (or the accept) to its last
+    # From a request's first byte (or the accept) to its last.
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     idle_timeout: float = 60.0  # a kept-alive connection between requests
     connection_limit: int = 1000  # beyond it, new connections wait in the listen backlog
 
@@ -105,155 +96,46 @@ class CachedMetricsApp:
 def dispatch(outside_bottle: dict[str, WSGIApp], web_app: WSGIApp) -> WSGIApp:
     """The routes the table keeps outside bottle (`/metrics`: prometheus_client, without
     bottle's hooks) go to their own app, keyed by route name; every other path to bottle.
-
-    HEAD is answered as GET (prometheus_client knows only GET); the server leaves the body
-    out of the answer."""
+    The apps never see HEAD: the server asks them for GET and sends no body (AppTask)."""
     direct = {(route.method, route.path): outside_bottle[route.name]
               for route in ROUTES if route.outside_bottle}
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") == "HEAD":
-            environ = {**environ, "REQUEST_METHOD": "GET"}
         target = direct.get((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
         return (target or web_app)(environ, start_response)
 
     return app
 
 
-class _BodyRefused(Error):  # type: ignore[misc]
-    code = 413
-    reason = "Content Too Large"
-
-
-class _StrictParser(HTTPRequestParser):  # type: ignore[misc]
-    """waitress's parser, refusing what a strict proxy in front could read differently."""
-
-    chunked: bool
-    content_length: int
-    expect_continue: bool
-
-    def parse_header(self, header_plus: bytes) -> None:
-        _check_field_names(header_plus)
-        super().parse_header(header_plus)
-        if self.version not in ("1.0", "1.1"):
-            raise ParsingError("unsupported HTTP version")
-        if self.version == "1.1" and "HOST" not in self.headers:
-            raise ParsingError("Host is required in HTTP/1.1")
-        if "%" in self.request_uri.partition("?")[0]:
-            raise ParsingError("percent-encoded path")
-        if self.proxy_netloc and not _same_host(self.proxy_netloc, self.headers.get("HOST", "")):
-            raise ParsingError("absolute-form target names another host")
-        if self.chunked or self.content_length:
-            limit = BODY_LIMITS.get((self.command, self.path), 0)
-            if not limit or self.content_length > limit:
-                # Drop the body unread: waitress then answers the error and closes.
-                self.error = _BodyRefused("this address takes no request body" if not limit
-                                          else "the request body is too large")
-                self.body_rcv = None
-                self.chunked = False
-                self.content_length = 0
-                self.expect_continue = False
-
-
-def _same_host(target_netloc: str, host_header: str) -> bool:
-    target, host = parse_host(target_netloc), parse_host(host_header)
-    return target is not None and target == host
-
-
-def _check_field_names(header_plus: bytes) -> None:
-    """Framing headers must be unambiguous: one spelling, one occurrence, not both kinds,
-    no folded lines.
-
-    waitress silently drops fields whose name has an underscore and joins repeated fields
-    with commas; a proxy may do neither, so the framing ones are refused here instead.
-    """
-    seen: list[bytes] = []
-    for line in header_plus.split(b"\r\n")[1:]:
-        if line[:1] in (b" ", b"\t"):
-            raise ParsingError("obsolete line folding")
-        name = line.partition(b":")[0].strip(b" \t").lower()
-        dashed = name.replace(b"_", b"-")
-        if dashed in FRAMING_HEADERS or dashed == b"host":
-            if name != dashed or dashed in seen:
-                raise ParsingError("ambiguous framing")
-            seen.append(dashed)
-    if len(set(seen) & FRAMING_HEADERS) > 1:
-        raise ParsingError("both Content-Length and Transfer-Encoding")
-
-
-class _ErrorTask(ErrorTask):  # type: ignore[misc]
-    """The server's own error answers: the status, the security headers, nothing echoed."""
-
-    def execute(self) -> None:
-        error = self.request.error
-        self.status = f"{error.code} {error.reason}"
-        body = f"{self.status}\n".encode()
-        self.response_headers.extend([("Content-Type", "text/plain; charset=utf-8"),
-                                      ("Connection", "close"), *SECURITY_HEADERS])
-        self.close_on_finish = True
-        self.content_length = len(body)
-        self.write(body)
-
-
-class _Channel(HTTPChannel):  # type: ignore[misc]
-    """A connection with a deadline for each request, from its first byte to its last."""
-
-    parser_class = _StrictParser
-    error_task_class = _ErrorTask
-
-    server: _Server
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.request_deadline: float | None = time.monotonic() + self.server.request_timeout
-
-    def received(self, data: bytes) -> bool:
-        if self.request_deadline is None:
-            self.request_deadline = time.monotonic() + self.server.request_timeout
-        result: bool = super().received(data)
-        if self.request is None:
-            self.request_deadline = None
-        return result
-
-
-class _Server(TcpWSGIServer):  # type: ignore[misc]
-    channel_class = _Channel
-    request_timeout = ServerLimits.request_timeout
-
-    def maintenance(self, now: float) -> None:
-        super().maintenance(now)
-        late = time.monotonic()
-        for channel in list(self.active_channels.values()):
-            deadline = getattr(channel, "request_deadline", None)
-            if deadline is not None and deadline < late and not channel.requests:
-                channel.will_close = True
+def server_adjustments(limits: ServerLimits) -> Adjustments:
+    return Adjustments(
+        threads=limits.threads,
+        connection_limit=limits.connection_limit,
+        backlog=1024,
+        channel_timeout=limits.idle_timeout,
+        cleanup_interval=1,
+        max_request_header_size=MAX_HEADER_BYTES,
+        max_request_body_size=MAX_BODY_BYTES + 1,
+        channel_request_lookahead=0,
+        asyncore_use_poll=True,  # select() cannot watch sockets past number 1023
+        ident="",
+        expose_tracebacks=False,
+        clear_untrusted_proxy_headers=True,  # bottle would trust X-Forwarded-* otherwise
+        log_socket_errors=False,
+    )
 
 
 class HTTPServer:
     """The exporter's listening socket and waitress around it; start, then shut down."""
 
     def __init__(self, sock: socket.socket, app: WSGIApp, limits: ServerLimits) -> None:
-        adjustments = Adjustments(
-            threads=limits.threads,
-            connection_limit=limits.connection_limit,
-            backlog=1024,
-            channel_timeout=limits.idle_timeout,
-            cleanup_interval=1,
-            max_request_header_size=MAX_HEADER_BYTES,
-            max_request_body_size=MAX_BODY_BYTES + 1,
-            channel_request_lookahead=0,
-            asyncore_use_poll=True,  # select() cannot watch sockets past number 1023
-            ident="",
-            expose_tracebacks=False,
-            clear_untrusted_proxy_headers=True,  # bottle would trust X-Forwarded-* otherwise
-            log_socket_errors=False,
-        )
+        adjustments = server_adjustments(limits)
         self.socket = sock
         self._map: dict[int, Any] = {}
-        self._server = _Server(app, map=self._map, _sock=sock, adj=adjustments,
-                               bind_socket=False,
-                               sockinfo=(sock.family, sock.type, sock.proto,
-                                         sock.getsockname()))
+        self._server = StrictServer(app, map=self._map, _sock=sock, adj=adjustments,
+                                    bind_socket=False,
+                                    sockinfo=(sock.family, sock.type, sock.proto,
+                                              sock.getsockname()))
         self._server.request_timeout = limits.request_timeout
         self.server_address: tuple[Any, ...] = sock.getsockname()
         self._thread: threading.Thread | None = None

@@ -64,10 +64,38 @@ def test_pipelined_requests_on_one_kept_alive_connection(
     assert first[0] == "HTTP/1.1 200 OK" and b"netatmo_up 1.0" in first[2]
     assert healthy[0] == "HTTP/1.1 200 OK" and healthy[2] == b"OK\n"
     assert head[0] == "HTTP/1.1 200 OK" and head[1]["content-length"] == "3"
+    assert negotiated[0] == "HTTP/1.1 200 OK"  # not HEAD's body misread as an answer
     assert negotiated[1]["content-encoding"] == "gzip"
     assert negotiated[1]["content-type"].startswith("application/openmetrics-text")
     assert gzip.decompress(negotiated[2]).rstrip().endswith(b"# EOF")
     assert negotiated[1]["connection"] == "close"
+
+
+def test_head_then_get_on_one_connection_the_raw_bytes(
+    cloud: FakeNetatmoCloud, token_path: Path, start_exporter: StartExporter
+) -> None:
+    """HEAD answers GET's headers and not one byte of body: the bytes right after HEAD's
+    blank line are the next answer's status line, on the same kept-alive connection.
+    /metrics is prometheus_client, / a bottle page, the stylesheet a file bottle hands
+    the server to send."""
+    exporter = authorized_exporter(cloud, token_path, start_exporter)
+    for path in ("/metrics", "/", "/static/style.css", "/-/healthy"):
+        with _connect(exporter) as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            got = _read_answer(sock, bytearray())
+            sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                         "GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Connection: close\r\n\r\n".encode())
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+
+        head, blank, rest = raw.partition(b"\r\n\r\n")
+        assert got[0] == "HTTP/1.1 200 OK" and got[2], path
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and blank, path
+        assert f"Content-Length: {len(got[2])}".encode() in head, path
+        assert rest.startswith(b"HTTP/1.1 200 OK\r\n"), (path, rest[:60])
+        assert rest.endswith(b"\r\n\r\nOK\n"), path
 
 
 def test_http_1_0_closes_and_expect_continue_is_answered(

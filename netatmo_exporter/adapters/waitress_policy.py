@@ -1,0 +1,174 @@
+"""The strict request policy, as subclasses of waitress internals.
+
+waitress parses and answers; these hooks add our policy on top (http_server says what it
+is). Each overrides a method waitress calls by name, so a renamed or bypassed hook would
+switch a protection off in silence: tests/robustness/test_waitress_contract.py feeds raw
+bytes through each one and fails loudly when a hook is no longer called. pyproject.toml
+pins the waitress range those tests have passed on.
+
+- StrictParser.parse_header: framing, version, Host, target and body policy;
+- ProtocolErrorTask.execute: the server's own error answers;
+- AppTask.get_environment / build_response_header / write: HEAD without a body;
+- StrictChannel.__init__ / received: each request's deadline;
+- StrictServer.maintenance: closes connections past their deadline;
+- TcpWSGIServer(_sock=..., bind_socket=False): serves the socket http_server bound.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser, ParsingError
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask, WSGITask
+from waitress.utilities import Error
+
+from netatmo_exporter.adapters.http_policy import BODY_LIMITS, SECURITY_HEADERS, parse_host
+
+FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
+DEFAULT_REQUEST_TIMEOUT = 10.0
+
+
+class _BodyRefused(Error):  # type: ignore[misc]
+    code = 413
+    reason = "Content Too Large"
+
+
+class StrictParser(HTTPRequestParser):  # type: ignore[misc]
+    """waitress's parser, refusing what a strict proxy in front could read differently."""
+
+    chunked: bool
+    content_length: int
+    expect_continue: bool
+
+    def parse_header(self, header_plus: bytes) -> None:
+        _check_field_names(header_plus)
+        super().parse_header(header_plus)
+        if self.version not in ("1.0", "1.1"):
+            raise ParsingError("unsupported HTTP version")
+        if self.version == "1.1" and "HOST" not in self.headers:
+            raise ParsingError("Host is required in HTTP/1.1")
+        if "%" in self.request_uri.partition("?")[0]:
+            raise ParsingError("percent-encoded path")
+        if self.proxy_netloc and not _same_host(self.proxy_netloc, self.headers.get("HOST", "")):
+            raise ParsingError("absolute-form target names another host")
+        if self.chunked or self.content_length:
+            limit = BODY_LIMITS.get((self.command, self.path), 0)
+            if not limit or self.content_length > limit:
+                # Drop the body unread: waitress then answers the error and closes.
+                self.error = _BodyRefused("this address takes no request body" if not limit
+                                          else "the request body is too large")
+                self.body_rcv = None
+                self.chunked = False
+                self.content_length = 0
+                self.expect_continue = False
+
+
+def _same_host(target_netloc: str, host_header: str) -> bool:
+    target, host = parse_host(target_netloc), parse_host(host_header)
+    return target is not None and target == host
+
+
+def _check_field_names(header_plus: bytes) -> None:
+    """Framing headers must be unambiguous: one spelling, one occurrence, not both kinds,
+    no folded lines.
+
+    waitress silently drops fields whose name has an underscore and joins repeated fields
+    with commas; a proxy may do neither, so the framing ones are refused here instead.
+    """
+    seen: list[bytes] = []
+    for line in header_plus.split(b"\r\n")[1:]:
+        if line[:1] in (b" ", b"\t"):
+            raise ParsingError("obsolete line folding")
+        name = line.partition(b":")[0].strip(b" \t").lower()
+        dashed = name.replace(b"_", b"-")
+        if dashed in FRAMING_HEADERS or dashed == b"host":
+            if name != dashed or dashed in seen:
+                raise ParsingError("ambiguous framing")
+            seen.append(dashed)
+    if len(set(seen) & FRAMING_HEADERS) > 1:
+        raise ParsingError("both Content-Length and Transfer-Encoding")
+
+
+class ProtocolErrorTask(ErrorTask):  # type: ignore[misc]
+    """The server's own error answers: the status, the security headers, nothing echoed."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        self.status = f"{error.code} {error.reason}"
+        body = f"{self.status}\n".encode()
+        self.response_headers.extend([("Content-Type", "text/plain; charset=utf-8"),
+                                      ("Connection", "close"), *SECURITY_HEADERS])
+        self.close_on_finish = True
+        self.content_length = len(body)
+        self.write(body)
+
+
+class AppTask(WSGITask):  # type: ignore[misc]
+    """HEAD is answered with GET's status and headers, Content-Length included, and no
+    body (RFC 9110 9.3.2).
+
+    The apps are asked for GET: prometheus_client knows no HEAD, and bottle's empty HEAD
+    body under GET's Content-Length makes waitress 2 close the connection. waitress itself
+    leaves a body out only for 1xx, 204 and 304: left alone it would send GET's body after
+    the HEAD answer, where a kept-alive client reads it as the start of the next answer.
+    """
+
+    def get_environment(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environment()
+        if self.request.command == "HEAD":
+            environ["REQUEST_METHOD"] = "GET"
+            environ.pop("wsgi.file_wrapper", None)  # a wrapped file is sent past write()
+        return environ
+
+    def build_response_header(self) -> bytes:
+        header: bytes = super().build_response_header()
+        if self.request.command == "HEAD":
+            self.chunked_response = False  # no body: no chunks, no last chunk either
+        return header
+
+    def write(self, data: bytes) -> None:
+        if self.request.command == "HEAD" and data:
+            super().write(b"")  # the headers, once
+            # Counted as sent, so waitress sees GET's length honoured and keeps the
+            # connection open.
+            self.content_bytes_written += len(data)
+            return
+        super().write(data)
+
+
+class StrictChannel(HTTPChannel):  # type: ignore[misc]
+    """A connection with a deadline for each request, from its first byte to its last."""
+
+    parser_class = StrictParser
+    task_class = AppTask
+    error_task_class = ProtocolErrorTask
+
+    server: StrictServer
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_deadline: float | None = time.monotonic() + self.server.request_timeout
+
+    def received(self, data: bytes) -> bool:
+        if self.request_deadline is None:
+            self.request_deadline = time.monotonic() + self.server.request_timeout
+        result: bool = super().received(data)
+        if self.request is None:
+            self.request_deadline = None
+        return result
+
+
+class StrictServer(TcpWSGIServer):  # type: ignore[misc]
+    channel_class = StrictChannel
+    request_timeout = DEFAULT_REQUEST_TIMEOUT
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)
+        late = time.monotonic()
+        for channel in list(self.active_channels.values()):
+            deadline = getattr(channel, "request_deadline", None)
+            if deadline is not None and deadline < late and not channel.requests:
+                channel.will_close = True
