@@ -55,6 +55,7 @@ from netatmo_exporter.domain.history_calls import (
 )
 from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.scopes import HOMECOACH_SCOPE, STATIONS_SCOPE, THERMOSTAT_SCOPE
+from netatmo_exporter.entrypoints.cli import EXIT_BAD_SETTING
 from netatmo_exporter.entrypoints.config import (
     Config,
     ConfigError,
@@ -123,7 +124,10 @@ def run_backfill(argv: Sequence[str], env: dict[str, str], stdout: Any = None,
     try:
         request = _request(argv, env, clock.now())
         return _Run(request, clock, stdout, stderr, budget_speedup).execute()
-    except (HistoryError, ConfigError) as exc:
+    except ConfigError as exc:
+        print(f"{PROG}: configuration error: {exc}", file=stderr)
+        return EXIT_BAD_SETTING
+    except HistoryError as exc:
         print(f"{PROG}: {exc}", file=stderr)
         return 1
 
@@ -329,10 +333,11 @@ class _Run:
         path = os.path.abspath(request.output)
         if request.format == "openmetrics":
             days = int((self._clock.now() - span.begin) // 86400) + 2
-            self.say("next: promtool tsdb create-blocks-from openmetrics "
-                     f"{path} /var/lib/prometheus/metrics2\n"
-                     f"      (Prometheus must keep --storage.tsdb.retention.time={days}d or "
-                     "more, or it deletes the old blocks)")
+            self.say(f"next: promtool tsdb create-blocks-from openmetrics {path} blocks\n"
+                     "      then move blocks/* into Prometheus' data directory and restart "
+                     "it; it must keep\n"
+                     f"      --storage.tsdb.retention.time={days}d or more, or it deletes "
+                     "them (docs/history.md)")
         else:
             self.say("next: curl --data-binary @" + path +
                      " http://localhost:8428/api/v1/import/prometheus")

@@ -104,8 +104,9 @@ OPTIONS = (
     Option(("--favorites",), "NETATMO_FAVORITES", "favorites", "",
            "also export your favourite (starred) stations (env: true/1/yes)", switch=True),
     Option(("--control-socket",), "NETATMO_EXPORTER_CONTROL_SOCKET", "control_socket", "",
-           "unix socket for the flush command (default: $RUNTIME_DIRECTORY/control.sock "
-           "under systemd, else none)"),
+           "unix socket where flush and backfill reach the running exporter (default: "
+           "$RUNTIME_DIRECTORY/control.sock under systemd, else none; backfill also tries "
+           "/run/netatmo-exporter/control.sock)"),
     Option(("--web.allowed-hosts",), "NETATMO_EXPORTER_ALLOWED_HOSTS", "allowed_hosts", "",
            "host names the pages answer to besides IP addresses, localhost, this machine's "
            "name (alone, .local and under resolv.conf's search domains) and the external "
