@@ -22,8 +22,7 @@ from netatmo_exporter.domain.errors import (
     TokenFileError,
     TransientError,
 )
-from netatmo_exporter.domain.history_calls import AccessTokens
-from netatmo_exporter.domain.ports import EventLog
+from netatmo_exporter.domain.ports import AccessTokens, EventLog
 
 MAX_REQUEST = 4096
 REJECT = "reject-access-token "

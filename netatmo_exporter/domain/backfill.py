@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
+from netatmo_exporter.domain.call_policy import Stopped
 from netatmo_exporter.domain.errors import (
     ApiError,
     MissingScope,
@@ -30,8 +31,6 @@ from netatmo_exporter.domain.history import (
 T = TypeVar("T")
 
 
-class Stopped(Exception):
-    """The user asked the backfill to stop (Ctrl-C, SIGTERM); the checkpoint is on disk."""
 
 
 class HistorySource(Protocol):

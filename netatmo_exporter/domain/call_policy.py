@@ -2,21 +2,22 @@
 and the history backfill follow this one policy.
 
 One `CallBudget` per process holds Netatmo's per-user limits (50 calls per 10 s, 500 per
-hour, both sliding windows) for all callers of that process. Each caller has a `PollLoop`
-(its wake and stop events, the lock its polls hold, the injected clock and wait) and a
-`CallPolicy` naming the caller and, if it must leave room to others, its hourly share:
+hour, both sliding windows) for all callers of that process. Each caller has a `CallPolicy`
+naming the caller and, if it must leave room to others, its hourly share, and pausing
+through a `Pauses`: a poller's `PollLoop` (its wake and stop events, the lock its polls
+hold, the injected wait), or the backfill's own, which also shows why it waits:
 
     budget = CallBudget()                                  # once per process
     loop = PollLoop(clock, wait)                           # wait: threading.Event.wait or fake
-    calls = CallPolicy(tokens, budget, loop, caller="backfill", hourly_share=300)
-    points = calls.call(lambda access_token: source.fetch_measure(access_token, ...))
+    calls = CallPolicy(tokens, budget, clock, loop, caller="energy", hourly_share=None)
+    homes = calls.call(source.fetch_homes)                 # fetch(access_token) -> answer
     loop.stop()                                            # from another thread: ends waits
 
 `calls.call(fetch)`:
 
-- waits, through `loop`, until the budget has room for one call: in the 10-second window,
+- waits, through `pauses`, until the budget has room for one call: in the 10-second window,
   in the hour, and in the caller's own `hourly_share` of the hour (None: no share of its
-  own, only the windows). `Stopped` is raised if the loop is stopped meanwhile;
+  own, only the windows). `Stopped` is raised if the caller is stopped meanwhile;
 - hands `fetch` an access token from `tokens` (the `AccessTokens` port). On
   `AccessTokenRejected` it rejects that token and calls once more with a fresh one (that
   second call counts against the budget too); a second rejection is raised;
@@ -24,7 +25,8 @@ hour, both sliding windows) for all callers of that process. Each caller has a `
   429) is `RateLimited`: the caller waits `Backoff.after(exc, interval)` (the interval
   doubled per refusal in a row, at least Netatmo's `retry_after`, at most `MAX_BACKOFF`)
   before its next call, and calls `Backoff.reset()` after a poll that went through.
-  `calls.call_patiently(fetch, interval)` does exactly that itself, pausing on the loop,
+  `calls.call_patiently(fetch, interval, transient_tries=n)` does exactly that itself,
+  and also retries a transient failure up to `n` tries in all (waits from 5 s, doubling),
   for a caller (the backfill) that would rather wait than give up.
 
 Pure of I/O: time comes from the injected clock and every pause goes through the injected
@@ -37,9 +39,9 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from netatmo_exporter.domain.errors import AccessTokenRejected, RateLimited
+from netatmo_exporter.domain.errors import AccessTokenRejected, NetatmoError, RateLimited
 from netatmo_exporter.domain.ports import AccessTokens, Clock, Wait
 
 T = TypeVar("T")
@@ -49,10 +51,20 @@ SHORT_WINDOW = 10.0
 SHORT_LIMIT = 50
 LONG_WINDOW = 3600.0
 LONG_LIMIT = 500
+FIRST_TRANSIENT_WAIT = 5.0
+MAX_TRANSIENT_WAIT = MAX_BACKOFF / 12
 
 
 class Stopped(Exception):
-    """The caller's loop was stopped while a call waited for the budget."""
+    """The caller was asked to stop (the service shutting down; Ctrl-C or SIGTERM in a
+    command) while a call waited."""
+
+
+class Pauses(Protocol):
+    def pause(self, seconds: float, why: str) -> None:
+        """Sleeps `seconds` of the injected clock; raises `Stopped` if asked to stop
+        meanwhile. `why` says what is waited for, in words a user can read."""
+        ...
 
 
 def event_wait(event: threading.Event, timeout: float) -> object:
@@ -182,7 +194,7 @@ class PollLoop:
                     return
             self._wait(self._wake, max(0.0, next_poll - self.clock.now()))
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, why: str = "") -> None:
         """Sleeps `seconds` of the loop's clock unless stopped first; raises `Stopped` then.
         `wake()` does not cut it short: a pause is owed to Netatmo, not to the poller."""
         until = self.clock.now() + seconds
@@ -195,11 +207,14 @@ class PollLoop:
 class CallPolicy:
     """One caller's way to Netatmo (see the module docstring)."""
 
-    def __init__(self, tokens: AccessTokens, budget: CallBudget, loop: PollLoop, *,
-                 caller: str, hourly_share: int | None = None) -> None:
+    def __init__(self, tokens: AccessTokens, budget: CallBudget, clock: Clock,
+                 pauses: Pauses, *, caller: str, hourly_share: int | None = None) -> None:
+        if hourly_share is not None and not 1 <= hourly_share <= LONG_LIMIT:
+            raise ValueError(f"the hourly share must be 1 to {LONG_LIMIT}")
         self._tokens = tokens
         self._budget = budget
-        self._loop = loop
+        self._clock = clock
+        self._pauses = pauses
         self.caller = caller
         self.hourly_share = hourly_share
 
@@ -214,17 +229,30 @@ class CallPolicy:
         self._reserve()
         return fetch(access_token)
 
-    def call_patiently(self, fetch: Callable[[str], T], interval: float) -> T:
-        """`call`, pausing after each rate-limit refusal as `Backoff` says, until it goes
-        through or the loop is stopped (`Stopped`)."""
+    def call_patiently(self, fetch: Callable[[str], T], interval: float, *,
+                       transient_tries: int = 1) -> T:
+        """`call`, pausing after each rate-limit refusal as `Backoff` says, and after a
+        transient failure while fewer than `transient_tries` failed, until it goes through
+        (or raises what may not be retried, or `Stopped`)."""
         backoff = Backoff()
+        failures = 0
         while True:
             try:
                 return self.call(fetch)
             except RateLimited as refusal:
-                self._loop.pause(backoff.after(refusal, interval))
+                self._pauses.pause(backoff.after(refusal, interval),
+                                   "Netatmo's rate limit (code 26)")
+            except NetatmoError as exc:
+                failures += 1
+                if not exc.transient or failures >= transient_tries:
+                    raise
+                self._pauses.pause(min(MAX_TRANSIENT_WAIT,
+                                       FIRST_TRANSIENT_WAIT * 2.0 ** (failures - 1)),
+                                   f"a passing failure ({exc.reason})")
 
     def _reserve(self) -> None:
-        clock = self._loop.clock
-        while (wait := self._budget.take(self.caller, self.hourly_share, clock.now())) > 0:
-            self._loop.pause(wait)
+        while (wait := self._budget.take(self.caller, self.hourly_share,
+                                         self._clock.now())) > 0:
+            share = ("" if self.hourly_share is None
+                     else f" ({self.hourly_share} calls per hour)")
+            self._pauses.pause(wait, f"the {self.caller}'s share of the budget{share}")

@@ -62,7 +62,8 @@ class EnergyPoller:
         self._log = log
         self.loop = PollLoop(clock, wait)
         """`loop.wake()` when a new token arrives: read the homes again now."""
-        self._calls = CallPolicy(tokens, budget or CallBudget(), self.loop, caller="energy")
+        self._calls = CallPolicy(tokens, budget or CallBudget(), clock,
+                                 self.loop, caller="energy")
         self._backoff = Backoff()
         self._refused = RefusedScopes(tokens, log)
         self._homes: tuple[HomeSetup, ...] | None = None

@@ -115,7 +115,8 @@ class Refresher:
         self._log = log
         self.loop = PollLoop(clock, wait)
         """`loop.wake()` when a new token arrives: fetch now, not at the end of the wait."""
-        self._calls = CallPolicy(tokens, budget or CallBudget(), self.loop, caller="weather")
+        self._calls = CallPolicy(tokens, budget or CallBudget(), clock,
+                                 self.loop, caller="weather")
         self._backoff = Backoff()
         self._refused = RefusedScopes(tokens, log)
         self._planner = UploadPlanner(settings.interval)

@@ -29,7 +29,8 @@ from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
 from netatmo_exporter.adapters.netatmo_client import NetatmoClient
 from netatmo_exporter.adapters.token_store import FileTokenStore
 from netatmo_exporter.domain.authorization import TokenManager
-from netatmo_exporter.domain.backfill import Backfill, Calls, Stopped
+from netatmo_exporter.domain.backfill import Backfill, Calls
+from netatmo_exporter.domain.call_policy import Stopped
 from netatmo_exporter.domain.energy import HomeSetup
 from netatmo_exporter.domain.errors import MissingScope, NetatmoError
 from netatmo_exporter.domain.history import (
@@ -48,12 +49,10 @@ from netatmo_exporter.domain.history import (
 from netatmo_exporter.domain.history_calls import (
     DEFAULT_HOURLY_SHARE,
     USER_PER_HOUR,
-    USER_PER_WINDOW,
-    AccessTokens,
     BudgetedCalls,
-    CallBudget,
 )
 from netatmo_exporter.domain.model import Station
+from netatmo_exporter.domain.ports import AccessTokens
 from netatmo_exporter.domain.scopes import HOMECOACH_SCOPE, STATIONS_SCOPE, THERMOSTAT_SCOPE
 from netatmo_exporter.entrypoints.cli import EXIT_BAD_SETTING
 from netatmo_exporter.entrypoints.config import (
@@ -185,7 +184,7 @@ class _Run:
             tokens, where = self._tokens(config, client)
             self._install_signals()
             calls = BudgetedCalls(
-                tokens, CallBudget(request.hourly_calls, USER_PER_WINDOW // 2),
+                tokens, request.hourly_calls,
                 _SpedUpClock(self._speedup) if self._speedup != 1.0 else self._clock,
                 self._wait, self._waiting)
             self.say(f"authorization: {where}")

@@ -15,7 +15,12 @@ from netatmo_exporter.domain.call_policy import (
     PollLoop,
     Stopped,
 )
-from netatmo_exporter.domain.errors import AccessTokenRejected, RateLimited, TransientError
+from netatmo_exporter.domain.errors import (
+    AccessTokenRejected,
+    MissingScope,
+    RateLimited,
+    TransientError,
+)
 from netatmo_exporter.domain.renewal import TOKEN_FILE_POLL, TokenRenewal
 from netatmo_exporter.domain.token import Token
 from tests.unit.fakes import FakeClock, FakeLog, FakeTokenEndpoint, FakeTokenStore, fresh_token
@@ -54,7 +59,7 @@ def policy(budget: CallBudget | None = None, caller: str = "weather",
            share: int | None = None) -> tuple[CallPolicy, FakeClock, FakeAccessTokens]:
     clock = FakeClock()
     tokens = FakeAccessTokens()
-    calls = CallPolicy(tokens, budget or CallBudget(), PollLoop(clock, clock.wait),
+    calls = CallPolicy(tokens, budget or CallBudget(), clock, PollLoop(clock, clock.wait),
                        caller=caller, hourly_share=share)
     return calls, clock, tokens
 
@@ -122,7 +127,7 @@ def test_a_stopped_loop_ends_a_wait_for_the_budget() -> None:
     budget = CallBudget(short_limit=1)
     clock = FakeClock()
     loop = PollLoop(clock, clock.wait)
-    calls = CallPolicy(FakeAccessTokens(), budget, loop, caller="backfill")
+    calls = CallPolicy(FakeAccessTokens(), budget, clock, loop, caller="backfill")
     calls.call(Calls())
     loop.stop()
 
@@ -185,6 +190,24 @@ def test_call_patiently_waits_out_code_26_and_goes_through() -> None:
     assert calls.call_patiently(fetch, 60.0) == "data for access-0"
 
     assert clock.waits == [120.0, 240.0]
+
+
+def test_call_patiently_retries_transient_failures_a_bounded_number_of_times() -> None:
+    calls, clock, _ = policy()
+
+    assert calls.call_patiently(Calls(TransientError("5xx")), 60.0, transient_tries=3) == (
+        "data for access-0")
+    with pytest.raises(TransientError):
+        calls.call_patiently(Calls(*[TransientError("5xx")] * 5), 60.0, transient_tries=3)
+    with pytest.raises(MissingScope):
+        calls.call_patiently(Calls(MissingScope("getmeasure")), 60.0, transient_tries=3)
+
+    assert clock.waits == [5.0, 5.0, 10.0]
+
+
+def test_an_hourly_share_beyond_netatmos_hour_is_refused() -> None:
+    with pytest.raises(ValueError, match="1 to 500"):
+        policy(share=501)
 
 
 # -- the poll loop ------------------------------------------------------------------------

@@ -8,7 +8,8 @@ from typing import TypeVar
 
 import pytest
 
-from netatmo_exporter.domain.backfill import Backfill, Stopped
+from netatmo_exporter.domain.backfill import Backfill
+from netatmo_exporter.domain.call_policy import CallBudget, Stopped
 from netatmo_exporter.domain.energy import HomeSetup, RoomSetup
 from netatmo_exporter.domain.errors import (
     AccessTokenRejected,
@@ -30,7 +31,7 @@ from netatmo_exporter.domain.history import (
     resolve_range,
     rows_in_range,
 )
-from netatmo_exporter.domain.history_calls import BudgetedCalls, CallBudget
+from netatmo_exporter.domain.history_calls import BudgetedCalls
 from netatmo_exporter.domain.model import Module, Station
 from tests.unit.fakes import FakeClock
 
@@ -153,15 +154,14 @@ def test_rows_outside_the_range_or_repeated_are_dropped() -> None:
 
 
 def test_budget_keeps_the_hourly_share_and_the_ten_second_share() -> None:
-    budget = CallBudget(hourly=5, per_window=2)
+    budget = CallBudget(short_limit=2)
     for at in (0.0, 1.0):
-        assert budget.delay(at) == 0.0
-        budget.spend(at)
-    assert budget.delay(2.0) == pytest.approx(8.0)
+        assert budget.take("backfill", 5, at) == 0.0
+    assert budget.take("backfill", 5, 2.0) == pytest.approx(8.0)
     for at in (20.0, 40.0, 60.0):
-        budget.spend(at)
-    assert budget.delay(61.0) == pytest.approx(3539.0)  # the call at 0 leaves the hour
-    assert budget.delay(3600.5) == 0.0
+        assert budget.take("backfill", 5, at) == 0.0
+    assert budget.take("backfill", 5, 61.0) == pytest.approx(3539.0)  # 0 leaves the hour
+    assert budget.take("backfill", 5, 3600.5) == 0.0
 
 
 class FakeTokens:
@@ -192,7 +192,7 @@ class RecordingWait:
 def _calls(clock: FakeClock, tokens: FakeTokens | None = None, hourly: int = 500,
            stop_after: int | None = None) -> tuple[BudgetedCalls, RecordingWait]:
     wait = RecordingWait(clock, stop_after)
-    return BudgetedCalls(tokens or FakeTokens(), CallBudget(hourly, 25), clock, wait), wait
+    return BudgetedCalls(tokens or FakeTokens(), hourly, clock, wait), wait
 
 
 def _failing(*errors: Exception) -> Callable[[str], str]:
