@@ -63,7 +63,7 @@ def test_the_page_reloads_itself_until_the_first_data_is_there(
         time.sleep(0.05)
     waiting = httpx.get(web.url + "/?done=authorized", timeout=10.0).text
     cloud.clear_faults()
-    web.app.refresher.wake()
+    web.app.refresher.loop.wake()
     wait_until_up(web)
     arrived = httpx.get(web.url + "/?done=authorized", timeout=10.0).text
 
