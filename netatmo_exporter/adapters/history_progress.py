@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 from typing import TextIO
 
 from netatmo_exporter.domain.history import Cursors, Source, TimeRange, format_when
@@ -21,12 +23,21 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+def _terminal_width(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return 80
+
+
 class Progress:
     """Satisfies `ProgressReport`; also says why the run waits."""
 
     def __init__(self, stream: TextIO, span: TimeRange, cursors: Cursors, clock: Clock,
-                 tty: bool) -> None:
+                 tty: bool, width: int | None = None) -> None:
         self._stream = stream
+        # A bar wider than the terminal wraps, and "\r" then redraws only its last row.
+        self._width = width or _terminal_width(stream)
         self._span = span
         self._clock = clock
         self._tty = tty
@@ -55,7 +66,7 @@ class Progress:
         self._last_line = now
         text = self._status(source, cursors, now)
         if self._tty:
-            self._bar = text
+            self._bar = text[:self._width - 1]
             self._draw()
         else:
             self._stream.write(text + "\n")

@@ -317,7 +317,8 @@ class _Run:
     def _calls(self) -> int:
         if self._client is None:
             return 0
-        return sum(self._client.request_counts().values())
+        return sum(count for (endpoint, _), count in self._client.request_counts().items()
+                   if endpoint != "token")
 
     def _summary(self, plan: Plan, span: TimeRange, cursors: Cursors, samples: int,
                  took: float) -> None:

@@ -183,7 +183,7 @@ def test_a_damaged_checkpoint_says_what_to_do(tmp_path: Path) -> None:
         spool.load(IDENTITY)
 
 
-def _progress_run(tty: bool) -> str:
+def _progress_run(tty: bool, width: int = 200) -> str:
     from netatmo_exporter.adapters.history_progress import Progress
     from tests.unit.fakes import FakeClock
 
@@ -192,7 +192,7 @@ def _progress_run(tty: bool) -> str:
     cursors = Cursors.start(plan, span)
     clock = FakeClock(1_000_000.0)
     stream = io.StringIO()
-    progress = Progress(stream, span, cursors, clock, tty)
+    progress = Progress(stream, span, cursors, clock, tty, width)
     source = plan.sources[0]
     for page in range(1, 4):
         clock.advance(10.0)
@@ -209,6 +209,12 @@ def test_a_terminal_gets_a_bar_with_an_eta_redrawn_in_place() -> None:
     assert text.count("\r\x1b[2K[") == 4 and "3/30 calls" in text and "ETA 4m30s" in text
     assert "waiting 2m05s for Netatmo's rate limit (code 26)\n" in text
     assert text.endswith("\r\x1b[2K")
+
+
+def test_the_bar_never_wraps_on_a_narrow_terminal() -> None:
+    bars = [part for part in _progress_run(tty=True, width=40).split("\r\x1b[2K")
+            if part.startswith("[")]
+    assert len(bars) == 4 and all(len(bar) <= 39 for bar in bars)
 
 
 def test_a_log_gets_plain_lines_not_one_per_call() -> None:
