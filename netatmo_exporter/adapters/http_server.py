@@ -53,7 +53,7 @@ class ServerLimits:
 
 class CachedMetricsApp:
     """prometheus_client's WSGI app (content negotiation, gzip, `name[]` filters), answering
-    from a cache while `state_key()` is unchanged. The key folds in every state version and
+    from a cache while `state_key()` is unchanged. The key folds in every state generation and
     the current second, so time-derived values (data age, token validity) stay exact."""
 
     def __init__(self, registry: CollectorRegistry, state_key: Callable[[], Hashable]) -> None:

@@ -18,7 +18,8 @@ PLACE_LABELS = (*DEVICE_LABELS, "station_id", "type", "city", "country", "timezo
                 "altitude")
 
 _KPH_TO_MPS = 1 / 3.6
-_CACHED = "Cached; refreshed from Netatmo every refresh interval."
+_CACHED = ("Cached; refreshed from Netatmo after each upload of the device (--refresh-mode "
+           "aligned) or every refresh interval (fixed).")
 _WIFI = "Wifi signal quality, lower is better (86: bad, 71: average, 56: good)"
 _RF = "Radio signal quality to the base station, lower is better (90: low, 60: full)"
 _KEPT = "Kept while the module is stale or unreachable."
@@ -61,7 +62,8 @@ EXPORTER_METRICS = {
     "up": _metric("netatmo_up", "", "1 if the last refresh from Netatmo succeeded, else 0",
                   NO_LABELS, go=True),
     "interval": _metric("netatmo_refresh_interval_seconds", "seconds",
-                        "Configured refresh interval; data is cached between refreshes",
+                        "Configured refresh interval: the fallback of --refresh-mode aligned, "
+                        "the period of fixed; data is cached between refreshes",
                         NO_LABELS, go=True),
     "last_refresh": _metric("netatmo_last_refresh_time", "Unix seconds",
                             "Unix time of the last refresh attempt, successful or not",

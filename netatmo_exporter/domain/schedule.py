@@ -3,10 +3,10 @@
 A station uploads about every 10 minutes; what it uploaded becomes visible through the API
 a few seconds after `last_status_store`. The planner learns, per device, the period between
 uploads and that visibility delay, and plans the next data call just after the next upload
-should be visible. A call that finds no new upload is retried soon, a few times; after that
-the upload counts as missed and the device waits for the next one of its rhythm, so a
-missed upload never causes a burst. Until a rhythm is known, and when uploads stop, the
-fallback interval (`--refresh-interval`) applies.
+should be visible. A call that finds no new upload is retried once (`MAX_RETRIES`),
+`RETRY_STEP` seconds later; after that the upload counts as missed and the device waits for
+the next one of its rhythm, so a missed upload never causes a burst. Until a rhythm is
+known, and when uploads stop, the fallback interval (`--refresh-interval`) applies.
 
 Pure: every method is handed `now`; nothing here reads a clock or sleeps.
 """
@@ -200,7 +200,7 @@ def _no_new_upload(device: _Device, now: float) -> None:
     device.retries += 1
     # After a missed upload, one try per upload: uploads that stop cost no retries.
     retries = MAX_RETRIES if device.misses_in_a_row == 0 else 0
-    if device.retries <= retries and now + _retry_wait(device) < expected + period / 2:
+    if device.retries <= retries and now + RETRY_STEP < expected + period / 2:
         return
     # Given up on this upload: wait for the next one of the rhythm, never a burst.
     device.retries = 0
@@ -210,16 +210,12 @@ def _no_new_upload(device: _Device, now: float) -> None:
         device.missed += 1
 
 
-def _retry_wait(device: _Device) -> float:
-    return float(RETRY_STEP * 2 ** (device.retries - 1))
-
-
 def _plan(device: _Device, now: float, fallback: float) -> None:
     expected = device.expected_upload
     if expected is None or device.state == "stalled":
         device.next_call = now + fallback
         return
-    planned = now + _retry_wait(device) if device.retries else expected + device.delay
+    planned = now + RETRY_STEP if device.retries else expected + device.delay
     device.next_call = max(planned, now + MIN_GAP)
 
 

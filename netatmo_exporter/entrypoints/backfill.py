@@ -54,8 +54,8 @@ from netatmo_exporter.domain.history_calls import (
 from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.ports import AccessTokens
 from netatmo_exporter.domain.scopes import HOMECOACH_SCOPE, STATIONS_SCOPE, THERMOSTAT_SCOPE
-from netatmo_exporter.entrypoints.cli import EXIT_BAD_SETTING
 from netatmo_exporter.entrypoints.config import (
+    EXIT_BAD_SETTING,
     Config,
     ConfigError,
     build_parser,

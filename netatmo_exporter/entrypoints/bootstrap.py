@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 from urllib.parse import urlsplit
@@ -40,6 +41,7 @@ from netatmo_exporter.adapters.oauth_pages import OAuthPages
 from netatmo_exporter.adapters.service_pages import ServicePages
 from netatmo_exporter.adapters.site_address import SiteAddress
 from netatmo_exporter.adapters.status_page import StatusPage
+from netatmo_exporter.adapters.systemd_notify import notify
 from netatmo_exporter.adapters.token_store import FileTokenStore, RedactingTokenStore
 from netatmo_exporter.adapters.web_app import WSGIApp, build_web_app
 from netatmo_exporter.adapters.web_guards import BasicAuth, HostPolicy, with_security_headers
@@ -100,6 +102,26 @@ class Application:
         if web_config is not None and web_config.basic_auth_users:
             self.log.info("basic_auth_enabled", users=len(web_config.basic_auth_users),
                           web_config=web_config.path)
+
+    def run_until_signalled(self, env: Mapping[str, str]) -> int:
+        """Serve until SIGTERM or SIGINT, then stop serving and write the token; the exit
+        status. Under systemd (Type=notify) the start counts as done once the socket
+        listens."""
+        stopping = threading.Event()
+
+        def on_signal(signum: int, _frame: object) -> None:
+            self.log.info("signal_received", signal=signal.Signals(signum).name)
+            stopping.set()
+
+        # Python's default SIGTERM action ends the process without running any Python code.
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        notify("READY=1", env)
+        while not stopping.wait(1.0):
+            pass
+        notify("STOPPING=1", env)
+        return 0 if self.stop() else 1
 
     def stop(self) -> bool:
         """Stop serving, write the token; False if the final write failed."""

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
 
-from netatmo_exporter.adapters.systemd_notify import notify
-from netatmo_exporter.entrypoints.bootstrap import Application, build_app
+from netatmo_exporter.entrypoints.bootstrap import build_app
 from netatmo_exporter.entrypoints.config import (
+    EXIT_BAD_SETTING,
     Config,
     ConfigError,
     build_parser,
@@ -23,11 +21,8 @@ from netatmo_exporter.entrypoints.config import (
 )
 
 PROG = "netatmo-exporter"
-# EX_CONFIG of sysexits.h (systemd shows it as "78/CONFIG"): a setting is wrong. The unit
-# lists it in RestartPreventExitStatus=, so a wrong setting fails the unit at once instead
-# of being retried; check-config's 1 means "not configured yet" (a skipped unit).
+# check-config's 1 means "not configured yet" (a skipped unit).
 EXIT_NOT_CONFIGURED = 1
-EXIT_BAD_SETTING = 78
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -69,28 +64,7 @@ def serve(argv: list[str], env: dict[str, str]) -> int:
         print(f"{PROG}: cannot listen on {config.host or '*'}:{config.port}: {exc.strerror}",
               file=sys.stderr)
         return 1
-    return run_until_signalled(app, env)
-
-
-def run_until_signalled(app: Application, env: Mapping[str, str]) -> int:
-    """Serve until SIGTERM or SIGINT, then stop serving and write the token.
-
-    Under systemd (Type=notify) the start counts as done once the socket listens."""
-    stopping = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        app.log.info("signal_received", signal=signal.Signals(signum).name)
-        stopping.set()
-
-    # Python's default SIGTERM action ends the process without running any Python code.
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    app.start()
-    notify("READY=1", env)
-    while not stopping.wait(1.0):
-        pass
-    notify("STOPPING=1", env)
-    return 0 if app.stop() else 1
+    return app.run_until_signalled(env)
 
 
 def flush(argv: list[str], env: dict[str, str]) -> int:

@@ -17,6 +17,10 @@ from netatmo_exporter.domain.schedule import REFRESH_MODES, RefreshMode
 from netatmo_exporter.domain.scopes import DEFAULT_SCOPES, KNOWN_SCOPES
 
 DEFAULT_PORT = 9210
+EXIT_BAD_SETTING = 78
+"""EX_CONFIG of sysexits.h (systemd shows it as "78/CONFIG"): a setting is wrong. The unit
+lists it in RestartPreventExitStatus=, so a wrong setting fails the unit at once instead of
+being retried. Every command exits with it on a `ConfigError`."""
 DEFAULT_SCOPE = " ".join(DEFAULT_SCOPES)
 LOG_LEVELS = ("debug", "info", "warn", "error")
 LOG_FORMATS = ("logfmt", "json")
@@ -85,7 +89,9 @@ OPTIONS = (
     Option(("-s", "--client-secret"), "NETATMO_CLIENT_SECRET", "client_secret", "",
            "client secret of your Netatmo app (required; never shown)", secret=True),
     Option(("--refresh-interval",), "NETATMO_REFRESH_INTERVAL", "refresh_interval", "8m",
-           "how often data is fetched from Netatmo (Go duration)"),
+           "fixed mode: how often data is fetched from Netatmo; aligned mode (the "
+           "default): the fallback until a station's upload rhythm is learned and while its "
+           "uploads stop (Go duration)"),
     Option(("--refresh-mode",), "NETATMO_REFRESH_MODE", "refresh_mode", "aligned",
            "aligned: call just after each station's upload should be visible, learning its "
            "rhythm (--refresh-interval until it is known, or when uploads stop); fixed: "

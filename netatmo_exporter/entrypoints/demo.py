@@ -72,7 +72,6 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
         print(f"netatmo-exporter demo: {exc}", file=sys.stderr)
         cloud.stop()
         return 2
-    from netatmo_exporter.entrypoints.cli import run_until_signalled
 
     try:
         app = build_app(config)
@@ -90,7 +89,7 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
         + "".join(f"    - {fault}\n" for fault in SIMULATED_FAULTS), file=sys.stderr,
         flush=True)
     try:
-        return run_until_signalled(app, env)
+        return app.run_until_signalled(env)
     finally:
         cloud.stop()
         shutil.rmtree(workdir, ignore_errors=True)

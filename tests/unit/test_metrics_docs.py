@@ -61,7 +61,7 @@ def test_help_texts_say_what_operators_get_wrong() -> None:
     assert "not reduced to sea level" in text["netatmo_sensor_absolute_pressure_pascals"]
     assert "last measurement only" in text["netatmo_sensor_rain_amount_mm"]
     assert "summed over the last hour" in text["netatmo_sensor_rain_last_hour_meters"]
-    assert "refreshed from Netatmo every refresh interval" in text[
+    assert "Cached; refreshed from Netatmo after each upload" in text[
         "netatmo_module_data_age_seconds"]
 
 
