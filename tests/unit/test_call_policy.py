@@ -265,18 +265,6 @@ def renewal_world(token: Token | None = None) -> tuple[TokenRenewal, FakeClock,
     return TokenRenewal(tokens, clock, log, retry_after=60.0), clock, endpoint, log
 
 
-def test_renewal_waits_until_due_then_renews() -> None:
-    renewal, clock, endpoint, _ = renewal_world()
-
-    wait = renewal.renew_if_due()
-    assert wait == pytest.approx(10800.0 - 300.0)
-    clock.advance(wait)
-    after = renewal.renew_if_due()
-
-    assert endpoint.refreshes == ["refresh-0"]
-    assert after == pytest.approx(10800.0 - 300.0)
-
-
 def test_a_failed_renewal_is_said_once_and_tried_again_after_the_interval() -> None:
     renewal, clock, endpoint, log = renewal_world()
     clock.advance(10800.0 - 60.0)

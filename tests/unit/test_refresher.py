@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
+from collections.abc import Callable
 
 import pytest
 
 from netatmo_exporter.domain.authorization import AuthState, TokenManager
-from netatmo_exporter.domain.call_policy import MAX_BACKOFF
+from netatmo_exporter.domain.call_policy import MAX_BACKOFF, PollLoop
 from netatmo_exporter.domain.errors import (
     AccessTokenRejected,
     ApiError,
@@ -53,35 +53,64 @@ class World:
         return [endpoint for endpoint, _ in self.source.calls]
 
 
+class StopAfter:
+    """The loops' wait on the fake clock: jumps the clock, and stops the loop once `waits`
+    waits were made (or once `before` says so), so a loop runs in the test's thread."""
+
+    def __init__(self, clock: FakeClock, waits: int,
+                 before: Callable[[], None] = lambda: None) -> None:
+        self.clock = clock
+        self.left = waits
+        self.before = before
+        self.loop: PollLoop | None = None
+
+    def __call__(self, event: threading.Event, timeout: float) -> object:
+        self.before()
+        woken = self.clock.wait(event, timeout)
+        self.left -= 1
+        if self.left <= 0 and self.loop is not None:
+            self.loop.stop()
+        return woken
+
+
+def run_refresher(world: World, wait: StopAfter) -> None:
+    world.refresher = Refresher(world.tokens, world.source,
+                                RefreshSettings(INTERVAL, BOTH, False), world.clock,
+                                world.log, wait)
+    wait.loop = world.refresher.loop
+    world.refresher.run()
+
+
 def test_run_fetches_immediately_then_waits_for_the_interval() -> None:
     world = World()
-    thread = threading.Thread(target=world.refresher.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 5
-    while world.refresher.state().snapshot is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    world.refresher.loop.stop()
-    thread.join(5)
+    start = world.clock.now()
 
-    assert not thread.is_alive()
-    assert world.refresher.state().snapshot is not None
+    run_refresher(world, StopAfter(world.clock, waits=2))
+
+    snapshot = world.refresher.state().snapshot
+    assert snapshot is not None and snapshot.fetched_at == start + INTERVAL  # the second
     assert world.refresher.state().status.ok
-    assert world.endpoints_called() == ["stations", "homecoaches"]
+    assert world.clock.waits == [INTERVAL, INTERVAL]
+    assert world.endpoints_called() == ["stations", "homecoaches"] * 2
 
 
 def test_wake_fetches_at_once_after_a_new_token() -> None:
     world = World(token=Token())
-    thread = threading.Thread(target=world.refresher.run, daemon=True)
-    thread.start()
-    world.tokens.authorize_with_code("c", "http://127.0.0.1/auth/callback", "read_station")
-    world.refresher.loop.wake()
-    deadline = time.monotonic() + 5
-    while world.refresher.state().snapshot is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    world.refresher.loop.stop()
-    thread.join(5)
+    authorized: list[bool] = []
 
-    assert world.refresher.state().snapshot is not None
+    def authorize_while_waiting() -> None:
+        if not authorized:
+            authorized.append(True)
+            world.tokens.authorize_with_code("c", "http://127.0.0.1/auth/callback",
+                                             "read_station")
+            world.refresher.loop.wake()
+
+    start = world.clock.now()
+    run_refresher(world, StopAfter(world.clock, waits=2, before=authorize_while_waiting))
+
+    snapshot = world.refresher.state().snapshot
+    assert snapshot is not None and snapshot.fetched_at == start  # no wait for the interval
+    assert world.clock.waits == [INTERVAL]
 
 
 def test_success_waits_one_interval_and_swaps_a_snapshot() -> None:
@@ -191,42 +220,18 @@ def test_transient_token_endpoint_failure_keeps_token(failures: int) -> None:
     assert world.endpoint.refreshes == ["r"] * (failures + 1)
 
 
-def run_until(world: World, condition: object, timeout: float = 5.0) -> None:
-    """Runs the refresher and the token renewal loop, as the exporter does."""
-    renewal = TokenRenewal(world.tokens, world.clock, world.log, INTERVAL)
-    world.tokens.set_on_new_token(renewal.loop.wake)
-    threads = [threading.Thread(target=run, daemon=True)
-               for run in (world.refresher.run, renewal.run)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
-        time.sleep(0.01)
-    world.refresher.loop.stop()
-    renewal.loop.stop()
-    for thread in threads:
-        thread.join(5)
-        assert not thread.is_alive()
-
-
-class WallClock(FakeClock):
-    def now(self) -> float:
-        return time.time()
-
-
 def test_token_falling_due_between_fetches_is_renewed_without_a_data_call() -> None:
     world = World()
-    world.clock = WallClock()
-    world.endpoint = FakeTokenEndpoint(world.clock, lifetime=2.0)
-    world.tokens = TokenManager(world.endpoint, FakeTokenStore(fresh_token(world.clock, 2.0)),
-                                world.clock, world.log)
-    world.tokens.load()
-    world.refresher = Refresher(world.tokens, world.source, RefreshSettings(INTERVAL, BOTH, False),
-                                world.clock, world.log)
+    world.refresher.refresh_once()
+    wait = StopAfter(world.clock, waits=3)
+    renewal = TokenRenewal(world.tokens, world.clock, world.log, INTERVAL, wait)
+    wait.loop = renewal.loop
 
-    run_until(world, lambda: len(world.endpoint.refreshes) >= 2)
+    renewal.run()
 
-    assert len(world.endpoint.refreshes) >= 2  # renewed again and again, 0.2 s before expiry
+    # Renewed twice, each time 300 s (a tenth of the lifetime, at most 300 s) before expiry.
+    assert world.endpoint.refreshes == ["refresh-0", "refresh-1-refresh-0"]
+    assert world.clock.waits == [10800.0 - 300.0] * 3
     assert world.endpoints_called() == ["stations", "homecoaches"]  # one fetch only
     assert world.tokens.status().valid
 
@@ -236,12 +241,14 @@ def test_failed_renewal_is_reported_once_and_not_retried_before_the_next_fetch()
     world.refresher.refresh_once()
     world.clock.advance(10800.0 - 60.0)
     world.endpoint.failures.extend([TransientError("Netatmo token: HTTP 503")] * 50)
+    renewal = TokenRenewal(world.tokens, world.clock, world.log, INTERVAL)
 
-    run_until(world, lambda: "token_renewal_failed" in world.log.names("warning"))
-    time.sleep(0.2)
+    assert renewal.renew_if_due() == INTERVAL  # the next try, no sooner
+    world.refresher.refresh_once()
 
     assert world.log.names("warning").count("token_renewal_failed") == 1
     assert "refresh_failed" in world.log.names("error")
+    assert len(world.endpoint.refreshes) == 2  # the renewal's, then the fetch's own
 
 
 def test_missing_scope_on_every_endpoint_fails_the_first_refresh_at_once() -> None:
