@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import resource
 import socket
+import sys
 import threading
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
@@ -31,8 +32,11 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
 
-from netatmo_exporter.adapters.http_policy import MAX_BODY_BYTES, ROUTES
+from netatmo_exporter.adapters.http_policy import MAX_BODY_BYTES, ROUTES, SECURITY_HEADERS
+from netatmo_exporter.adapters.lan_clients import RefusalCounts
+from netatmo_exporter.adapters.logging import raised_at
 from netatmo_exporter.adapters.waitress_policy import DEFAULT_REQUEST_TIMEOUT, StrictServer
+from netatmo_exporter.domain.ports import EventLog
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 MAX_CACHED_VARIANTS = 16
@@ -49,6 +53,11 @@ class ServerLimits:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     idle_timeout: float = 60.0  # a kept-alive connection between requests
     connection_limit: int = 1000  # beyond it, new connections wait in the listen backlog
+    # One address's share of the served connections (a browser opens about six). Beyond
+    # it, the address's oldest kept-alive idle connection is closed to make room, or else
+    # the new one is parked: held unread, outside the share, until its request deadline.
+    connections_per_address: int = 64
+    parked_limit: int = 2048  # beyond it, the longest parked connection is closed
 
 
 class CachedMetricsApp:
@@ -107,6 +116,46 @@ def dispatch(outside_bottle: dict[str, WSGIApp], web_app: WSGIApp) -> WSGIApp:
     return app
 
 
+class _DiscardedOutput:
+    """`wsgi.errors`: bottle prints a raw traceback there on any error in a page. The
+    page's error handler logs one structured line instead, so this keeps nothing."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+_DISCARDED = _DiscardedOutput()
+
+
+def contain_errors(app: WSGIApp, log: EventLog | None) -> WSGIApp:
+    """The outermost app: an unexpected exception becomes one structured log line and a
+    plain 500, never a traceback in the log (waitress would print one)."""
+
+    def contained(environ: dict[str, Any], start_response: Callable[..., Any]
+                  ) -> Iterable[bytes]:
+        environ["wsgi.errors"] = _DISCARDED
+        try:
+            return app(environ, start_response)
+        except Exception as exc:
+            if log is not None:
+                log.error("web_error", path=environ.get("PATH_INFO", ""),
+                          error=type(exc).__name__, at=raised_at(exc))
+            body = b"500 Internal Server Error\n"
+            start_response("500 Internal Server Error", [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))), *SECURITY_HEADERS],
+                sys.exc_info())
+            return [body]
+
+    return contained
+
+
 def server_adjustments(limits: ServerLimits) -> Adjustments:
     return Adjustments(
         threads=limits.threads,
@@ -128,15 +177,19 @@ def server_adjustments(limits: ServerLimits) -> Adjustments:
 class HTTPServer:
     """The exporter's listening socket and waitress around it; start, then shut down."""
 
-    def __init__(self, sock: socket.socket, app: WSGIApp, limits: ServerLimits) -> None:
+    def __init__(self, sock: socket.socket, app: WSGIApp, limits: ServerLimits,
+                 log: EventLog | None = None, refusals: RefusalCounts | None = None) -> None:
         adjustments = server_adjustments(limits)
         self.socket = sock
         self._map: dict[int, Any] = {}
-        self._server = StrictServer(app, map=self._map, _sock=sock, adj=adjustments,
-                                    bind_socket=False,
+        self._server = StrictServer(contain_errors(app, log), map=self._map, _sock=sock,
+                                    adj=adjustments, bind_socket=False,
                                     sockinfo=(sock.family, sock.type, sock.proto,
                                               sock.getsockname()))
         self._server.request_timeout = limits.request_timeout
+        self._server.per_address = limits.connections_per_address
+        self._server.parked_limit = limits.parked_limit
+        self._server.refusals = refusals
         self.server_address: tuple[Any, ...] = sock.getsockname()
         self._thread: threading.Thread | None = None
 
@@ -166,6 +219,7 @@ class HTTPServer:
             trigger.close()
 
     def _close_all(self, but: Any) -> None:
+        self._server.close_parked()
         for dispatcher in list(self._map.values()):
             if dispatcher is self._server:  # its own close() would close the trigger too
                 wasyncore.dispatcher.close(dispatcher)
@@ -173,7 +227,8 @@ class HTTPServer:
                 dispatcher.close()
 
 
-def make_server(host: str, port: int, app: WSGIApp, limits: ServerLimits | None = None
+def make_server(host: str, port: int, app: WSGIApp, limits: ServerLimits | None = None,
+                log: EventLog | None = None, refusals: RefusalCounts | None = None
                 ) -> HTTPServer:
     """Listen on `host:port`; an empty host means every interface, IPv6 and IPv4."""
     family, address = _resolve(host, port)
@@ -184,8 +239,8 @@ def make_server(host: str, port: int, app: WSGIApp, limits: ServerLimits | None 
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if not host else 1)
         sock.bind(address)
         limits = limits or ServerLimits()
-        _raise_file_limit(4 * limits.connection_limit)
-        return HTTPServer(sock, app, limits)
+        _raise_file_limit(limits.connection_limit + limits.parked_limit + 1024)
+        return HTTPServer(sock, app, limits, log, refusals)
     except BaseException:
         sock.close()
         raise

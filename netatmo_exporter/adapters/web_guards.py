@@ -20,6 +20,8 @@ from netatmo_exporter.adapters.http_policy import (
     UNAUTHENTICATED_PATHS,
     parse_host,
 )
+from netatmo_exporter.adapters.lan_clients import FairGate, RefusalCounts, client_key
+from netatmo_exporter.adapters.logging import LogThrottle
 from netatmo_exporter.domain.ports import EventLog
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -73,19 +75,25 @@ class BasicAuth:
     """HTTP basic authentication against bcrypt hashes; every path but `/-/healthy`.
 
     A verified credential is remembered (as a salted digest, never in clear), so a scrape
-    costs a hash lookup, not bcrypt. Unremembered credentials are checked one at a time:
-    while one check runs, others are turned away with 429, so a flood of guesses takes
-    one of the server's threads, not all of them.
+    costs a hash lookup, not bcrypt. Unremembered credentials take turns at a `FairGate`:
+    one check at a time, one per client address, waiting clients served least recently
+    served first. A flood of guesses from one address then costs that address its own
+    turn only: another address's correct password is checked next. Refusals are counted
+    by reason and logged at most once per address and user per window.
     """
 
-    def __init__(self, app: WSGIApp, users: dict[str, bytes], log: EventLog | None) -> None:
+    def __init__(self, app: WSGIApp, users: dict[str, bytes], log: EventLog | None,
+                 refusals: RefusalCounts | None = None, gate: FairGate | None = None
+                 ) -> None:
         self._app = app
         self._users = users
         self._log = log
+        self._refusals = refusals or RefusalCounts()
+        self._gate = gate or FairGate()
+        self._throttle = LogThrottle()
         self._salt = secrets.token_bytes(16)
         self._verified: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
-        self._checking = threading.Lock()
         self._dummy = bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=10))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -101,17 +109,17 @@ class BasicAuth:
             if known:
                 self._verified.move_to_end(digest)
         if not known:
-            if not self._checking.acquire(blocking=False):
+            remote = environ.get("REMOTE_ADDR", "")
+            client = client_key(remote)
+            if not self._gate.enter(client):
+                self._refused("password_busy", remote, client, user, environ)
                 return _busy(start_response)
             try:
                 ok = self._check(user, password)
             finally:
-                self._checking.release()
+                self._gate.leave(client)
             if not ok:
-                if self._log is not None:
-                    self._log.warning("basic_auth_refused", user=user,
-                                      remote=environ.get("REMOTE_ADDR", ""),
-                                      path=environ.get("PATH_INFO", ""))
+                self._refused("password_wrong", remote, client, user, environ)
                 return _unauthorized(start_response)
             with self._lock:
                 self._verified[digest] = None
@@ -119,6 +127,15 @@ class BasicAuth:
                     self._verified.popitem(last=False)
         environ["REMOTE_USER"] = user
         return self._app(environ, start_response)
+
+    def _refused(self, reason: str, remote: str, client: str, user: str,
+                 environ: dict[str, Any]) -> None:
+        self._refusals.add(reason)
+        held_back = self._throttle.admit((reason, client, user))
+        if self._log is not None and held_back is not None:
+            event = "basic_auth_refused" if reason == "password_wrong" else "basic_auth_busy"
+            self._log.warning(event, user=user, remote=remote,
+                              path=environ.get("PATH_INFO", ""), held_back=held_back)
 
     def _check(self, user: str, password: str) -> bool:
         hashed = self._users.get(user)
@@ -155,7 +172,7 @@ def _unauthorized(start_response: Callable[..., Any]) -> list[bytes]:
 
 
 def _busy(start_response: Callable[..., Any]) -> list[bytes]:
-    body = b"429 Too Many Requests: another password check is running; try again\n"
+    body = b"429 Too Many Requests: other password checks are running; try again\n"
     start_response("429 Too Many Requests", [
         ("Content-Type", "text/plain; charset=utf-8"),
         ("Content-Length", str(len(body))),

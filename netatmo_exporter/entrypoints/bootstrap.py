@@ -34,6 +34,7 @@ from netatmo_exporter.adapters.http_server import (
     dispatch,
     make_server,
 )
+from netatmo_exporter.adapters.lan_clients import RefusalCollector, RefusalCounts
 from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
 from netatmo_exporter.adapters.netatmo_client import NetatmoClient
 from netatmo_exporter.adapters.oauth_flow import PendingStates
@@ -189,6 +190,8 @@ def build_app(
     registry.register(ApiCounterCollector(
         client.request_counts, lambda: refresher.state().error_counts,
         ALERTED_REQUESTS + (ALERTED_ENERGY_REQUESTS if energy else ())))
+    refusals = RefusalCounts()
+    registry.register(RefusalCollector(refusals))
     metrics = CachedMetricsApp(
         registry, lambda: (refresher.state().generation, tokens.generation, int(clock.now()),
                            energy.state().generation if energy else 0))
@@ -197,9 +200,9 @@ def build_app(
     app = dispatch({"metrics": metrics}, web)
     web_config = config.web_config
     if web_config is not None and web_config.basic_auth_users:
-        app = BasicAuth(app, web_config.basic_auth_users, log)
+        app = BasicAuth(app, web_config.basic_auth_users, log, refusals)
     app = with_security_headers(app, web_config.headers if web_config is not None else ())
-    server = make_server(config.host, config.port, app, server_limits)
+    server = make_server(config.host, config.port, app, server_limits, log, refusals)
     control = (ControlSocketServer(config.control_socket, tokens.flush, log, tokens)
                if config.control_socket else None)
     return Application(config, log, tokens, refresher, renewal, client, server, registry,

@@ -18,7 +18,14 @@ from netatmo_exporter.entrypoints.bootstrap import Application, build_app
 from netatmo_exporter.entrypoints.config import load_config
 from netatmo_exporter.simulator import FakeNetatmoCloud
 from tests.conftest import exporter_args
-from tests.support.harness import CLIENT_ID, CLIENT_SECRET, http_get, metric_value
+from tests.support.harness import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ExporterProcess,
+    http_get,
+    metric_value,
+    seed_token,
+)
 
 CLIENT_TIMEOUT = 0.5
 
@@ -101,3 +108,14 @@ def start_exporter(cloud: FakeNetatmoCloud, token_path: Path) -> Iterator[StartE
     yield start
     for exporter in running:
         exporter.stop()
+
+
+@pytest.fixture
+def exporter_process(cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path,
+                     exporters: list[ExporterProcess]) -> ExporterProcess:
+    """An authorized exporter process with the shipped limits, data fetched once an hour."""
+    seed_token(cloud, token_path)
+    exporter = ExporterProcess(exporter_args(cloud, token_path, "--refresh-interval", "1h"),
+                               tmp_path)
+    exporters.append(exporter)
+    return exporter.start(wait_ready=True)

@@ -78,6 +78,22 @@ CORPUS: list[tuple[str, bytes, int, bool]] = [
     ("garbage", b"GARBAGE\r\n\r\n", 400, True),
     ("bad_chunk_size", FORM + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
      400, True),
+    # Names and URLs are ASCII: no page ever decodes another byte (bottle's UTF-8 decoding
+    # of an undecodable one was a 500 and a traceback per request).
+    ("host_undecodable_byte", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\xff\r\n\r\n", 400, True),
+    ("host_utf8_name", b"GET / HTTP/1.1\r\nHost: caf\xc3\xa9.local\r\n\r\n", 400, True),
+    ("host_control_byte", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\x1b\r\n\r\n", 400, True),
+    ("origin_undecodable_byte", FORM + b"Origin: http://127.0.0.1\xff\r\n"
+     b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\na=b",
+     400, True),
+    ("referer_undecodable_byte", FORM + b"Referer: http://127.0.0.1/\xc3\r\n"
+     b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\na=b",
+     400, True),
+    ("nul_in_target", b"GET /-/healthy\x00 HTTP/1.1\r\nHost: x\r\n\r\n", 400, True),
+    ("control_in_target", b"GET /-/hea\x01lthy HTTP/1.1\r\nHost: x\r\n\r\n", 400, True),
+    ("escape_in_query", b"GET /metrics?name[]=\x1b[2J HTTP/1.1\r\nHost: x\r\n\r\n", 400, True),
+    ("del_in_query", b"GET /metrics?a=\x7f HTTP/1.1\r\nHost: x\r\n\r\n", 400, True),
+    ("non_ascii_in_target", b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n", 400, True),
 ]
 
 
@@ -250,16 +266,6 @@ def _scrape(port: int) -> tuple[int, float]:
     return int(answer.split(b" ", 2)[1]), time.monotonic() - started
 
 
-@pytest.fixture
-def exporter_process(cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path,
-                     exporters: list[ExporterProcess]) -> ExporterProcess:
-    seed_token(cloud, token_path)
-    exporter = ExporterProcess(exporter_args(cloud, token_path, "--refresh-interval", "1h"),
-                               tmp_path)
-    exporters.append(exporter)
-    return exporter.start(wait_ready=True)
-
-
 def test_scrapes_answer_while_hundreds_of_idle_and_slow_connections_are_held(
     exporter_process: ExporterProcess
 ) -> None:
@@ -344,3 +350,23 @@ def test_a_burst_of_scrapes_leaves_the_log_quiet(exporter_process: ExporterProce
     assert statuses == [200] * 400
     # waitress's "Task queue depth is N" warnings would flood the journal under load.
     assert "queue depth" not in exporter_process.logs()
+
+
+def test_bad_bytes_leave_the_log_quiet_and_tracebacks_out(
+    edge: RunningExporter, capfd: pytest.CaptureFixture[str]
+) -> None:
+    port = int(edge.app.server.server_address[1])
+    before = len(edge.log.lines())
+    bad = [case[1] for case in CORPUS if case[0].endswith(("_byte", "_target", "_query"))]
+
+    statuses = [int(_exchange(port, raw)[0].split(b" ", 2)[1]) for raw in bad * 10]
+    long_host = _exchange(port, b"GET / HTTP/1.1\r\nHost: " + b"a" * 15000 + b"\r\n\r\n")[0]
+
+    added = edge.log.lines()[before:]
+    printed = capfd.readouterr()
+    assert set(statuses) == {400}
+    assert long_host.startswith(b"HTTP/1.1 421")
+    # The refusals by the parser are not logged; the one refused Host is, cut short.
+    assert len(added) == 1 and "event=host_refused" in added[0], added
+    assert len(added[0]) < 400 and "[cut 14800 chars]" in added[0]
+    assert "Traceback" not in printed.out + printed.err

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import errno
 import selectors
 import socket
 import time
+
+# The LAN host that attacks, and the Prometheus that scrapes: distinct loopback addresses,
+# as the exporter tells clients apart by address.
+ATTACKER = "127.0.0.2"
+PROMETHEUS = "127.0.0.3"
 
 
 class LanCrowd:
     """Connections held open from this host: idle ones and ones trickling header bytes.
     The server drops each at its request deadline; the crowd reconnects at once."""
 
-    def __init__(self, port: int, idle: int, slow: int) -> None:
+    def __init__(self, port: int, idle: int, slow: int, source: str = ATTACKER,
+                 host: str = "127.0.0.1") -> None:
         self.port = port
+        self.source = source
+        self.host = host
         self.selector = selectors.DefaultSelector()
         self.reconnects = 0
         for kind, count in (("idle", idle), ("slow", slow)):
@@ -20,8 +29,15 @@ class LanCrowd:
                 self._open(kind)
 
     def _open(self, kind: str) -> None:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=5.0)
+        """Connect without waiting, as a hostile host would: a connection the server has
+        not accepted yet still counts as held."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
+        sock.bind((self.source, 0))
+        result = sock.connect_ex((self.host, self.port))
+        if result not in (0, errno.EINPROGRESS):
+            sock.close()
+            raise OSError(result, f"cannot connect from {self.source}")
         self.selector.register(sock, selectors.EVENT_READ, [kind, 0])
 
     def tend(self, seconds: float) -> None:

@@ -1,0 +1,158 @@
+"""The LAN edge's small parts on a clock the test moves: who a client is, fair turns at
+the password check, a log that a flood cannot flood, one line for any failure."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+
+from netatmo_exporter.adapters.http_server import contain_errors
+from netatmo_exporter.adapters.lan_clients import FairGate, client_key
+from netatmo_exporter.adapters.logging import LogThrottle, SecretRedactor, configure_logging
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(("address", "key"), [
+    ("127.0.0.2", "127.0.0.2"),
+    ("::ffff:192.168.1.20", "192.168.1.20"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:bbbb::2", "2001:db8:1:2::/64"),
+    ("fe80::1%eth0", "fe80::/64"),
+    ("not an address", "not an address"),
+])
+def test_a_client_is_its_ipv4_address_or_its_ipv6_network(address: str, key: str) -> None:
+    assert client_key(address) == key
+
+
+def test_one_turn_per_client_and_the_least_recently_served_goes_next() -> None:
+    gate = FairGate(slots=1, waiting=2, patience=5.0)
+    assert gate.enter("attacker")
+    assert not gate.enter("attacker")  # its own second guess waits for nothing
+    order: list[str] = []
+
+    def wait_for_turn(client: str) -> None:
+        if gate.enter(client):
+            order.append(client)
+            gate.leave(client)
+
+    waiting = threading.Thread(target=wait_for_turn, args=("prometheus",))
+    waiting.start()
+    deadline = time.monotonic() + 5.0
+    while not gate._waiters and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gate.leave("attacker")
+    waiting.join(5.0)
+
+    assert order == ["prometheus"]
+
+
+def test_a_newcomer_takes_the_place_of_the_most_recently_served_waiter() -> None:
+    gate = FairGate(slots=1, waiting=1, patience=5.0)
+    results: dict[str, bool] = {}
+    for client in ("a", "b"):  # both served once, a before b
+        assert gate.enter(client)
+        gate.leave(client)
+    assert gate.enter("a")
+    waiter = threading.Thread(target=lambda: results.update(b=gate.enter("b")))
+    waiter.start()
+    deadline = time.monotonic() + 5.0
+    while not gate._waiters and time.monotonic() < deadline:
+        time.sleep(0.01)
+    newcomer = threading.Thread(target=lambda: results.update(new=gate.enter("new")))
+    newcomer.start()
+    waiter.join(5.0)
+    gate.leave("a")
+    newcomer.join(5.0)
+
+    assert results == {"b": False, "new": True}
+
+
+def test_a_wait_ends_after_the_patience() -> None:
+    gate = FairGate(slots=1, waiting=2, patience=0.2)
+    assert gate.enter("slow")
+    started = time.monotonic()
+
+    assert not gate.enter("other")
+    assert 0.15 < time.monotonic() - started < 2.0
+
+
+def test_throttle_lets_one_line_per_key_and_window_through_and_counts_the_rest() -> None:
+    clock = Clock()
+    throttle = LogThrottle(window=10.0, lines=3, clock=clock)
+
+    first = [throttle.admit("a") for _ in range(5)]
+    others = [throttle.admit(key) for key in ("b", "c", "d")]
+    clock.now += 10.0
+    later = throttle.admit("a")
+
+    assert first == [0, None, None, None, None]
+    assert others == [4, 0, None]  # the window's budget of 3 lines is spent
+    assert later == 1
+
+
+def _logged(log_call: Callable[[Any], None]) -> list[str]:
+    stream = io.StringIO()
+    log = configure_logging("info", "logfmt", SecretRedactor(), stream)
+    log_call(log)
+    return stream.getvalue().splitlines()
+
+
+def test_values_are_cut_after_the_redactor_has_seen_them() -> None:
+    redactor = SecretRedactor()
+    secret = "s3cr3t-refresh-token"
+    redactor.add(secret)
+    stream = io.StringIO()
+    log = configure_logging("info", "logfmt", redactor, stream)
+
+    log.warning("host_refused", host="h" * 190 + secret + "x" * 5000, problem="p" * 900)
+
+    line = stream.getvalue()
+    assert secret[:10] not in line
+    assert "…[cut " in line and len(line) < 1400
+    assert "p" * 900 in line  # the exporter's own explanations keep up to 1,000 characters
+
+
+def test_a_library_traceback_becomes_one_line() -> None:
+    def fail(_log: Any) -> None:
+        try:
+            _ = 1 / 0
+        except ZeroDivisionError:
+            logging.getLogger("waitress").exception("Exception while serving /x")
+
+    lines = _logged(fail)
+
+    assert len(lines) == 1
+    assert "event=library_error" in lines[0] and "error=ZeroDivisionError" in lines[0]
+    assert "at=test_lan_edge.py:" in lines[0]
+
+
+def test_an_unexpected_error_in_an_app_is_one_line_and_a_plain_500() -> None:
+    stream = io.StringIO()
+    log = configure_logging("info", "logfmt", SecretRedactor(), stream)
+    started: list[str] = []
+
+    def broken(environ: dict[str, Any], start_response: Callable[..., Any]
+               ) -> Iterable[bytes]:
+        environ["wsgi.errors"].write("a traceback bottle would print\n")
+        raise KeyError("boom")
+
+    body = contain_errors(broken, log)({"PATH_INFO": "/x"},
+                                       lambda status, *_: started.append(status))
+
+    assert started == ["500 Internal Server Error"]
+    assert list(body) == [b"500 Internal Server Error\n"]
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and "event=web_error path=/x error=KeyError at=" in lines[0]
