@@ -72,6 +72,7 @@ def password_flood(workdir: Path, cloud: FakeNetatmoCloud, seconds: float, guess
             scrapes = Scrapes().run(exporter.port, seconds, 0.25, auth=(USER, PASSWORD))
         finally:
             flood.stop()
+        time.sleep(1.1)  # /metrics answers from a cache for up to a second
         header = {"Authorization": "Basic " + base64.b64encode(
             f"{USER}:{PASSWORD}".encode()).decode()}
         _, body = http_get(exporter.url + "/metrics", timeout=10.0, headers=header)
