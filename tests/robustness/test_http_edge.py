@@ -299,7 +299,9 @@ def test_bodies_are_refused_unread_and_memory_stays_flat(
     statuses: dict[int, int] = {}
     socks = []
     for i in range(256):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=5.0)
+        # From eight LAN addresses: one address's share of served connections is 64.
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5.0,
+                                        source_address=(f"127.0.1.{i % 8 + 1}", 0))
         sock.sendall(targets[i % len(targets)] + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                      b"Content-Type: application/x-www-form-urlencoded\r\n"
                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
