@@ -81,7 +81,9 @@ def test_every_hook_overrides_a_method_waitress_still_has() -> None:
              waitress_policy.ProtocolErrorTask: ["execute"],
              waitress_policy.AppTask: ["get_environment", "build_response_header", "write"],
              waitress_policy.StrictChannel: ["__init__", "received"],
-             waitress_policy.StrictServer: ["maintenance"]}
+             waitress_policy.StrictServer: ["__init__", "handle_accept", "maintenance"]}
+    ours = {"admit", "_park", "close_parked", "per_address", "parked_limit", "refusals",
+            "accepts_per_turn"}
     for hook_class, names in hooks.items():
         base = hook_class.__mro__[1]
         assert base.__module__.startswith("waitress."), hook_class
@@ -89,13 +91,16 @@ def test_every_hook_overrides_a_method_waitress_still_has() -> None:
         assert own - {"__doc__", "__module__", "__qualname__", "__annotations__",
                       "__firstlineno__", "__static_attributes__", "parser_class",
                       "task_class", "error_task_class", "channel_class", "request_timeout",
-                      "server"} == set(names), hook_class
+                      "server", *ours} == set(names), hook_class
         for name in names:
             assert callable(getattr(base, name, None)), f"waitress has no {base}.{name}"
     channel_attributes = vars(waitress.channel.HTTPChannel)
     for attribute in ("parser_class", "task_class", "error_task_class"):
         assert attribute in channel_attributes
     assert "channel_class" in vars(waitress.server.BaseWSGIServer)
+    # Parking takes a connection out of the loop and closes it later by these.
+    for name in ("del_channel", "handle_close"):
+        assert callable(getattr(waitress.channel.HTTPChannel, name, None)), name
     parameters = inspect.signature(waitress.server.TcpWSGIServer.__init__).parameters
     assert {"_sock", "bind_socket", "sockinfo", "map", "adj"} <= set(parameters)
 
@@ -108,6 +113,10 @@ def test_every_hook_overrides_a_method_waitress_still_has() -> None:
     (b"POST /auth/settoken HTTP/1.1\r\nHost: x\r\nContent_Length: 5\r\n\r\nhello",
      "ambiguous framing"),
     (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n folded\r\n\r\n", "obsolete line folding"),
+    (b"GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n", "non-ASCII byte in Host"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nReferer: http://x/\xff\r\n\r\n",
+     "non-ASCII byte in Referer"),
+    (b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n", "byte in the request target"),
 ])
 def test_the_parser_hook_refuses_what_waitress_alone_accepts(raw: bytes, reason: str) -> None:
     adjustments = server_adjustments(ServerLimits())
@@ -219,3 +228,33 @@ def test_head_then_get_on_one_connection_the_raw_bytes(server: HTTPServer, path:
         assert f"Content-Length: {len(BODY)}".encode() in head
     if path == "/method":
         assert b"Content-Length: 3" in head  # the app was asked for GET
+
+
+def test_the_accept_and_channel_hooks_keep_an_address_to_its_share() -> None:
+    """Two served connections per address here: a third from the same address is parked
+    (held unread, outside the loop, closed at its 1 s deadline), while another address's
+    connection is served at once; several queued connections are accepted in one turn."""
+    http = make_server("127.0.0.1", 0, _app, ServerLimits(
+        request_timeout=1.0, idle_timeout=30.0, connections_per_address=2))
+    http.start()
+    port = http.server_address[1]
+    crowd = [socket.create_connection(("127.0.0.1", port), timeout=5.0,
+                                      source_address=("127.0.0.2", 0)) for _ in range(5)]
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5.0,
+                                      source_address=("127.0.0.3", 0)) as other:
+            other.sendall(b"GET /method HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            served = _read_until_closed(other)
+        crowd[-1].sendall(b"GET /method HTTP/1.1\r\nHost: x\r\n\r\n")
+        crowd[-1].settimeout(3.0)
+        try:  # closed at its deadline with our request unread: a reset
+            parked_answer = _read_until_closed(crowd[-1], limit=3.0)
+        except ConnectionResetError:
+            parked_answer = b""
+    finally:
+        for sock in crowd:
+            sock.close()
+        http.shutdown()
+
+    assert served.endswith(b"\r\n\r\nGET")
+    assert parked_answer == b"", "a parked connection was answered"
