@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -271,8 +272,10 @@ def test_victoria_metrics_imports_the_same_range_and_reads_it_back(
     assert found.keys() == expected.keys()
     # VictoriaMetrics keeps 12 significant decimal digits: a gust of 39 km/h comes back as
     # 10.8333333333 m/s, not 10.833333333333334.
-    assert {labels: [(t, pytest.approx(v, rel=1e-11)) for t, v in samples]
-            for labels, samples in found.items()} == expected
+    within_12_digits: dict[Labels, Any] = {
+        labels: [(t, pytest.approx(v, rel=1e-11)) for t, v in samples]
+        for labels, samples in found.items()}
+    assert within_12_digits == expected
     exact = {labels: samples for labels, samples in found.items()
              if ("__name__", "netatmo_sensor_gust_strength_meters_per_second") not in labels}
     assert exact == {labels: samples for labels, samples in expected.items() if labels in exact}
