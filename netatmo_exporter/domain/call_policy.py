@@ -29,8 +29,8 @@ hold, the injected wait), or the backfill's own, which also shows why it waits:
   and also retries a transient failure up to `n` tries in all (waits from 5 s, doubling),
   for a caller (the backfill) that would rather wait than give up.
 
-Pure of I/O: time comes from the injected clock and every pause goes through the injected
-wait, so unit tests run on a fake clock without sleeping.
+Stdlib only, no I/O of its own: time comes from the injected clock and every pause goes
+through the injected wait, so unit tests run on a fake clock without sleeping.
 """
 
 from __future__ import annotations
@@ -161,10 +161,6 @@ class PollLoop:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._news = False
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
 
     def wake(self) -> None:
         """News for the poller (a new token): poll now; the poll learns it by `take_news`."""

@@ -127,10 +127,6 @@ class Refresher:
     def state(self) -> WeatherState:
         return self._state
 
-    @property
-    def settings(self) -> RefreshSettings:
-        return self._settings
-
     def run(self) -> None:
         """Fetches until `loop.stop()`; while unauthorized, waits for `loop.wake()`."""
         self.loop.run(self.refresh_once, ready=lambda: self._tokens.authorized,
