@@ -61,6 +61,10 @@ class Calls(Protocol):
 
     def call(self, request: Callable[[str], T]) -> T: ...
 
+    def recent(self) -> list[float]:
+        """When the calls of the last hour went out (kept in the checkpoint)."""
+        ...
+
 
 class ProgressReport(Protocol):
     def page_done(self, source: Source, cursors: Cursors) -> None: ...
@@ -105,6 +109,7 @@ class Backfill:
             self.cursors.spooled[series.key] = self._sink.append(series, _samples(kept, index))
         self.cursors.begins[source.key] = next_begin(begin, end, rows, self._limit)
         self.cursors.calls += 1
+        self.cursors.recent_calls = self._calls.recent()
         self._sink.checkpoint(self.cursors)
         self._progress.page_done(source, self.cursors)
 

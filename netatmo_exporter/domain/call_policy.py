@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -106,6 +106,18 @@ class CallBudget:
             if wait <= 0.0:
                 self._calls.append((now, caller))
             return max(wait, 0.0)
+
+    def booked(self, caller: str, now: float) -> list[float]:
+        """When `caller`'s calls of the last hour went out, oldest first."""
+        with self._lock:
+            self._forget_before(now - self._long[1])
+            return [at for at, name in self._calls if name == caller]
+
+    def book(self, caller: str, times: Iterable[float]) -> None:
+        """Counts calls made before this budget existed: a backfill run again after a stop
+        has spent part of its hourly share already."""
+        with self._lock:
+            self._calls = deque(sorted([*self._calls, *((at, caller) for at in times)]))
 
     def use(self, now: float) -> BudgetUse:
         with self._lock:

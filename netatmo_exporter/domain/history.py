@@ -261,11 +261,15 @@ class Cursors:
     begins: dict[str, int | None] = field(default_factory=dict)
     spooled: dict[str, int] = field(default_factory=dict)
     calls: int = 0
+    recent_calls: list[float] = field(default_factory=list)
+    """When the calls of the last hour went out: a run stopped and started again keeps to
+    its hourly share."""
 
     @classmethod
-    def start(cls, plan: Plan, span: TimeRange) -> Cursors:
+    def start(cls, plan: Plan, span: TimeRange, recent_calls: Sequence[float] = ()
+              ) -> Cursors:
         return cls({source.key: span.begin for source in plan.sources},
-                   {series.key: 0 for series in plan.series})
+                   {series.key: 0 for series in plan.series}, 0, list(recent_calls))
 
     def remaining_pages(self, span: TimeRange) -> int:
         return sum(estimated_pages(span, begin) for begin in self.begins.values())

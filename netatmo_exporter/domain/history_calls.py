@@ -4,7 +4,7 @@ failures, and saying why it waits."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from netatmo_exporter.domain.call_policy import (
@@ -26,6 +26,7 @@ WINDOW_SHARE = USER_PER_WINDOW // 2
 RATE_LIMIT_INTERVAL = 30.0
 """The first wait after a rate-limit refusal is twice this, doubling after each other."""
 TRANSIENT_TRIES = 6
+CALLER = "backfill"
 
 Wait = Callable[[float], bool]
 """Sleeps up to the given seconds; True when the run was asked to stop meanwhile."""
@@ -51,10 +52,20 @@ class BudgetedCalls:
                  on_wait: Callable[[float, str], None] = lambda seconds, why: None) -> None:
         # The backfill runs in a process of its own: this budget is its own too, so it
         # takes at most half of the 10-second window, leaving the service its calls.
-        self._policy = CallPolicy(tokens, CallBudget(short_limit=WINDOW_SHARE), clock,
-                                  _ReportedPauses(wait, on_wait), caller="backfill",
-                                  hourly_share=hourly_share)
+        self._budget = CallBudget(short_limit=WINDOW_SHARE)
+        self._clock = clock
+        self._policy = CallPolicy(tokens, self._budget, clock, _ReportedPauses(wait, on_wait),
+                                  caller=CALLER, hourly_share=hourly_share)
 
     def call(self, request: Callable[[str], T]) -> T:
         return self._policy.call_patiently(request, RATE_LIMIT_INTERVAL,
                                            transient_tries=TRANSIENT_TRIES)
+
+    def recent(self) -> list[float]:
+        """When the calls of the last hour went out, for the checkpoint."""
+        return self._budget.booked(CALLER, self._clock.now())
+
+    def carry_over(self, times: Sequence[float]) -> None:
+        """Calls an earlier run of this backfill made within the hour count against its
+        share, so that stopping and running it again does not take the service's calls."""
+        self._budget.book(CALLER, times)

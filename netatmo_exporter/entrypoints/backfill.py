@@ -196,11 +196,12 @@ class _Run:
                 if not plan.sources:
                     raise HistoryError("the account has no device whose history can be read"
                                        + "".join(f"; {note}" for note in plan.notes))
-                cursors = Cursors.start(plan, span)
+                cursors = Cursors.start(plan, span, calls.recent())
                 spool.start(request.identity, plan, span, cursors)
             else:
                 assert resumed is not None
                 plan, span, cursors = resumed
+                calls.carry_over(cursors.recent_calls)
                 spool.resume(request.identity, plan, span)
                 self.say(f"continuing the backfill in {spool.directory} "
                          f"({cursors.calls} calls done before)")

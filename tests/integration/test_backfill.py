@@ -148,11 +148,23 @@ def test_beside_a_running_exporter_tokens_come_from_it_and_it_stays_authorized(
     args[args.index("--control-socket") + 1] = str(socket_path)
     refreshes_before = cloud.count("refresh_grants")
     started = time.monotonic()
-
-    result = run(args)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    up_while_running = []
+    try:
+        while proc.poll() is None and time.monotonic() - started < 120:
+            up_while_running.append(metric_value(exporter.get("/metrics")[1], "netatmo_up"))
+            time.sleep(0.5)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    result = subprocess.CompletedProcess(args, proc.returncode, "", stderr)
 
     took = time.monotonic() - started
     assert result.returncode == 0, result.stderr
+    assert len(up_while_running) >= 10 and set(up_while_running) == {1.0}
     assert f"through the running exporter ({socket_path})" in result.stderr
     assert cloud.count("refresh_grants") - refreshes_before >= max(2, int(took / 4) - 1)
     assert cloud.count("invalid_grant") == 0

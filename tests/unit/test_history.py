@@ -282,7 +282,7 @@ class MemorySink:
 
     def checkpoint(self, cursors: Cursors) -> None:
         self.checkpoints.append(Cursors(dict(cursors.begins), dict(cursors.spooled),
-                                        cursors.calls))
+                                        cursors.calls, list(cursors.recent_calls)))
 
     def cut_back(self, cursors: Cursors) -> None:
         for key, size in cursors.spooled.items():
@@ -355,6 +355,27 @@ def test_a_stopped_run_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(
     assert sink.samples == whole.samples
     assert len(first.pages) + len(second.pages) == len(full.pages)
     assert not set(first.pages) & set(second.pages)
+
+
+def test_a_run_started_again_keeps_to_the_share_of_the_hour_the_first_began() -> None:
+    clock = FakeClock(NOW)
+    first, _ = _calls(clock, hourly=10)
+    for _ in range(6):
+        first.call(_failing())
+        clock.advance(60.0)
+    again, waits = _calls(clock, hourly=10)  # a new process, reading the checkpoint
+    again.carry_over(first.recent())
+    for _ in range(4):
+        again.call(_failing())
+    assert waits.waits == []
+    again.call(_failing())
+    assert waits.waits == [pytest.approx(3600.0 - 360.0)]
+
+
+def test_the_checkpoint_holds_the_calls_of_the_last_hour() -> None:
+    plan, sink = _plan(), MemorySink()
+    _run(plan, Cursors.start(plan, SPAN), sink, FakeHistory())
+    assert len(sink.checkpoints[-1].recent_calls) == sink.checkpoints[-1].calls
 
 
 def test_a_scope_netatmo_refuses_stops_the_run_with_one_line() -> None:
