@@ -9,9 +9,12 @@ hook's effect is missing. They run on bookworm's waitress 2.1.2, trixie's and Py
 from __future__ import annotations
 
 import inspect
+import re
 import socket
 import time
+import tomllib
 from collections.abc import Callable, Iterable, Iterator
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -27,6 +30,7 @@ from netatmo_exporter.adapters.http_server import (
     server_adjustments,
 )
 from netatmo_exporter.adapters.waitress_policy import StrictParser
+from tests.support.harness import REPO
 
 BODY = b"0123456789" * 7
 
@@ -258,3 +262,23 @@ def test_the_accept_and_channel_hooks_keep_an_address_to_its_share() -> None:
 
     assert served.endswith(b"\r\n\r\nGET")
     assert parked_answer == b"", "a parked connection was answered"
+
+
+def _release(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def test_the_waitress_under_test_is_in_the_pinned_range() -> None:
+    """pyproject.toml pins the releases these tests have passed on. A newer waitress fails
+    here first: run this file on it, then widen the pin."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    (requirement,) = [item for item in project["dependencies"]
+                      if item.startswith("waitress")]
+    lowest = re.search(r">=\s*([\d.]+)", requirement)
+    below = re.search(r"<\s*([\d.]+)", requirement)
+    assert lowest is not None and below is not None, requirement
+
+    installed = _release(version("waitress"))
+
+    assert _release(lowest.group(1)) <= installed < _release(below.group(1)), (
+        f"waitress {version('waitress')} is outside {requirement}")
