@@ -31,6 +31,12 @@ SIMULATED_FAULTS = (
 )
 
 
+def backfill_command(api_url: str, control_socket: Path) -> str:
+    """A backfill of the simulated account's last two days, through the demo's exporter."""
+    return (f"netatmo-exporter backfill --api-url {api_url} --control-socket {control_socket} "
+            f"--scope '{' '.join(DEMO_SCOPES)}' --from 48h --output demo-history.om")
+
+
 def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
     parser = argparse.ArgumentParser(
         prog="netatmo-exporter demo",
@@ -56,6 +62,7 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
     cloud.start()
     workdir = Path(tempfile.mkdtemp(prefix="netatmo-exporter-demo-"))
     token_file = workdir / "token.json"
+    control_socket = workdir / "control.sock"
     if not args.unauthorized:
         grant = cloud.issue_tokens(DEMO_SCOPES)
         FileTokenStore(token_file).save(Token.from_grant(
@@ -66,7 +73,7 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
             ["--addr", args.addr, "--api-url", cloud.base_url, "--token-file", str(token_file),
              "--client-id", client_id, "--client-secret", client_secret,
              "--refresh-interval", "45s", "--age-stale", "1h", "--debug-handlers",
-             "--scope", " ".join(DEMO_SCOPES)],
+             "--scope", " ".join(DEMO_SCOPES), "--control-socket", str(control_socket)],
             {key: value for key, value in env.items() if key.startswith("NETATMO_LOG")})
     except ConfigError as exc:
         print(f"netatmo-exporter demo: {exc}", file=sys.stderr)
@@ -83,6 +90,7 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
     print(
         f"\nDemo: simulated Netatmo cloud at {cloud.base_url}, token file {token_file}\n"
         f"  status page  {app.url}/\n  metrics      {app.url}/metrics\n"
+        f"  history      {backfill_command(cloud.base_url, control_socket)}\n"
         f"  {'authorize from the status page' if args.unauthorized else 'already authorized'}"
         "; stop with Ctrl-C\n"
         "  simulated on purpose, to show how the exporter reports them:\n"
