@@ -22,3 +22,17 @@ def test_quick_benchmark_prints_its_figures(tmp_path: Path) -> None:
         assert figure in result.stdout
     text = report.read_text()
     assert "## Machine" in text and "CPU:" in text and "| keep-alive |" in text
+
+
+def test_history_benchmark_prints_its_figures(tmp_path: Path) -> None:
+    report = tmp_path / "history.md"
+
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "history.py"), "--days", "2", "--speedup", "600",
+         "--output", str(report)], capture_output=True, text=True, timeout=180, check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for figure in ("| wall time |", "| calls | 12 (10 getmeasure; the fewest 1,024 readings "
+                   "per call allow: 10) |", "| backfill peak RSS |", "| code 26 refusals | 0 |"):
+        assert figure in result.stdout
+    assert report.read_text() == result.stdout.rstrip("\n") + "\n"
