@@ -37,7 +37,6 @@ from netatmo_exporter.adapters.energy_metrics import (
 )
 from netatmo_exporter.adapters.metric_spec import MetricSpec
 from netatmo_exporter.adapters.weather_metrics import SCOPE_MISSING
-from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.energy import (
     BATTERY_STATES,
     HEATING_TYPES,
@@ -50,6 +49,7 @@ from netatmo_exporter.domain.energy import (
     room_rows,
 )
 from netatmo_exporter.domain.energy_poller import EnergyState, ErrorCounts
+from netatmo_exporter.domain.ports import ScopeGrants
 from netatmo_exporter.domain.scopes import THERMOSTAT_SCOPE
 
 HOME_MODES = ("schedule", "away", "hg")
@@ -64,7 +64,7 @@ class EnergyCollector(Collector):
     """Rooms, heating modules and homes, rendered from the Energy poller's latest state,
     read once per scrape."""
 
-    def __init__(self, energy: Callable[[], EnergyState], tokens: TokenManager) -> None:
+    def __init__(self, energy: Callable[[], EnergyState], tokens: ScopeGrants) -> None:
         self._energy = energy
         self._tokens = tokens
 

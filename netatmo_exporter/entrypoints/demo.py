@@ -12,11 +12,12 @@ from pathlib import Path
 
 from netatmo_exporter.adapters.clock import SystemClock
 from netatmo_exporter.adapters.token_store import FileTokenStore
+from netatmo_exporter.domain.scopes import KNOWN_SCOPES
 from netatmo_exporter.domain.token import Token
 from netatmo_exporter.entrypoints.bootstrap import build_app
 from netatmo_exporter.entrypoints.config import ConfigError, load_config
 
-DEMO_SCOPES = ("read_station", "read_homecoach", "read_thermostat")
+DEMO_SCOPES = KNOWN_SCOPES
 DEMO_UPLOAD_PERIOD = 60.0
 # The demo account's deliberate oddities (netatmo_exporter/simulator/accounts.py and
 # energy.py), named at start so that nobody takes them for faults of the exporter.
