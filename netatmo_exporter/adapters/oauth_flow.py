@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from netatmo_exporter.domain.ports import Clock
 
 STATE_LIFETIME = 600.0
-MAX_PENDING_STATES = 64
+MAX_PENDING_STATES = 1024
+MAX_PENDING_PER_CLIENT = 4
 MAX_PARAM_LENGTH = 2048
 
 
@@ -45,36 +46,48 @@ class StateProblem(enum.Enum):
               "10 minutes."
 
 
+class TooManyPending(Exception):
+    """Every slot for authorizations in progress is taken; none is dropped for a new one."""
+
+
 class PendingStates:
     """States handed out by `/auth/authorize`, each usable once, for a limited time, each
     with the redirect URI it was issued for (the code exchange must name the same one).
 
-    Bounded: when full, the oldest state is dropped, so a flood of authorize requests
-    costs memory only up to `capacity` entries.
+    Bounded per client (a browser's address): a client's new state drops its own oldest
+    beyond `per_client`, never another client's, so nobody else's requests can evict an
+    authorization in progress. Over all clients at most `capacity`; beyond, `issue`
+    refuses (TooManyPending) until states expire.
     """
 
     def __init__(self, clock: Clock, lifetime: float = STATE_LIFETIME,
-                 capacity: int = MAX_PENDING_STATES) -> None:
+                 capacity: int = MAX_PENDING_STATES,
+                 per_client: int = MAX_PENDING_PER_CLIENT) -> None:
         self._clock = clock
         self._lifetime = lifetime
         self._capacity = capacity
+        self._per_client = per_client
         self._lock = threading.Lock()
-        self._pending: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._pending: OrderedDict[str, tuple[float, str, str]] = OrderedDict()
 
     @property
     def lifetime(self) -> float:
         return self._lifetime
 
-    def issue(self, redirect_uri: str) -> str:
+    def issue(self, redirect_uri: str, client: str = "") -> str:
         state = new_state()
         now = self._clock.now()
         with self._lock:
-            for old, (expires_at, _) in list(self._pending.items()):
+            # Kept a lifetime past expiry, so a late answer is told it came too late.
+            for old, (expires_at, _, _) in list(self._pending.items()):
                 if expires_at + self._lifetime < now:
                     del self._pending[old]
-            while len(self._pending) >= self._capacity:
-                self._pending.popitem(last=False)
-            self._pending[state] = (now + self._lifetime, redirect_uri)
+            mine = [old for old, (_, _, owner) in self._pending.items() if owner == client]
+            while len(mine) >= self._per_client:
+                del self._pending[mine.pop(0)]
+            if len(self._pending) >= self._capacity:
+                raise TooManyPending()
+            self._pending[state] = (now + self._lifetime, redirect_uri, client)
         return state
 
     def redeem(self, state: str | None, cookie: str | None) -> StateProblem | str:
@@ -88,7 +101,7 @@ class PendingStates:
             pending = self._pending.pop(state, None)
         if pending is None:
             return StateProblem.UNKNOWN
-        expires_at, redirect_uri = pending
+        expires_at, redirect_uri, _ = pending
         if self._clock.now() >= expires_at:
             return StateProblem.EXPIRED
         return redirect_uri

@@ -4,6 +4,7 @@ refresh token (the form, guarded by FormGuard)."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -11,9 +12,12 @@ from typing import Any
 import bottle
 
 from netatmo_exporter.adapters.form_guard import FormGuard
+from netatmo_exporter.adapters.lan_clients import CallBudget, RefusalCounts, client_key
+from netatmo_exporter.adapters.logging import LogThrottle
 from netatmo_exporter.adapters.oauth_flow import (
     PendingStates,
     StateProblem,
+    TooManyPending,
     authorize_url,
     callback_answer,
 )
@@ -30,12 +34,16 @@ _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9|._~+/=:-]+")
 
 class OAuthPages:
     """`register_secret` hands each code and pasted token to the log redactor before
-    anything could log it."""
+    anything could log it. Each LAN client's calls to Netatmo's token endpoint come out of
+    `budget`; refusals are counted in `refusals` and logged at most once per client and
+    event per window."""
 
     def __init__(self, templates: Templates, address: SiteAddress, forms: FormGuard,
                  tokens: TokenManager, states: PendingStates, *, api_url: str,
                  client_id: str, scopes: tuple[str, ...],
-                 register_secret: Callable[[str], None], log: EventLog | None) -> None:
+                 register_secret: Callable[[str], None], log: EventLog | None,
+                 budget: CallBudget | None = None, refusals: RefusalCounts | None = None
+                 ) -> None:
         self._templates = templates
         self._address = address
         self._forms = forms
@@ -46,6 +54,9 @@ class OAuthPages:
         self._scopes = scopes
         self._register_secret = register_secret
         self._log = log
+        self._budget = budget or CallBudget()
+        self._refusals = refusals or RefusalCounts()
+        self._throttle = LogThrottle()
 
     def handlers(self) -> dict[str, Callable[[], Any]]:
         return {"authorize": self.authorize, "callback": self.callback,
@@ -59,7 +70,16 @@ class OAuthPages:
                 external_url=self._address.external_url,
                 redirect_uri=self._address.configured_redirect_uri())
         redirect_uri = self._address.redirect_uri()
-        state = self._states.issue(redirect_uri)
+        try:
+            state = self._states.issue(redirect_uri, _client())
+        except TooManyPending:
+            self._refusals.add("authorizations_pending")
+            bottle.response.set_header("Retry-After", "60")
+            return self._refused(Refusal(
+                429, "Too many authorizations in progress",
+                "Many authorizations were started from the LAN in the last minutes and "
+                "none is dropped for a new one. Nothing changed.",
+                "Try again in a few minutes."), "authorization_refused")
         bottle.response.set_cookie(
             STATE_COOKIE, state, path="/auth", httponly=True, samesite="lax",
             max_age=int(self._states.lifetime), **self._address.cookie_options())
@@ -82,6 +102,7 @@ class OAuthPages:
         except ValueError as exc:
             raise Refusal(400, "Malformed answer", f"The authorization answer is malformed: "
                           f"{exc}.", "Start again from the status page.") from None
+        self._check_budget()  # before the state is spent: the browser may try again
         bottle.response.delete_cookie(STATE_COOKIE, path="/auth")
         redeemed = self._states.redeem(answer.state, bottle.request.get_cookie(STATE_COOKIE))
         if answer.error == "access_denied":
@@ -103,6 +124,7 @@ class OAuthPages:
                           "Netatmo's answer carries no code. Nothing changed.",
                           "Start again from the status page.")
         self._register_secret(answer.code)
+        self._spend_budget()
         try:
             self._tokens.authorize_with_code(answer.code, redeemed, " ".join(self._scopes))
         except NetatmoError as exc:
@@ -126,6 +148,7 @@ class OAuthPages:
                           "Copy the refresh token (not the access token, not a URL) from "
                           "the token generator in the Netatmo developer console.")
         self._register_secret(pasted)
+        self._spend_budget()
         try:
             self._tokens.authorize_with_refresh_token(pasted)
         except InvalidGrant:
@@ -141,13 +164,41 @@ class OAuthPages:
                           "Try again in a minute.") from None
         return _see_other("/?done=token")
 
+    def _check_budget(self) -> None:
+        self._over_budget(self._budget.wait(_client()))
+
+    def _spend_budget(self) -> None:
+        self._over_budget(self._budget.take(_client()))
+
+    def _over_budget(self, wait: float) -> None:
+        if wait <= 0:
+            return
+        self._refusals.add("token_call_limited")
+        seconds = math.ceil(wait)
+        bottle.response.set_header("Retry-After", str(seconds))
+        raise Refusal(429, "Too many attempts",
+                      "This exporter asks Netatmo for tokens only a few times a minute for "
+                      "requests from the LAN. Nothing changed.",
+                      f"Try again in {seconds} s.")
+
     def _refusing(self, page: Callable[[], str], event: str) -> str:
         try:
             return page()
         except Refusal as refusal:
-            if self._log is not None:
-                self._log.warning(event, path=bottle.request.path, reason=refusal.title)
-            return self._templates.refusal(refusal)
+            return self._refused(refusal, event)
+
+    def _refused(self, refusal: Refusal, event: str) -> str:
+        held_back = self._throttle.admit((event, _client(), refusal.title))
+        if self._log is not None and held_back is not None:
+            self._log.warning(event, path=bottle.request.path, reason=refusal.title,
+                              remote=bottle.request.environ.get("REMOTE_ADDR", ""),
+                              held_back=held_back)
+        return self._templates.refusal(refusal)
+
+
+def _client() -> str:
+    """The browser's client address (never X-Forwarded-For, which anyone can send)."""
+    return client_key(str(bottle.request.environ.get("REMOTE_ADDR", "")))
 
 
 def _see_other(location: str) -> str:

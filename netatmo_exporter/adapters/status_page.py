@@ -29,7 +29,7 @@ class StatusPage:
                  tokens: TokenManager, weather: Callable[[], WeatherState], clock: Clock, *,
                  scopes: tuple[str, ...], age_stale: float, debug_handlers: bool,
                  energy: Callable[[], EnergyState] | None,
-                 host_names: tuple[str, ...] = ()) -> None:
+                 host_names: tuple[str, ...] = (), basic_auth: bool = False) -> None:
         self._templates = templates
         self._address = address
         self._forms = forms
@@ -41,6 +41,7 @@ class StatusPage:
         self._debug_handlers = debug_handlers
         self._energy = energy
         self._host_names = host_names
+        self._basic_auth = basic_auth  # else the page says anyone on the LAN may use it
 
     def handlers(self) -> dict[str, Callable[[], Any]]:
         return {"status": self.status}
@@ -67,6 +68,7 @@ class StatusPage:
             # Until the first data is there, the page reloads itself (no script needed).
             refresh_seconds=FIRST_DATA_RELOAD_SECONDS if waiting else 0,
             host_names=self._host_names,
+            basic_auth=self._basic_auth,
             state_word=state_word,
             headline=headline,
             done=DONE_MESSAGES.get(bottle.request.query.get("done", ""), ""),

@@ -7,6 +7,7 @@ import base64
 import binascii
 import hashlib
 import ipaddress
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -62,13 +63,22 @@ class HostPolicy:
         if host is None:
             return False
         name = host.name
-        if name in self._names or name.endswith(".localhost"):
+        if name in self._names or (name.endswith(".localhost") and _dns_name(name)):
             return True
         try:
             ipaddress.ip_address(name)
         except ValueError:
             return False
         return True
+
+
+_DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def _dns_name(name: str) -> bool:
+    """Letters, digits and inner hyphens in labels of 1 to 63, 253 at most in all (RFC
+    1123): `app.localhost`, not `evil.com#.localhost`."""
+    return len(name) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in name.split("."))
 
 
 class BasicAuth:

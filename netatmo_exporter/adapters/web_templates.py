@@ -9,6 +9,7 @@ from typing import Any
 
 import bottle
 
+from netatmo_exporter.adapters.logging import raised_at
 from netatmo_exporter.domain.ports import EventLog
 
 VIEWS = Path(__file__).with_name("views")
@@ -63,8 +64,10 @@ class Templates:
         def page(error: bottle.HTTPError) -> str:
             status = int(error.status_code)
             if status >= 500 and log is not None:
+                failure = error.exception
                 log.error("web_error", path=bottle.request.path,
-                          error=type(error.exception).__name__ if error.exception else "")
+                          error=type(failure).__name__ if failure else "",
+                          at=raised_at(failure) if isinstance(failure, BaseException) else "")
             return self.render("message", title=_TITLES.get(status, "Error"),
                                message=_MESSAGES.get(status, "The request could not be "
                                                              "understood."),

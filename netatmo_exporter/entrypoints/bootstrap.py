@@ -196,7 +196,7 @@ def build_app(
         registry, lambda: (refresher.state().generation, tokens.generation, int(clock.now()),
                            energy.state().generation if energy else 0))
     web = _web_app(config, tokens, refresher.state, clock, log, redactor,
-                   energy.state if energy else None)
+                   energy.state if energy else None, refusals)
     app = dispatch({"metrics": metrics}, web)
     web_config = config.web_config
     if web_config is not None and web_config.basic_auth_users:
@@ -211,7 +211,7 @@ def build_app(
 
 def _web_app(config: Config, tokens: TokenManager, weather: Callable[[], WeatherState],
              clock: Clock, log: EventLog, redactor: SecretRedactor,
-             energy: Callable[[], EnergyState] | None) -> WSGIApp:
+             energy: Callable[[], EnergyState] | None, refusals: RefusalCounts) -> WSGIApp:
     """The pages, each handed what it uses."""
     templates = Templates(__version__)
     host_policy = HostPolicy(urlsplit(config.external_url).netloc, config.allowed_hosts,
@@ -221,10 +221,12 @@ def _web_app(config: Config, tokens: TokenManager, weather: Callable[[], Weather
     status = StatusPage(templates, address, forms, tokens, weather, clock,
                         scopes=config.scopes, age_stale=config.age_stale,
                         debug_handlers=config.debug_handlers, energy=energy,
-                        host_names=host_policy.names)
+                        host_names=host_policy.names,
+                        basic_auth=bool(config.web_config and config.web_config.basic_auth_users))
     oauth = OAuthPages(templates, address, forms, tokens, PendingStates(clock),
                        api_url=config.api_url, client_id=config.client_id,
-                       scopes=config.scopes, register_secret=redactor.add, log=log)
+                       scopes=config.scopes, register_secret=redactor.add, log=log,
+                       refusals=refusals)
     service = ServicePages(tokens, weather, clock, version=__version__, commit=build_commit())
     return build_web_app({**status.handlers(), **oauth.handlers(), **service.handlers()},
                          templates, host_policy, log, debug_handlers=config.debug_handlers)

@@ -180,11 +180,23 @@ def test_basic_auth_guards_every_path_but_healthy(
     assert wrong.status_code == 401 and unknown.status_code == 401
     assert healthy.status_code == 200
     assert scrape.status_code == 200 and page.status_code == 200
+    assert 'id="open-to-lan"' not in page.text
     logs = web.logs.getvalue()
     assert "event=basic_auth_refused user=prometheus" in logs
     assert "event=basic_auth_refused user=nobody" in logs
     assert "guess-1" not in logs and "scrape-pass" not in logs
     assert "event=basic_auth_enabled users=1 " in logs and hashed not in logs
+
+
+def test_without_a_password_the_status_page_says_anyone_on_the_lan_may_authorize(
+        web_factory: list[Web], cloud: FakeNetatmoCloud, token_path: Path) -> None:
+    web = start_web(web_factory, cloud, token_path)
+
+    page = httpx.get(web.url + "/", timeout=10.0)
+
+    note = page.text.partition('id="open-to-lan"')[2].partition("</p>")[0]
+    assert "anyone on your network" in note and "another Netatmo account" in note
+    assert "netatmo-exporter web-user" in note and "--web.config.file" in note
 
 
 @pytest.mark.parametrize(("text", "key"), [

@@ -8,17 +8,23 @@ minute and prints the figures.
 from __future__ import annotations
 
 import base64
+import re
 import resource
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import bcrypt
+import httpx
 import pytest
 
 from netatmo_exporter.simulator import FakeNetatmoCloud
 from tests.conftest import exporter_args
+from tests.robustness.conftest import RunningExporter, StartExporter
+from tests.robustness.test_http_server import authorized_exporter
 from tests.support.harness import ExporterProcess, http_get, metric_value, seed_token
 from tests.support.lan_attack import (
+    ATTACKER,
     PasswordFlood,
     Scrapes,
     crowd_while_scraping,
@@ -114,3 +120,67 @@ def test_connections_held_by_one_address_leave_fresh_scrapes_from_another_answer
     assert len(scrapes.results) >= ATTACK_SECONDS / 2
     assert scrapes.ok == len(scrapes.results) and scrapes.slowest < 1.0
     assert closed is not None and closed > 0
+
+
+# -- authorization from the LAN: Netatmo's token endpoint and states in flight ----------
+
+def _browser(exporter: RunningExporter, source: str) -> httpx.Client:
+    return httpx.Client(base_url=exporter.url, follow_redirects=False, timeout=10.0,
+                        transport=httpx.HTTPTransport(local_address=source))
+
+
+def _form_token(browser: httpx.Client) -> str:
+    match = re.search(r'name="form_token" value="([0-9a-f]+)"', browser.get("/").text)
+    assert match is not None
+    return match.group(1)
+
+
+def test_pasted_tokens_from_one_address_reach_netatmo_only_a_few_times_a_minute(
+    cloud: FakeNetatmoCloud, token_path: Path, start_exporter: StartExporter
+) -> None:
+    exporter = authorized_exporter(cloud, token_path, start_exporter)
+    before = cloud.count("token")
+    with _browser(exporter, ATTACKER) as attacker:
+        form = _form_token(attacker)
+        started = time.monotonic()
+        answers = [attacker.post("/auth/settoken", headers={"Origin": exporter.url}, data={
+            "form_token": form, "refresh_token": f"fake|{attempt:020d}"})
+            for attempt in range(30)]
+        took = time.monotonic() - started
+    attacker_calls = cloud.count("token") - before
+    with _browser(exporter, BROWSER) as owner:
+        owners = owner.post("/auth/settoken", headers={"Origin": exporter.url}, data={
+            "form_token": _form_token(owner), "refresh_token": cloud.mint_refresh_token()})
+    time.sleep(1.1)  # past the metrics cache's second
+    limited = exporter.metric("netatmo_exporter_http_refusals_total",
+                              reason="token_call_limited")
+    statuses = [answer.status_code for answer in answers]
+
+    print(f"\n30 pasted refresh tokens from 127.0.0.2 in {took:.2f} s: {statuses.count(400)} "
+          f"checked at Netatmo ({attacker_calls} token calls), {statuses.count(429)} refused "
+          f"with 429 (counted {limited}); the owner's paste from {BROWSER}: "
+          f"{owners.status_code}")
+    assert statuses == [400] * 5 + [429] * 25
+    assert attacker_calls == 5
+    assert answers[-1].headers["retry-after"].isdigit()
+    assert owners.status_code == 303 and owners.headers["location"] == "/?done=token"
+    assert limited == 25
+
+
+def test_an_authorization_in_flight_outlives_a_flood_of_authorize_requests(
+    cloud: FakeNetatmoCloud, token_path: Path, start_exporter: StartExporter
+) -> None:
+    exporter = start_exporter("--refresh-interval", "1h")
+    cloud.auto_consent = True
+    with _browser(exporter, BROWSER) as owner, _browser(exporter, ATTACKER) as attacker:
+        at_netatmo = owner.get("/auth/authorize").headers["location"]
+        flood = [attacker.get("/auth/authorize").status_code for _ in range(100)]
+        consented = httpx.get(at_netatmo, follow_redirects=False, timeout=10.0)
+        location = urlsplit(consented.headers["location"])
+        callback = owner.get(f"{location.path}?{location.query}")
+
+    print(f"\n100 authorize requests from 127.0.0.2 while {BROWSER}'s authorization was "
+          f"at Netatmo: {set(flood)}; the owner's callback: {callback.status_code}")
+    assert set(flood) == {302}
+    assert callback.status_code == 303 and callback.headers["location"] == "/?done=authorized"
+    assert exporter.app.tokens.authorized

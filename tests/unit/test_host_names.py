@@ -62,3 +62,20 @@ def test_the_pages_answer_to_the_name_the_router_gave(tmp_path: Path) -> None:
 ])
 def test_the_address_a_request_came_in_on(client: str, address: str | None) -> None:
     assert address_towards(client) == address
+
+
+@pytest.mark.parametrize(("host", "allowed"), [
+    ("app.localhost", True),
+    ("a-b.c9.localhost:9210", True),
+    ("localhost.", True),
+    ("evil.com#.localhost", False),
+    ("a_b.localhost", False),
+    ("-x.localhost", False),
+    ("x-.localhost", False),
+    ("a..localhost", False),
+    ("a b.localhost", False),
+    (("a" * 64) + ".localhost", False),
+    (".".join(["a" * 60] * 5) + ".localhost", False),
+])
+def test_names_under_localhost_are_valid_dns_names(host: str, allowed: bool) -> None:
+    assert HostPolicy("", (), ()).allows(host) is allowed

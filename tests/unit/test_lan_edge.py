@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from netatmo_exporter.adapters.http_server import contain_errors
-from netatmo_exporter.adapters.lan_clients import FairGate, client_key
+from netatmo_exporter.adapters.lan_clients import CallBudget, FairGate, client_key
 from netatmo_exporter.adapters.logging import LogThrottle, SecretRedactor, configure_logging
+from netatmo_exporter.adapters.oauth_flow import PendingStates, StateProblem, TooManyPending
 
 
 class Clock:
@@ -156,3 +157,44 @@ def test_an_unexpected_error_in_an_app_is_one_line_and_a_plain_500() -> None:
     assert list(body) == [b"500 Internal Server Error\n"]
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1 and "event=web_error path=/x error=KeyError at=" in lines[0]
+
+
+def test_token_calls_are_budgeted_per_client_and_in_total() -> None:
+    clock = Clock()
+    budget = CallBudget(per_client=2, total=3, window=60.0, clock=clock)
+
+    first = [budget.take("a") for _ in range(3)]
+    other = [budget.take("b") for _ in range(2)]
+    clock.now += 30.0
+    waiting = budget.wait("c")
+    clock.now += 30.0
+
+    assert first == [0.0, 0.0, 60.0]  # a's own two, then a waits for its first to age
+    assert other == [0.0, 60.0]  # b's first, then the total of three is spent
+    assert waiting == 30.0
+    assert budget.take("c") == 0.0
+
+
+class StateClock:
+    def __init__(self) -> None:
+        self.time = 1000.0
+
+    def now(self) -> float:
+        return self.time
+
+
+def test_a_clients_new_states_drop_only_its_own_and_a_full_table_refuses() -> None:
+    clock = StateClock()
+    states = PendingStates(clock, lifetime=600.0, capacity=6, per_client=2)
+    owners = states.issue("http://owner/auth/callback", "owner")
+    flood = [states.issue("http://a/auth/callback", "attacker") for _ in range(50)]
+    others = [states.issue("http://x/auth/callback", f"other-{n}") for n in range(3)]
+
+    with pytest.raises(TooManyPending):
+        states.issue("http://y/auth/callback", "one-more")
+    assert states.redeem(owners, owners) == "http://owner/auth/callback"
+    assert states.redeem(flood[0], flood[0]) is StateProblem.UNKNOWN  # its own, dropped
+    assert states.redeem(flood[-1], flood[-1]) == "http://a/auth/callback"
+    assert len(others) == 3
+    clock.time += 1201.0  # expired ones leave after twice the lifetime
+    assert states.issue("http://y/auth/callback", "one-more")

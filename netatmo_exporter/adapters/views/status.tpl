@@ -35,6 +35,12 @@
 </div>
 % end
 <p><a class="button" id="authorize" href="/auth/authorize">{{'Authorize again' if state_word == 'authorized' else 'Authorize with Netatmo'}}</a></p>
+% if not basic_auth:
+<p class="note" id="open-to-lan">No password protects these pages: anyone on your network can
+open them and authorize the exporter again with another Netatmo account. To ask for a
+password, add a user with <code>netatmo-exporter web-user --web.config.file FILE NAME</code> and
+start the exporter with <code>--web.config.file FILE</code>.</p>
+% end
 </section>
 
 <section class="card" id="setup">
