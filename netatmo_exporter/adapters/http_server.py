@@ -105,13 +105,26 @@ class CachedMetricsApp:
 def dispatch(outside_bottle: dict[str, WSGIApp], web_app: WSGIApp) -> WSGIApp:
     """The routes the table keeps outside bottle (`/metrics`: prometheus_client, without
     bottle's hooks) go to their own app, keyed by route name; every other path to bottle.
+    Such a path asked with another method is refused with 405, as bottle refuses its own.
     The apps never see HEAD: the server asks them for GET and sends no body (AppTask)."""
     direct = {(route.method, route.path): outside_bottle[route.name]
               for route in ROUTES if route.outside_bottle}
+    allowed: dict[str, list[str]] = {}
+    for method, path in direct:
+        allowed.setdefault(path, []).extend(["GET", "HEAD"] if method == "GET" else [method])
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        target = direct.get((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
-        return (target or web_app)(environ, start_response)
+        path = environ.get("PATH_INFO", "")
+        target = direct.get((environ.get("REQUEST_METHOD", ""), path))
+        if target is not None:
+            return target(environ, start_response)
+        if path in allowed:
+            body = b"405 Method Not Allowed\n"
+            start_response("405 Method Not Allowed", [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))), ("Allow", ", ".join(allowed[path]))])
+            return [body]
+        return web_app(environ, start_response)
 
     return app
 
