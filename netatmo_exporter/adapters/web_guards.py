@@ -12,6 +12,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import bcrypt
@@ -29,6 +30,10 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 AUTH_REALM = "netatmo-exporter"
 MAX_CACHED_CREDENTIALS = 64
+# Requests waiting on another's check of the same credential (a browser's parallel one);
+# each holds a server thread, so few, and for a check's time at most.
+MAX_FOLLOWERS = 1
+CHECK_ALLOWANCE = 5.0
 
 
 def with_security_headers(app: WSGIApp, extra: Iterable[tuple[str, str]] = ()) -> WSGIApp:
@@ -81,6 +86,15 @@ def _dns_name(name: str) -> bool:
     return len(name) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in name.split("."))
 
 
+@dataclass(eq=False)
+class _Flight:
+    """One bcrypt check running, and the requests with the same credential waiting on it."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    ok: bool | None = None
+    followers: int = 0
+
+
 class BasicAuth:
     """HTTP basic authentication against bcrypt hashes; every path but `/-/healthy`.
 
@@ -103,6 +117,7 @@ class BasicAuth:
         self._throttle = LogThrottle()
         self._salt = secrets.token_bytes(16)
         self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._in_flight: dict[bytes, _Flight] = {}
         self._lock = threading.Lock()
         self._dummy = bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=10))
 
@@ -121,22 +136,46 @@ class BasicAuth:
         if not known:
             remote = environ.get("REMOTE_ADDR", "")
             client = client_key(remote)
-            if not self._gate.enter(client):
+            ok = self._verify(digest, user, password, client)
+            if ok is None:
                 self._refused("password_busy", remote, client, user, environ)
                 return _busy(start_response)
-            try:
-                ok = self._check(user, password)
-            finally:
-                self._gate.leave(client)
             if not ok:
                 self._refused("password_wrong", remote, client, user, environ)
                 return _unauthorized(start_response)
-            with self._lock:
-                self._verified[digest] = None
-                while len(self._verified) > MAX_CACHED_CREDENTIALS:
-                    self._verified.popitem(last=False)
         environ["REMOTE_USER"] = user
         return self._app(environ, start_response)
+
+    def _verify(self, digest: bytes, user: str, password: str, client: str) -> bool | None:
+        """The check of an unremembered credential; None when it got no turn. A browser
+        sends the same credential on several connections at once (a page and its
+        stylesheet): those wait for the one check in flight instead of being turned away."""
+        with self._lock:
+            flight = self._in_flight.get(digest)
+            if flight is not None and flight.followers < MAX_FOLLOWERS:
+                flight.followers += 1
+            elif flight is not None:
+                return None
+        if flight is not None:
+            flight.done.wait(self._gate.patience + CHECK_ALLOWANCE)
+            return flight.ok
+        if not self._gate.enter(client):
+            return None
+        flight = _Flight()
+        with self._lock:
+            self._in_flight[digest] = flight
+        try:
+            flight.ok = self._check(user, password)
+        finally:
+            self._gate.leave(client)
+            with self._lock:
+                del self._in_flight[digest]
+                if flight.ok:
+                    self._verified[digest] = None
+                    while len(self._verified) > MAX_CACHED_CREDENTIALS:
+                        self._verified.popitem(last=False)
+            flight.done.set()
+        return flight.ok
 
     def _refused(self, reason: str, remote: str, client: str, user: str,
                  environ: dict[str, Any]) -> None:

@@ -240,6 +240,23 @@ def test_missing_web_config_file_and_configured_headers(
     assert answer.headers["strict-transport-security"] == "max-age=31536000"
 
 
+def test_a_browsers_parallel_requests_share_one_password_check(
+        web_factory: list[Web], cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path
+) -> None:
+    """A page and its stylesheet, sent at once with a credential not checked yet: the
+    second waits for the first one's bcrypt check instead of getting a 429."""
+    slow_hash = bcrypt.hashpw(b"scrape-pass", bcrypt.gensalt(rounds=12)).decode()
+    path = _web_config(tmp_path, f"basic_auth_users:\n  owner: {slow_hash}\n")
+    web = start_web(web_factory, cloud, token_path, "--web.config.file", str(path))
+
+    with ThreadPoolExecutor(2) as browser:
+        answers = list(browser.map(
+            lambda page: httpx.get(web.url + page, auth=("owner", "scrape-pass"),
+                                   timeout=30.0).status_code, ["/", "/static/style.css"]))
+
+    assert answers == [200, 200]
+
+
 def test_a_password_flood_leaves_scrapes_with_the_known_password_answering(
         web_factory: list[Web], cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path
 ) -> None:

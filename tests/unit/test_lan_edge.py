@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import bottle
 import pytest
 
 from netatmo_exporter.adapters.http_server import contain_errors
@@ -198,3 +200,25 @@ def test_a_clients_new_states_drop_only_its_own_and_a_full_table_refuses() -> No
     assert len(others) == 3
     clock.time += 1201.0  # expired ones leave after twice the lifetime
     assert states.issue("http://y/auth/callback", "one-more")
+
+
+def test_bottles_traceback_for_a_failing_page_is_not_printed(
+    capfd: pytest.CaptureFixture[str]
+) -> None:
+    stream = io.StringIO()
+    log = configure_logging("info", "logfmt", SecretRedactor(), stream)
+    app = bottle.Bottle(catchall=True)
+
+    @app.route("/fails")
+    def fails() -> str:
+        raise ValueError("a page's bug")
+
+    started: list[str] = []
+    environ = {"PATH_INFO": "/fails", "REQUEST_METHOD": "GET", "SERVER_NAME": "x",
+               "SERVER_PORT": "80", "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr}
+
+    body = b"".join(contain_errors(app, log)(environ, lambda status, *_: started.append(status)))
+
+    printed = capfd.readouterr()
+    assert started == ["500 Internal Server Error"] and body
+    assert "Traceback" not in printed.out + printed.err
