@@ -166,6 +166,7 @@ class _Run:
         print(text, file=self._stderr, flush=True)
 
     def execute(self) -> int:
+        self._install_signals()
         request = self._request
         config = request.config
         _check_output(request.output)
@@ -182,7 +183,6 @@ class _Run:
         started = time.monotonic()
         try:
             tokens, where = self._tokens(config, client)
-            self._install_signals()
             calls = BudgetedCalls(
                 tokens, request.hourly_calls,
                 _SpedUpClock(self._speedup) if self._speedup != 1.0 else self._clock,
@@ -207,8 +207,9 @@ class _Run:
                          f"({cursors.calls} calls done before)")
             samples = self._fetch(plan, span, cursors, calls, spool)
         except Stopped:
-            self.say(f"stopped after {self._calls()} calls; the work is kept in "
-                     f"{spool.directory}: run the same command again to continue")
+            kept = (f"; the work is kept in {spool.directory}: run the same command again "
+                    "to continue") if spool.directory.is_dir() else ""
+            self.say(f"stopped after {self._calls()} calls{kept}")
             return 128 + (self._signal or signal.SIGINT)
         except (NetatmoError, HistoryError) as exc:
             kept = (f" (the work so far is kept in {spool.directory}: the same command "
