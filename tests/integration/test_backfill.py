@@ -135,16 +135,18 @@ def test_beside_a_running_exporter_tokens_come_from_it_and_it_stays_authorized(
         cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path,
         exporters: list[ExporterProcess]) -> None:
     cloud.set_token_lifetime(4.0)
-    seed_token(cloud, token_path)
+    scopes = ("read_station", "read_homecoach", "read_thermostat")
+    seed_token(cloud, token_path, scope=scopes)
     socket_path = tmp_path / "control.sock"
     exporter = ExporterProcess(exporter_args(cloud, token_path, "--control-socket",
                                              str(socket_path), "--refresh-mode", "fixed",
-                                             "--refresh-interval", "2s", "--age-stale", "1h"),
+                                             "--refresh-interval", "2s", "--age-stale", "1h",
+                                             "--scope", " ".join(scopes)),
                                tmp_path)
     exporters.append(exporter)
     exporter.start(wait_ready=True)
     output = tmp_path / "history.om"
-    args = backfill_args(cloud, token_path, output, 10)
+    args = backfill_args(cloud, token_path, output, 10, "--scope", " ".join(scopes))
     args[args.index("--control-socket") + 1] = str(socket_path)
     refreshes_before = cloud.count("refresh_grants")
     started = time.monotonic()
@@ -177,6 +179,13 @@ def test_beside_a_running_exporter_tokens_come_from_it_and_it_stays_authorized(
     backfilled = {_sorted_labels(labels) for name, labels, _, _ in samples(output)
                   if name == "netatmo_sensor_temperature_celsius"}
     assert len(backfilled) == 12 and backfilled <= live
+    rooms = {labels for name, labels in _live_series(body, ("room", "home"))
+             if name == "netatmo_room_info"}
+    backfilled_rooms = {_sorted_labels(labels, ("room", "home"))
+                        for name, labels, _, _ in samples(output)
+                        if name.startswith("netatmo_room_")}
+    assert backfilled_rooms and backfilled_rooms <= rooms
+    assert cloud.count("getroommeasure_ok") > 0
     logs = exporter.logs()
     assert not any(secret in logs or secret in result.stderr
                    for secret in cloud.issued_secrets())
