@@ -72,6 +72,9 @@ class Progress:
             self._stream.write(text + "\n")
         self._stream.flush()
 
+    def skipped(self, source: Source, reason: str) -> None:
+        self.line(f"skipped {source.title}: {reason}")
+
     def finish(self) -> None:
         self._clear()
         self._bar = ""

@@ -87,7 +87,9 @@ class Spool:
                                for key, value in state["begins"].items()},
                               {key: int(value) for key, value in state["spooled"].items()},
                               int(state["calls"]),
-                              [float(at) for at in state.get("recent_calls", [])])
+                              [float(at) for at in state.get("recent_calls", [])],
+                              {str(key): str(why) for key, why
+                               in state.get("skipped", {}).items()})
         except (ValueError, KeyError, TypeError, IndexError):
             raise HistoryError(f"{self.directory / CHECKPOINT} is damaged: delete "
                                f"{self.directory} and start again") from None
@@ -147,7 +149,7 @@ class Spool:
             "version": FORMAT_VERSION, "identity": self._identity,
             "span": [self._span.begin, self._span.end], "plan": _plan_to(self._plan),
             "begins": cursors.begins, "spooled": cursors.spooled, "calls": cursors.calls,
-            "recent_calls": cursors.recent_calls,
+            "recent_calls": cursors.recent_calls, "skipped": cursors.skipped,
         }
         _write_atomically(self.directory / CHECKPOINT,
                           json.dumps(state, separators=(",", ":")).encode())

@@ -69,6 +69,10 @@ class Calls(Protocol):
 class ProgressReport(Protocol):
     def page_done(self, source: Source, cursors: Cursors) -> None: ...
 
+    def skipped(self, source: Source, reason: str) -> None:
+        """Netatmo refused the source's history; the run goes on without it."""
+        ...
+
 
 class Backfill:
     def __init__(self, plan: Plan, span: TimeRange, cursors: Cursors, source: HistorySource,
@@ -85,7 +89,8 @@ class Backfill:
         self._limit = limit
 
     def run(self) -> None:
-        """Fetch every page still missing; raises `Stopped` or `HistoryError`."""
+        """Fetch every page still missing; raises `Stopped`, or `HistoryError` when the
+        authorization lacks a source's scope."""
         for source in self._plan.sources:
             while (begin := self.cursors.begins.get(source.key)) is not None:
                 if self._stop.is_set():
@@ -102,8 +107,13 @@ class Backfill:
                 f"scope {source.scope}; authorize again with it (or drop it from --scope)"
             ) from None
         except ApiError as exc:
-            raise HistoryError(f"Netatmo refuses the history of {source.title}: {exc}"
-                               ) from None
+            # A module Netatmo no longer knows (code 9) or will not measure: the others
+            # still have their history.
+            self.cursors.begins[source.key] = None
+            self.cursors.skipped[source.key] = str(exc)
+            self._sink.checkpoint(self.cursors)
+            self._progress.skipped(source, str(exc))
+            return
         kept = rows_in_range(rows, begin, end)
         for index, series in enumerate(source.series):
             self.cursors.spooled[series.key] = self._sink.append(series, _samples(kept, index))

@@ -264,6 +264,8 @@ class Cursors:
     recent_calls: list[float] = field(default_factory=list)
     """When the calls of the last hour went out: a run stopped and started again keeps to
     its hourly share."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Sources whose history Netatmo refused, with its words."""
 
     @classmethod
     def start(cls, plan: Plan, span: TimeRange, recent_calls: Sequence[float] = ()

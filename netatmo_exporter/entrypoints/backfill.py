@@ -330,6 +330,9 @@ class _Run:
         self.say(f"done: {_count(plan, 'module')} modules, {_count(plan, 'room')} rooms, "
                  f"{series} series, {samples} samples, {self._calls()} calls in this run "
                  f"({cursors.calls} pages in all), {took:.0f}s; written to {where}")
+        for key, why in cursors.skipped.items():
+            title = next((s.title for s in plan.sources if s.key == key), key)
+            self.say(f"without {title}: Netatmo refused its history ({why})")
         if request.output == "-":
             return
         path = os.path.abspath(request.output)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from netatmo_exporter.simulator import FakeNetatmoCloud
+from netatmo_exporter.simulator.faults import Fault
 from tests.conftest import exporter_args
 from tests.support.harness import (
     CLIENT_ID,
@@ -331,3 +332,17 @@ def test_a_scope_netatmo_refuses_for_a_device_stops_with_its_name(
     _one_line_failure(result, "Netatmo refuses the history of", "read_homecoach",
                       "the same command continues it")
     assert not output.exists()
+
+
+def test_a_module_netatmo_no_longer_knows_is_named_and_the_rest_written(
+        cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path) -> None:
+    seed_token(cloud, token_path)
+    cloud.inject("getmeasure", Fault.api_error(403, 9, "Device not found"))
+    output = tmp_path / "history.om"
+    result = run(backfill_args(cloud, token_path, output, 1))
+
+    assert result.returncode == 0, result.stderr
+    assert "skipped Salon (Maison (Lyon)): " in result.stderr
+    assert "without Salon (Maison (Lyon)): Netatmo refused its history" in result.stderr
+    modules = {labels.split(",")[0] for _, labels, _, _ in samples(output)}
+    assert 'module="Salon"' not in modules and 'module="Atelier"' in modules

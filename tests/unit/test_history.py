@@ -13,6 +13,7 @@ from netatmo_exporter.domain.call_policy import CallBudget, Stopped
 from netatmo_exporter.domain.energy import HomeSetup, RoomSetup
 from netatmo_exporter.domain.errors import (
     AccessTokenRejected,
+    ApiError,
     MissingScope,
     RateLimited,
     TransientError,
@@ -23,6 +24,7 @@ from netatmo_exporter.domain.history import (
     Plan,
     Row,
     Series,
+    Source,
     TimeRange,
     WhenError,
     next_begin,
@@ -282,7 +284,8 @@ class MemorySink:
 
     def checkpoint(self, cursors: Cursors) -> None:
         self.checkpoints.append(Cursors(dict(cursors.begins), dict(cursors.spooled),
-                                        cursors.calls, list(cursors.recent_calls)))
+                                        cursors.calls, list(cursors.recent_calls),
+                                        dict(cursors.skipped)))
 
     def cut_back(self, cursors: Cursors) -> None:
         for key, size in cursors.spooled.items():
@@ -290,8 +293,14 @@ class MemorySink:
 
 
 class NoProgress:
+    def __init__(self) -> None:
+        self.skips: list[tuple[str, str]] = []
+
     def page_done(self, source: object, cursors: Cursors) -> None:
         pass
+
+    def skipped(self, source: Source, reason: str) -> None:
+        self.skips.append((source.title, reason))
 
 
 def _plan() -> Plan:
@@ -376,6 +385,32 @@ def test_the_checkpoint_holds_the_calls_of_the_last_hour() -> None:
     plan, sink = _plan(), MemorySink()
     _run(plan, Cursors.start(plan, SPAN), sink, FakeHistory())
     assert len(sink.checkpoints[-1].recent_calls) == sink.checkpoints[-1].calls
+
+
+def test_a_module_netatmo_no_longer_knows_is_left_out_and_the_rest_fetched() -> None:
+    plan = _plan()
+
+    class Forgetting(FakeHistory):
+        def fetch_measure(self, access_token: str, device_id: str, module_id: str | None,
+                          types: Sequence[str], date_begin: int, date_end: int, limit: int
+                          ) -> tuple[Row, ...]:
+            if module_id == "02:01":
+                raise ApiError("Netatmo getmeasure: API error code 9: Device not found")
+            return super().fetch_measure(access_token, device_id, module_id, types,
+                                         date_begin, date_end, limit)
+
+    sink, progress = MemorySink(), NoProgress()
+    calls, _ = _calls(FakeClock(NOW))
+    Backfill(plan, SPAN, Cursors.start(plan, SPAN), Forgetting(), sink, calls, progress,
+             threading.Event(), limit=100).run()
+
+    jardin = next(source for source in plan.sources if source.ids[1] == "02:01")
+    assert progress.skips == [("Jardin (Maison)",
+                               "Netatmo getmeasure: API error code 9: Device not found")]
+    assert sink.checkpoints[-1].skipped == {jardin.key: progress.skips[0][1]}
+    assert all(sink.samples.get(series.key, []) == [] for series in jardin.series)
+    assert all(begin is None for begin in sink.checkpoints[-1].begins.values())
+    assert len(sink.samples[plan.sources[0].series[0].key]) > 0
 
 
 def test_a_scope_netatmo_refuses_stops_the_run_with_one_line() -> None:

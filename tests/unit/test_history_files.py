@@ -155,6 +155,7 @@ def test_resume_cuts_spools_back_to_the_checkpoint(tmp_path: Path) -> None:
     cursors.spooled[series.key] = first.append(series, [(1000, 1.5)])
     cursors.begins[plan.sources[0].key] = 1001
     cursors.recent_calls = [1_000_000.5, 1_000_060.25]
+    cursors.skipped = {"m001": "Netatmo getmeasure: API error code 9: Device not found"}
     first.checkpoint(cursors)
     first.append(series, [(1300, 2.5)])  # lost in a crash before its checkpoint
     first.close()
@@ -166,6 +167,7 @@ def test_resume_cuts_spools_back_to_the_checkpoint(tmp_path: Path) -> None:
     assert plan_again == plan and span == SPAN
     assert resumed.begins[plan.sources[0].key] == 1001
     assert resumed.recent_calls == [1_000_000.5, 1_000_060.25]
+    assert resumed.skipped == cursors.skipped
     assert (again.directory / f"{series.key}.txt").read_text().endswith(" 1.5 1000\n")
 
 
