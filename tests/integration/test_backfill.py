@@ -218,7 +218,7 @@ def _wait_for_calls(work: Path, calls: int, proc: subprocess.Popen[bytes]) -> No
     raise AssertionError(f"the backfill did not reach {calls} calls")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_stopped_half_way_the_same_command_finishes_with_the_same_file(
         cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path, signum: int) -> None:
     seed_token(cloud, token_path)
@@ -240,8 +240,8 @@ def test_stopped_half_way_the_same_command_finishes_with_the_same_file(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-    assert proc.returncode == (128 + signum if signum == signal.SIGTERM else -signum)
-    if signum == signal.SIGTERM:
+    assert proc.returncode == (-signum if signum == signal.SIGKILL else 128 + signum)
+    if signum != signal.SIGKILL:  # Ctrl-C and SIGTERM stop after the page in flight
         assert b"run the same command again to continue" in stderr
     assert not output.exists()
     first_calls = cloud.count("getmeasure")
