@@ -8,9 +8,10 @@ Starts a real exporter process against the simulator, twice:
    `--guessers` kept-alive connections: how long the first, uncached check of the right
    password from 127.0.0.3 takes, and the share of 127.0.0.3's scrapes (every 0.25 s, a
    fresh connection each) that answer 200;
-2. without auth, while 127.0.0.2 holds `--connections` connections (half idle, half
-   trickling header bytes, each reopened as soon as the server closes it): every fresh
-   scrape from 127.0.0.3 (one a second) with its time.
+2. without auth, while 127.0.0.2 holds `--connections` connections (a third idle, a
+   third trickling header bytes, a third kept alive with a request every 30 s; each
+   reopened as soon as the server closes it): every fresh scrape from 127.0.0.3 (one a
+   second) with its time.
 
 Run it with the Python whose libraries you want to measure (/usr/bin/python3 for
 Debian's, a virtualenv's for PyPI's). The figures go to standard output.

@@ -13,6 +13,8 @@ import bottle
 
 from netatmo_exporter.adapters.host_names import address_towards
 from netatmo_exporter.adapters.http_policy import ANY_HOST_PATHS, ROUTES, parse_host
+from netatmo_exporter.adapters.lan_clients import client_key
+from netatmo_exporter.adapters.logging import LogThrottle
 from netatmo_exporter.adapters.web_guards import HostPolicy
 from netatmo_exporter.adapters.web_templates import ERROR_STATUSES, Refusal, Templates
 from netatmo_exporter.domain.ports import EventLog
@@ -40,7 +42,9 @@ def build_web_app(handlers: Mapping[str, Callable[[], Any]], templates: Template
 def _host_check(policy: HostPolicy, templates: Templates, log: EventLog | None
                 ) -> Callable[[], None]:
     """DNS-rebinding defence: a page on another site whose name was re-pointed at this
-    address reaches us with its own name in Host; it gets no page that shows data."""
+    address reaches us with its own name in Host; it gets no page that shows data. Its
+    log line comes at most once per client address and name in a while."""
+    throttle = LogThrottle()
 
     def check() -> None:
         if bottle.request.path in ANY_HOST_PATHS:
@@ -50,8 +54,11 @@ def _host_check(policy: HostPolicy, templates: Templates, log: EventLog | None
             return
         host = parse_host(header)
         name = host.name if host is not None else "(none)"
-        if log is not None:
-            log.warning("host_refused", host=name, path=bottle.request.path)
+        remote = str(bottle.request.environ.get("REMOTE_ADDR", ""))
+        held_back = throttle.admit((client_key(remote), name))
+        if log is not None and held_back is not None:
+            log.warning("host_refused", host=name, path=bottle.request.path, remote=remote,
+                        held_back=held_back)
         by_address = _by_address(bottle.request.environ)
         body = templates.refusal(Refusal(
             421, "Unknown host name",

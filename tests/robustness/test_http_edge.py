@@ -19,6 +19,7 @@ from tests.conftest import exporter_args
 from tests.robustness.conftest import LogStream, RunningExporter, StartExporter
 from tests.robustness.test_http_server import authorized_exporter
 from tests.support.harness import ExporterProcess, seed_token
+from tests.support.lan_attack import read_status
 from tests.support.lan_crowd import LanCrowd
 
 FORM = b"POST /auth/settoken HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -372,3 +373,22 @@ def test_bad_bytes_leave_the_log_quiet_and_tracebacks_out(
     assert len(added) == 1 and "event=host_refused" in added[0], added
     assert len(added[0]) < 400 and "[cut 14800 chars]" in added[0]
     assert "Traceback" not in printed.out + printed.err
+
+
+def test_a_flood_of_refused_host_names_writes_a_line_per_address_and_name(
+    edge: RunningExporter
+) -> None:
+    port = int(edge.app.server.server_address[1])
+    before = len(edge.log.lines())
+    raw = b"GET / HTTP/1.1\r\nHost: rebind.attacker.example\r\n\r\n"
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5.0) as sock:
+        buffer = bytearray()
+        statuses = []
+        for _ in range(200):
+            sock.sendall(raw)
+            statuses.append(read_status(sock, buffer))
+
+    added = [line for line in edge.log.lines()[before:] if "event=host_refused" in line]
+    assert set(statuses) == {421}
+    assert len(added) == 1 and "remote=127.0.0.1" in added[0] and "held_back=0" in added[0]

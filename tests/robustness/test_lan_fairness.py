@@ -113,7 +113,8 @@ def test_connections_held_by_one_address_leave_fresh_scrapes_from_another_answer
     closed = metric_value(body, "netatmo_exporter_http_refusals_total",
                           reason="connection_per_address")
 
-    print(f"\n1,500 connections held from 127.0.0.2 for {ATTACK_SECONDS:.0f} s "
+    print(f"\n1,500 idle, slow or kept-alive connections held from 127.0.0.2 for "
+          f"{ATTACK_SECONDS:.0f} s "
           f"({crowd.reconnects} closed by the server and reopened, {closed:.0f} for the "
           f"per-address limit): fresh scrapes from 127.0.0.3: {scrapes.summary()}")
     assert status == 200

@@ -168,9 +168,10 @@ def raise_file_limit() -> tuple[int, int]:
 
 def crowd_while_scraping(port: int, held: int, seconds: float, every: float = 2.0
                          ) -> tuple[LanCrowd, Scrapes]:
-    """`held` connections from ATTACKER (half idle, half slow) for `seconds`, a fresh
-    scrape from PROMETHEUS every `every` seconds."""
-    crowd = LanCrowd(port, idle=held // 2, slow=held - held // 2)
+    """`held` connections from ATTACKER for `seconds` (a third idle, a third slow, a third
+    kept alive with a request every 30 s), a fresh scrape from PROMETHEUS every `every`
+    seconds."""
+    crowd = LanCrowd(port, idle=held // 3, slow=held // 3, kept=held - 2 * (held // 3))
     scrapes = Scrapes()
     try:
         crowd.tend(min(2.0, seconds))  # the crowd in place before the first scrape

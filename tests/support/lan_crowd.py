@@ -18,13 +18,13 @@ class LanCrowd:
     The server drops each at its request deadline; the crowd reconnects at once."""
 
     def __init__(self, port: int, idle: int, slow: int, source: str = ATTACKER,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", kept: int = 0) -> None:
         self.port = port
         self.source = source
         self.host = host
         self.selector = selectors.DefaultSelector()
         self.reconnects = 0
-        for kind, count in (("idle", idle), ("slow", slow)):
+        for kind, count in (("idle", idle), ("slow", slow), ("kept", kept)):
             for _ in range(count):
                 self._open(kind)
 
@@ -41,7 +41,9 @@ class LanCrowd:
         self.selector.register(sock, selectors.EVENT_READ, [kind, 0])
 
     def tend(self, seconds: float) -> None:
-        """For `seconds`: reopen what the server closed; slow ones send a byte each 2 s."""
+        """For `seconds`: reopen what the server closed; slow ones send a byte each 2 s;
+        kept ones send a whole request when opened and every 30 s, within the server's
+        idle timeout, so each stays a kept-alive connection."""
         end = time.monotonic() + seconds
         next_trickle = time.monotonic()
         while (left := end - time.monotonic()) > 0:
@@ -59,6 +61,12 @@ class LanCrowd:
             if time.monotonic() >= next_trickle:
                 next_trickle += 2.0
                 for key in list(self.selector.get_map().values()):
+                    if key.data[0] == "kept" and time.monotonic() - key.data[1] >= 30.0:
+                        try:
+                            key.fileobj.send(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")  # type: ignore[union-attr]
+                            key.data[1] = time.monotonic()
+                        except OSError:
+                            pass
                     if key.data[0] == "slow":
                         request = b"GET /metrics HTTP/1.1\r\nX-Slow: " + b"a" * 1000
                         try:
