@@ -18,7 +18,8 @@ hold, the injected wait), or the backfill's own, which also shows why it waits:
 - waits, through `pauses`, until the budget has room for one call: in the 10-second window,
   in the hour, and in the caller's own `hourly_share` of the hour (None: no share of its
   own, only the windows). `Stopped` is raised if the caller is stopped meanwhile;
-- hands `fetch` an access token from `tokens` (the `AccessTokens` port). On
+- then (after the wait, which may outlast an access token) hands `fetch` an access token
+  from `tokens` (the `AccessTokens` port). On
   `AccessTokenRejected` it rejects that token and calls once more with a fresh one (that
   second call counts against the budget too); a second rejection is raised;
 - raises every other `NetatmoError` unchanged. A rate-limit refusal (code 26 or 11, HTTP
@@ -227,14 +228,17 @@ class CallPolicy:
         self.hourly_share = hourly_share
 
     def call(self, fetch: Callable[[str], T]) -> T:
-        access_token = self._tokens.access_token()
+        # The token is taken after the wait for room, never before: the wait may outlast
+        # the access token (a backfill can wait most of an hour), which would cost a
+        # rejected call and a renewal.
         self._reserve()
+        access_token = self._tokens.access_token()
         try:
             return fetch(access_token)
         except AccessTokenRejected:
             self._tokens.reject_access_token(access_token)
-        access_token = self._tokens.access_token()
         self._reserve()
+        access_token = self._tokens.access_token()
         return fetch(access_token)
 
     def call_patiently(self, fetch: Callable[[str], T], interval: float, *,

@@ -160,6 +160,26 @@ def test_a_second_rejection_is_raised_and_both_calls_count() -> None:
     assert budget.use(clock.now()).last_hour == 2
 
 
+def test_the_token_is_taken_after_the_wait_for_the_budget_not_before() -> None:
+    # An access token living 10 minutes and a share spent for the hour: the wait outlasts
+    # the token, so a token taken before the wait would be refused by Netatmo.
+    clock = FakeClock()
+    endpoint = FakeTokenEndpoint(clock, lifetime=600.0)
+    manager = TokenManager(endpoint, FakeTokenStore(fresh_token(clock, lifetime=600.0)),
+                           clock, FakeLog())
+    manager.load()
+    calls = CallPolicy(manager, CallBudget(), clock, PollLoop(clock, clock.wait),
+                       caller="backfill", hourly_share=1)
+    calls.call(Calls())
+    fetch = Calls()
+
+    calls.call(fetch)
+
+    assert clock.waits == [pytest.approx(3600.0)]
+    assert fetch.tokens == ["access-1-refresh-0"]  # renewed after the wait, used once
+    assert endpoint.refreshes == ["refresh-0"]
+
+
 def test_other_errors_pass_through_untouched() -> None:
     calls, _, tokens = policy()
 
