@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from netatmo_exporter.adapters.logging import SecretRedactor
-from netatmo_exporter.domain.errors import CorruptTokenFile, TokenFileError
+from netatmo_exporter.domain.errors import CorruptTokenFile, TokenFileError, TransientError
 from netatmo_exporter.domain.ports import TokenStore
 from netatmo_exporter.domain.token import Token
 
 MAX_TOKEN_FILE_BYTES = 64 * 1024
+LOCK_WAIT = 120.0
+"""How long a renewal waits for another process's: longer than any one token request."""
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
@@ -169,6 +175,25 @@ class FileTokenStore:
             raise TokenFileError(
                 f"cannot write token file {self._path}: {exc.strerror}") from None
 
+    @contextlib.contextmanager
+    def renewal_lock(self) -> Iterator[object]:
+        """An advisory lock (flock) on `<file>.lock` beside the token file, which every
+        process using this file takes to renew. The token file itself cannot carry it: a
+        save replaces it by another inode. The lock file is never removed (a removed one
+        would let two processes lock two inodes); it holds nothing."""
+        try:
+            fd = os.open(f"{self._path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            # A directory the token cannot be saved to either: the save reports it; a lock
+            # the other process could not take either would protect nothing.
+            yield None
+            return
+        try:
+            _lock_within(fd, LOCK_WAIT, self._path)
+            yield None
+        finally:
+            os.close(fd)  # closing releases the lock
+
     def _move_aside(self) -> str | None:
         # Two bad files within one second must not overwrite the first kept copy.
         stem = f"{self._path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
@@ -189,6 +214,21 @@ def _parse(raw: bytes) -> Token:
     if len(raw) > MAX_TOKEN_FILE_BYTES:
         raise ValueError(f"larger than {MAX_TOKEN_FILE_BYTES} bytes")
     return token_from_json(raw)
+
+
+def _lock_within(fd: int, seconds: float, path: Path) -> None:
+    # Polled rather than blocking, so that a process hung in a renewal does not hang this
+    # one for ever, and Ctrl-C is not held up.
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise TransientError(f"another process has been renewing the token of {path} "
+                                     f"for {seconds:g}s", "token_file_locked") from None
+            time.sleep(0.05)
 
 
 def _identity(info: os.stat_result) -> tuple[int, int, int]:
@@ -237,3 +277,6 @@ class RedactingTokenStore:
     def save(self, token: Token) -> None:
         self._redactor.add(token.access_token, token.refresh_token)
         self._inner.save(token)
+
+    def renewal_lock(self) -> AbstractContextManager[object]:
+        return self._inner.renewal_lock()

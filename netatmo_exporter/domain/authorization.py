@@ -130,8 +130,23 @@ class TokenManager:
             if action is TokenAction.AUTHORIZE or current is None:
                 raise NotAuthorized()
             if action is TokenAction.REFRESH:
-                current = self._refresh(current)
+                current = self._refresh_alone()
             return current.access_token
+
+    def _refresh_alone(self) -> Token:
+        """Renews under the store's lock, shared with the other processes that use this
+        token file: one that renewed while we waited for the lock wrote its token there,
+        which is adopted instead of spending the refresh token it already spent."""
+        with self._store.renewal_lock():
+            self._adopt_replaced_file()
+            with self._lock:
+                current = self._token
+            action = token_action(current, self._clock.now())
+            if action is TokenAction.AUTHORIZE or current is None:
+                raise NotAuthorized()
+            if action is TokenAction.REFRESH:
+                current = self._refresh(current)
+            return current
 
     def reject_access_token(self, access_token: str) -> None:
         """The API called this access token invalid or expired: refresh next time, unless

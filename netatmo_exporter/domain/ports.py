@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from netatmo_exporter.domain.energy import HomeSetup, HomeStatus
@@ -94,6 +95,12 @@ class TokenStore(Protocol):
         ...
 
     def save(self, token: Token) -> None: ...
+
+    def renewal_lock(self) -> AbstractContextManager[object]:
+        """Held, across processes, around "adopt a replaced store, renew if still due,
+        save": a backfill and the service renewing from one token file would otherwise
+        both spend the refresh token Netatmo rotates, and lose the authorization."""
+        ...
 
 
 class EventLog(Protocol):

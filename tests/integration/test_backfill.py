@@ -346,3 +346,46 @@ def test_a_module_netatmo_no_longer_knows_is_named_and_the_rest_written(
     assert "without Salon (Maison (Lyon)): Netatmo refused its history" in result.stderr
     modules = {labels.split(",")[0] for _, labels, _, _ in samples(output)}
     assert 'module="Salon"' not in modules and 'module="Atelier"' in modules
+
+
+def test_a_service_whose_socket_the_backfill_misses_keeps_its_authorization(
+        cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path,
+        exporters: list[ExporterProcess]) -> None:
+    # A wrong --control-socket: both processes renew from the one token file. Netatmo
+    # rotates the refresh token at each renewal, so a second renewal from the same one
+    # would kill the authorization; the lock beside the token file makes the later
+    # process adopt the earlier one's token instead.
+    cloud.set_token_lifetime(2.0)
+    cloud.inject("token", Fault.delay(1.0), times=None)  # a renewal as slow as a real one
+    seed_token(cloud, token_path)
+    exporter = ExporterProcess(exporter_args(cloud, token_path, "--control-socket",
+                                             str(tmp_path / "control.sock"),
+                                             "--refresh-mode", "fixed",
+                                             "--refresh-interval", "1s", "--age-stale", "1h"),
+                               tmp_path)
+    exporters.append(exporter)
+    exporter.start(wait_ready=True)
+    output = tmp_path / "history.om"
+    started = time.monotonic()
+
+    result = run(backfill_args(cloud, token_path, output, 10))
+
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert "token file" in result.stderr.splitlines()[0]
+    assert cloud.count("refresh_grants") >= max(2, int(took / 3.5) - 1)
+    assert cloud.count("invalid_grant") == 0
+    assert output.read_text().endswith("# EOF\n")
+    # A renewal in flight outlasts this access token: settle the renewals before asking.
+    cloud.clear_faults()
+    cloud.set_token_lifetime(3600.0)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        body = exporter.get("/metrics")[1]
+        if metric_value(body, "netatmo_exporter_token_valid") == 1.0:
+            break
+        time.sleep(0.2)
+    assert metric_value(body, "netatmo_exporter_token_valid") == 1.0
+    assert metric_value(body, "netatmo_exporter_authorization_state", state="ok") == 1.0
+    assert metric_value(body, "netatmo_up") == 1.0
+    assert cloud.count("invalid_grant") == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -62,6 +63,8 @@ class FakeTokenStore:
         self.initial = token
         self.fail_save = fail_save
         self.written_by_others: list[Token] = []
+        self.renewal_locks = 0
+        self.on_renewal_lock: Callable[[], None] = lambda: None
 
     @property
     def location(self) -> str:
@@ -72,6 +75,12 @@ class FakeTokenStore:
 
     def load_if_replaced(self) -> Token | None:
         return self.written_by_others.pop(0) if self.written_by_others else None
+
+    def renewal_lock(self) -> contextlib.AbstractContextManager[object]:
+        """Taken at once; `on_renewal_lock` plays what another process did meanwhile."""
+        self.renewal_locks += 1
+        self.on_renewal_lock()
+        return contextlib.nullcontext()
 
     def save(self, token: Token) -> None:
         if self.fail_save:

@@ -247,6 +247,30 @@ def test_a_token_another_program_wrote_is_adopted_not_overwritten() -> None:
     assert store.saved[-1] == from_login
 
 
+def test_a_renewal_another_process_made_while_we_waited_for_the_lock_is_adopted() -> None:
+    clock = FakeClock()
+    tokens, endpoint, store, _, _ = manager(fresh_token(clock, lifetime=600.0), clock=clock)
+    clock.advance(600.0)
+    theirs = fresh_token(clock, tag="theirs")  # renewed by the service from the same file
+    store.on_renewal_lock = lambda: store.written_by_others.append(theirs)
+
+    assert tokens.access_token() == theirs.access_token
+    assert endpoint.refreshes == []  # our refresh token was spent by them: not used again
+    assert store.renewal_locks == 1
+
+
+def test_a_renewal_holds_the_store_lock_and_a_fresh_token_does_not_take_it() -> None:
+    clock = FakeClock()
+    tokens, endpoint, store, _, _ = manager(fresh_token(clock, lifetime=600.0), clock=clock)
+    tokens.access_token()
+    assert store.renewal_locks == 0
+    clock.advance(600.0)
+
+    tokens.access_token()
+
+    assert endpoint.refreshes == ["refresh-0"] and store.renewal_locks == 1
+
+
 def test_missing_scope_survives_a_refresh_until_a_new_authorization() -> None:
     tokens, _, _, clock, _ = manager(fresh_token(FakeClock(), lifetime=100.0))
     tokens.mark_missing_scope()

@@ -15,10 +15,11 @@ import pytest
 
 from netatmo_exporter.adapters.token_store import (
     FileTokenStore,
+    _lock_within,
     format_expiry,
     parse_expiry,
 )
-from netatmo_exporter.domain.errors import CorruptTokenFile, TokenFileError
+from netatmo_exporter.domain.errors import CorruptTokenFile, TokenFileError, TransientError
 from netatmo_exporter.domain.token import Token
 
 REPO = Path(__file__).resolve().parents[2]
@@ -250,3 +251,25 @@ def test_load_if_replaced_sees_only_other_writers(tmp_path: Path) -> None:
     assert path.read_bytes() == b"{not json"  # left for the next start to report
     path.unlink()
     assert ours.load_if_replaced() is None
+
+
+def test_the_renewal_lock_excludes_another_holder_of_the_same_file(tmp_path: Path) -> None:
+    path = tmp_path / "token.json"
+    first, second = FileTokenStore(path), FileTokenStore(path)
+    with first.renewal_lock():
+        fd = os.open(f"{path}.lock", os.O_RDWR)
+        try:
+            with pytest.raises(TransientError, match="another process has been renewing"):
+                _lock_within(fd, 0.2, path)
+        finally:
+            os.close(fd)
+    with second.renewal_lock():  # released with the first
+        pass
+    assert stat.S_IMODE(os.stat(f"{path}.lock").st_mode) == 0o600
+
+
+def test_a_directory_that_refuses_the_lock_file_does_not_stop_a_renewal(
+        tmp_path: Path) -> None:
+    store = FileTokenStore(tmp_path / "missing" / "token.json")
+    with store.renewal_lock() as held:
+        assert held is None
