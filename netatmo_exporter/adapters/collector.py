@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from netatmo_exporter import __version__
 from netatmo_exporter.adapters.metric_spec import MetricSpec
 from netatmo_exporter.adapters.weather_metrics import (
+    BUDGET_METRIC,
     COUNTER_METRICS,
     DEVICE_METRICS,
     EXPORTER_METRICS,
@@ -35,6 +36,7 @@ from netatmo_exporter.adapters.weather_metrics import (
     WEATHER_METRICS,
 )
 from netatmo_exporter.domain.authorization import AuthState, TokenManager
+from netatmo_exporter.domain.call_policy import BudgetUse
 from netatmo_exporter.domain.labels import ModuleLabels, label_modules
 from netatmo_exporter.domain.model import (
     NEVER_PAIRED_BATTERY_VP,
@@ -65,8 +67,8 @@ class NetatmoCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         """The families by name, so that a scrape's `name[]` filter finds them."""
-        counters = set(COUNTER_METRICS.values())
-        return (spec.family() for spec in WEATHER_METRICS if spec not in counters)
+        others = {*COUNTER_METRICS.values(), BUDGET_METRIC}  # their own collectors'
+        return (spec.family() for spec in WEATHER_METRICS if spec not in others)
 
     def collect(self) -> Iterator[Metric]:
         now = self._clock.now()
@@ -188,6 +190,32 @@ class ApiCounterCollector(Collector):
         for reason, count in sorted(reasons.items()):
             errors.add_metric([reason], float(count))
         yield errors
+
+
+BUDGET_CALLERS = ("backfill", "energy", "weather")
+"""Exported at 0 before their first call, so that a panel or alert has its series."""
+BUDGET_WINDOWS = (("10s", "by_caller_10s"), ("1h", "by_caller"))
+
+
+class BudgetCollector(Collector):
+    """`netatmo_exporter_api_budget_calls{caller,window}`: the service's budget for the
+    account as it stands, the calls a backfill booked through the control socket included."""
+
+    def __init__(self, use: Callable[[], BudgetUse]) -> None:
+        self._use = use
+
+    def describe(self) -> Iterator[Metric]:
+        yield BUDGET_METRIC.family()
+
+    def collect(self) -> Iterator[Metric]:
+        use = self._use()
+        family = _family(BUDGET_METRIC)
+        for window, field in BUDGET_WINDOWS:
+            counts: dict[str, int] = {**dict.fromkeys(BUDGET_CALLERS, 0),
+                                      **dict(getattr(use, field))}
+            for caller, count in sorted(counts.items()):
+                family.add_metric([caller, window], float(count))
+        yield family
 
 
 def _family(spec: MetricSpec) -> GaugeMetricFamily:

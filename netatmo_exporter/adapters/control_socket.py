@@ -3,7 +3,9 @@
 `flush` (systemd's ExecStop) writes the token durably; `access-token` hands out a valid
 access token, renewed by the service's own `TokenManager` when due, and
 `reject-access-token TOKEN` reports one the API refused, so that a backfill beside the
-service never renews the authorization itself. The socket is mode 0600.
+service never renews the authorization itself. `book-call SHARE` books one of the backfill's
+calls in the service's budget for the account (`ok`), within SHARE calls an hour, or says
+how long to wait (`wait SECONDS`). The socket is mode 0600.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from netatmo_exporter.domain.ports import AccessTokens, EventLog
 
 MAX_REQUEST = 4096
 REJECT = "reject-access-token "
+BOOK = "book-call "
+MAX_SHARE = 500
 
 
 class ControlSocketServer:
@@ -33,11 +37,15 @@ class ControlSocketServer:
     with `ok <token>\\n`, or `error <reason> <why>\\n`."""
 
     def __init__(self, path: str, flush: Callable[[], str], log: EventLog,
-                 tokens: AccessTokens | None = None) -> None:
+                 tokens: AccessTokens | None = None,
+                 book: Callable[[int], float] | None = None) -> None:
+        """`book(share)`: books one backfill call in the service's budget within `share`
+        calls an hour; returns 0, or the seconds to wait (nothing booked)."""
         self._path = path
         self._flush = flush
         self._log = log
         self._tokens = tokens
+        self._book = book
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
 
@@ -80,6 +88,8 @@ class ControlSocketServer:
         command = request.decode(errors="replace").strip()
         if command == "access-token" and self._tokens is not None:
             return self._access_token(self._tokens)
+        if command.startswith(BOOK) and self._book is not None:
+            return _booking(self._book, command.removeprefix(BOOK))
         if command.startswith(REJECT) and self._tokens is not None:
             self._tokens.reject_access_token(command.removeprefix(REJECT))
             self._log.info("access_token_rejected_by_client")
@@ -105,6 +115,13 @@ class ControlSocketServer:
             return f"error internal {type(exc).__name__}\n".encode()
         self._log.debug("access_token_handed_out")
         return f"ok {token}\n".encode()
+
+
+def _booking(book: Callable[[int], float], share: str) -> bytes:
+    if not share.isdigit() or not 1 <= int(share) <= MAX_SHARE:
+        return f"error bad_share give 1 to {MAX_SHARE} calls an hour\n".encode()
+    wait = book(int(share))
+    return b"ok\n" if wait <= 0.0 else f"wait {wait:.3f}\n".encode()
 
 
 def _read_line(conn: socket.socket) -> bytes:
@@ -177,18 +194,51 @@ class ServiceTokens:
         self._ask(REJECT + access_token)
 
     def _ask(self, command: str) -> str:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self._timeout)
-        with sock:
+        return _ask(self.path, self._timeout, command)
+
+
+class ServiceBudget:
+    """The running exporter's budget for the account, booked call by call; satisfies the
+    call policy's `Budget` for the backfill (the caller it books is always the backfill)."""
+
+    def __init__(self, path: str, timeout: float = 30.0) -> None:
+        self.path = path
+        self._timeout = timeout
+        self.booking = True
+        """False once the exporter said it books nothing (a version from before): the
+        backfill's own budget alone paces it then."""
+
+    def take(self, caller: str, hourly_share: int | None, now: float) -> float:
+        if not self.booking:
+            return 0.0
+        answer = _ask(self.path, self._timeout, f"{BOOK}{hourly_share or MAX_SHARE}")
+        if answer == "ok":
+            return 0.0
+        if answer.startswith("wait "):
             try:
-                sock.connect(self.path)
-                sock.sendall(command.encode() + b"\n")
-                return _read_line(sock).decode(errors="replace").strip()
-            except OSError as exc:
-                raise ServiceUnreachable(
-                    f"the exporter no longer answers on {self.path} "
-                    f"({exc.strerror or type(exc).__name__}): run the same command again "
-                    "once it runs; the backfill continues where it stopped") from None
+                return max(0.0, float(answer[5:]))
+            except ValueError:
+                pass
+        if answer == "error unknown command":
+            self.booking = False
+            return 0.0
+        raise TransientError(f"the exporter did not book the call: {answer or 'no answer'}",
+                             "service_budget")
+
+
+def _ask(path: str, timeout: float, command: str) -> str:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    with sock:
+        try:
+            sock.connect(path)
+            sock.sendall(command.encode() + b"\n")
+            return _read_line(sock).decode(errors="replace").strip()
+        except OSError as exc:
+            raise ServiceUnreachable(
+                f"the exporter no longer answers on {path} "
+                f"({exc.strerror or type(exc).__name__}): run the same command again "
+                "once it runs; the backfill continues where it stopped") from None
 
 
 def service_listening(path: str) -> bool:

@@ -100,6 +100,12 @@ COUNTER_METRICS = {
                       "Failed refreshes, by reason", ("reason",), "counter"),
 }
 
+BUDGET_METRIC = _metric(
+    "netatmo_exporter_api_budget_calls", "calls",
+    "Calls to Netatmo's data API in the last window (10s: of 50 allowed, 1h: of 500), by "
+    "caller: weather, energy, and a backfill run beside the service",
+    ("caller", "window"))
+
 # Readings of a fresh, reachable module. The first block are the Go exporter's names.
 READING_METRICS = (
     _reading("netatmo_sensor_temperature_celsius", "°C", "Temperature measurement in celsius",
@@ -212,6 +218,7 @@ DEVICE_METRICS = {
 WEATHER_METRICS: tuple[MetricSpec, ...] = (
     *EXPORTER_METRICS.values(),
     *COUNTER_METRICS.values(),
+    BUDGET_METRIC,
     *GO_MODULE_METRICS.values(),
     *(reading.metric for reading in READING_METRICS),
     *HEALTH_METRICS.values(),

@@ -2,10 +2,12 @@
 and the history backfill follow this one policy.
 
 One `CallBudget` per process holds Netatmo's per-user limits (50 calls per 10 s, 500 per
-hour, both sliding windows) for all callers of that process. Each caller has a `CallPolicy`
-naming the caller and, if it must leave room to others, its hourly share, and pausing
-through a `Pauses`: a poller's `PollLoop` (its wake and stop events, the lock its polls
-hold, the injected wait), or the backfill's own, which also shows why it waits:
+hour, both sliding windows) for all callers of that process; a backfill beside the running
+service books its calls in the service's too (any `Budget` will do: see `history_calls`).
+Each caller has a `CallPolicy` naming the caller and, if it must leave room to others, its
+hourly share, and pausing through a `Pauses`: a poller's `PollLoop` (its wake and stop
+events, the lock its polls hold, the injected wait), or the backfill's own, which also
+shows why it waits:
 
     budget = CallBudget()                                  # once per process
     loop = PollLoop(clock, wait)                           # wait: threading.Event.wait or fake
@@ -72,13 +74,22 @@ def event_wait(event: threading.Event, timeout: float) -> object:
     return event.wait(timeout)
 
 
+class Budget(Protocol):
+    def take(self, caller: str, hourly_share: int | None, now: float) -> float:
+        """Books one call for `caller` at `now` and returns 0.0, or books nothing and
+        returns the seconds until there is room."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetUse:
-    """Calls made in each window, and in the hour by caller."""
+    """Calls made in each window, and in each window by caller."""
 
     last_10s: int
     last_hour: int
     by_caller: tuple[tuple[str, int], ...]
+    """In the hour."""
+    by_caller_10s: tuple[tuple[str, int], ...] = ()
 
 
 class CallBudget:
@@ -97,16 +108,24 @@ class CallBudget:
         """Books one call for `caller` at `now` and returns 0.0; when a window or the
         caller's share is full, books nothing and returns how long until a slot frees."""
         with self._lock:
-            self._forget_before(now - self._long[1])
-            every = [at for at, _ in self._calls]
-            waits = [_until_free(every, *self._long, now), _until_free(every, *self._short, now)]
-            if hourly_share is not None:
-                own = [at for at, name in self._calls if name == caller]
-                waits.append(_until_free(own, hourly_share, self._long[1], now))
-            wait = max(waits)
+            wait = self._wait_locked(caller, hourly_share, now)
             if wait <= 0.0:
                 self._calls.append((now, caller))
-            return max(wait, 0.0)
+            return wait
+
+    def room(self, caller: str, hourly_share: int | None, now: float) -> float:
+        """What `take` would return, booking nothing."""
+        with self._lock:
+            return self._wait_locked(caller, hourly_share, now)
+
+    def _wait_locked(self, caller: str, hourly_share: int | None, now: float) -> float:
+        self._forget_before(now - self._long[1])
+        every = [at for at, _ in self._calls]
+        waits = [_until_free(every, *self._long, now), _until_free(every, *self._short, now)]
+        if hourly_share is not None:
+            own = [at for at, name in self._calls if name == caller]
+            waits.append(_until_free(own, hourly_share, self._long[1], now))
+        return max(0.0, *waits)
 
     def booked(self, caller: str, now: float) -> list[float]:
         """When `caller`'s calls of the last hour went out, oldest first."""
@@ -124,15 +143,20 @@ class CallBudget:
         with self._lock:
             self._forget_before(now - self._long[1])
             calls = list(self._calls)
-        by_caller: dict[str, int] = {}
-        for _, caller in calls:
-            by_caller[caller] = by_caller.get(caller, 0) + 1
-        recent = sum(1 for at, _ in calls if at > now - self._short[1])
-        return BudgetUse(recent, len(calls), tuple(sorted(by_caller.items())))
+        recent = [(at, caller) for at, caller in calls if at > now - self._short[1]]
+        return BudgetUse(len(recent), len(calls), _count_by_caller(calls),
+                         _count_by_caller(recent))
 
     def _forget_before(self, oldest: float) -> None:
         while self._calls and self._calls[0][0] <= oldest:
             self._calls.popleft()
+
+
+def _count_by_caller(calls: list[tuple[float, str]]) -> tuple[tuple[str, int], ...]:
+    counts: dict[str, int] = {}
+    for _, caller in calls:
+        counts[caller] = counts.get(caller, 0) + 1
+    return tuple(sorted(counts.items()))
 
 
 def _until_free(calls: list[float], limit: int, window: float, now: float) -> float:
@@ -216,7 +240,7 @@ class PollLoop:
 class CallPolicy:
     """One caller's way to Netatmo (see the module docstring)."""
 
-    def __init__(self, tokens: AccessTokens, budget: CallBudget, clock: Clock,
+    def __init__(self, tokens: AccessTokens, budget: Budget, clock: Clock,
                  pauses: Pauses, *, caller: str, hourly_share: int | None = None) -> None:
         if hourly_share is not None and not 1 <= hourly_share <= LONG_LIMIT:
             raise ValueError(f"the hourly share must be 1 to {LONG_LIMIT}")

@@ -1,6 +1,11 @@
 """How the backfill calls Netatmo: the one call policy (`call_policy`), with the backfill's
 own share of the hour and of the 10-second window, waiting out rate limits and passing
-failures, and saying why it waits."""
+failures, and saying why it waits.
+
+The backfill is a process of its own. Beside a running service it books each call in the
+service's budget too (through the control socket), so that the budget the service keeps for
+the account counts the backfill's calls and the service's own callers leave them room; its
+own budget stays the cap of its share, and remembers the calls of a stopped run."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import TypeVar
 from netatmo_exporter.domain.call_policy import (
     LONG_LIMIT,
     SHORT_LIMIT,
+    Budget,
     CallBudget,
     CallPolicy,
     Stopped,
@@ -45,16 +51,38 @@ class _ReportedPauses:
             raise Stopped()
 
 
+class _BothBudgets:
+    """Room in the backfill's own budget first (booking nothing), then a booking in the
+    service's, then in its own: a call is counted in both or in neither."""
+
+    def __init__(self, own: CallBudget, service: Budget) -> None:
+        self._own = own
+        self._service = service
+
+    def take(self, caller: str, hourly_share: int | None, now: float) -> float:
+        wait = self._own.room(caller, hourly_share, now)
+        if wait > 0.0:
+            return wait
+        wait = self._service.take(caller, hourly_share, now)
+        if wait > 0.0:
+            return wait
+        return self._own.take(caller, hourly_share, now)
+
+
 class BudgetedCalls:
-    """Satisfies `Calls` for the backfill: `CallPolicy.call_patiently` within its share."""
+    """Satisfies `Calls` for the backfill: `CallPolicy.call_patiently` within its share;
+    `service`: the running service's budget, when one runs."""
 
     def __init__(self, tokens: AccessTokens, hourly_share: int, clock: Clock, wait: Wait,
-                 on_wait: Callable[[float, str], None] = lambda seconds, why: None) -> None:
+                 on_wait: Callable[[float, str], None] = lambda seconds, why: None,
+                 service: Budget | None = None) -> None:
         # The backfill runs in a process of its own: this budget is its own too, so it
         # takes at most half of the 10-second window, leaving the service its calls.
         self._budget = CallBudget(short_limit=WINDOW_SHARE)
         self._clock = clock
-        self._policy = CallPolicy(tokens, self._budget, clock, _ReportedPauses(wait, on_wait),
+        budget: Budget = self._budget if service is None else _BothBudgets(self._budget,
+                                                                             service)
+        self._policy = CallPolicy(tokens, budget, clock, _ReportedPauses(wait, on_wait),
                                   caller=CALLER, hourly_share=hourly_share)
 
     def call(self, request: Callable[[str], T]) -> T:

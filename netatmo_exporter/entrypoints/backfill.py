@@ -3,7 +3,8 @@ VictoriaMetrics can import, under the live exporter's family names and labels.
 
 Same flags and environment as the service. While the service runs, access tokens come
 through its control socket (it alone renews the authorization); otherwise from the token
-file under the service's rules (renewed, persisted before use). Stopped at any point, the
+file under the service's rules (renewed, persisted before use). While the service runs, each
+call is also booked in the service's budget for the account. Stopped at any point, the
 same command continues from its last checkpoint.
 """
 
@@ -21,7 +22,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from netatmo_exporter.adapters.clock import SystemClock
-from netatmo_exporter.adapters.control_socket import ServiceTokens, service_listening
+from netatmo_exporter.adapters.control_socket import (
+    ServiceBudget,
+    ServiceTokens,
+    service_listening,
+)
 from netatmo_exporter.adapters.history_output import check_labels
 from netatmo_exporter.adapters.history_progress import Progress
 from netatmo_exporter.adapters.history_spool import Spool, work_dir_for
@@ -186,7 +191,8 @@ class _Run:
             calls = BudgetedCalls(
                 tokens, request.hourly_calls,
                 _SpedUpClock(self._speedup) if self._speedup != 1.0 else self._clock,
-                self._wait, self._waiting)
+                self._wait, self._waiting,
+                ServiceBudget(tokens.path) if isinstance(tokens, ServiceTokens) else None)
             self.say(f"authorization: {where}")
             if fresh is not None:
                 span, notes = fresh
@@ -253,7 +259,8 @@ class _Run:
         except FileNotFoundError:
             pass
         if service_listening(socket_path):
-            return ServiceTokens(socket_path), f"through the running exporter ({socket_path})"
+            return ServiceTokens(socket_path), (f"through the running exporter ({socket_path}), "
+                                                "whose budget counts the backfill's calls")
         missing = [name for name, value in (("--client-id (NETATMO_CLIENT_ID)", config.client_id),
                                             ("--client-secret (NETATMO_CLIENT_SECRET)",
                                              config.client_secret),

@@ -17,6 +17,7 @@ from netatmo_exporter.adapters.clock import SystemClock
 from netatmo_exporter.adapters.collector import (
     ALERTED_REQUESTS,
     ApiCounterCollector,
+    BudgetCollector,
     NetatmoCollector,
 )
 from netatmo_exporter.adapters.control_socket import ControlSocketServer
@@ -52,6 +53,7 @@ from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.call_policy import CallBudget, event_wait
 from netatmo_exporter.domain.energy_poller import EnergyPoller, EnergyState
 from netatmo_exporter.domain.errors import TokenFileError
+from netatmo_exporter.domain.history_calls import CALLER as BACKFILL
 from netatmo_exporter.domain.ports import Clock, EventLog, TokenStore
 from netatmo_exporter.domain.refresher import Refresher, RefreshSettings, WeatherState
 from netatmo_exporter.domain.renewal import TokenRenewal
@@ -203,7 +205,9 @@ def build_app(
         app = BasicAuth(app, web_config.basic_auth_users, log, refusals)
     app = with_security_headers(app, web_config.headers if web_config is not None else ())
     server = make_server(config.host, config.port, app, server_limits, log, refusals)
-    control = (ControlSocketServer(config.control_socket, tokens.flush, log, tokens)
+    registry.register(BudgetCollector(lambda: budget.use(clock.now())))
+    control = (ControlSocketServer(config.control_socket, tokens.flush, log, tokens,
+                                   lambda share: budget.take(BACKFILL, share, clock.now()))
                if config.control_socket else None)
     return Application(config, log, tokens, refresher, renewal, client, server, registry,
                        redactor, control, energy)

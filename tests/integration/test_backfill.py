@@ -389,3 +389,55 @@ def test_a_service_whose_socket_the_backfill_misses_keeps_its_authorization(
     assert metric_value(body, "netatmo_exporter_authorization_state", state="ok") == 1.0
     assert metric_value(body, "netatmo_up") == 1.0
     assert cloud.count("invalid_grant") == 0
+
+
+def test_beside_a_running_service_the_backfill_spends_the_services_budget(
+        cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path,
+        exporters: list[ExporterProcess]) -> None:
+    seed_token(cloud, token_path)
+    socket_path = tmp_path / "control.sock"
+    exporter = ExporterProcess(exporter_args(cloud, token_path, "--control-socket",
+                                             str(socket_path), "--refresh-mode", "fixed",
+                                             "--refresh-interval", "1s", "--age-stale", "1h"),
+                               tmp_path)
+    exporters.append(exporter)
+    exporter.start(wait_ready=True)
+    args = backfill_args(cloud, token_path, tmp_path / "history.om", 10, "--hourly-calls", "20")
+    args[args.index("--control-socket") + 1] = str(socket_path)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    seen: list[dict[tuple[str, str], float]] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            body = exporter.get("/metrics")[1]
+            seen.append({(caller, window): metric_value(body, "netatmo_exporter_api_budget_calls",
+                                                        caller=caller, window=window) or 0.0
+                         for caller in ("backfill", "weather", "energy")
+                         for window in ("10s", "1h")})
+            if seen[-1][("backfill", "1h")] >= 20 and len(seen) >= 10:
+                break  # its share is spent: it waits for the hour now
+            time.sleep(0.2)
+        time.sleep(2.0)  # a call past the share would show by now
+        body = exporter.get("/metrics")[1]
+        backfill_hour = metric_value(body, "netatmo_exporter_api_budget_calls",
+                                     caller="backfill", window="1h")
+        os.kill(proc.pid, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+    assert "whose budget counts the backfill's calls" in stderr, stderr
+    assert "share of the budget (20 calls per hour)" in stderr
+    assert backfill_hour == 20.0
+    # The backfill's calls the cloud saw are the ones the service's budget counted.
+    assert cloud.count("getmeasure") + 2 == backfill_hour  # + stations, homecoaches
+    for sample in seen:
+        assert sample[("backfill", "1h")] <= 20
+        assert sum(v for (_, window), v in sample.items() if window == "1h") <= 500
+        assert sum(v for (_, window), v in sample.items() if window == "10s") <= 50
+    assert max(sample[("weather", "1h")] for sample in seen) > 0
+    assert cloud.count("rate_limited") == 0
+    assert metric_value(exporter.get("/metrics")[1], "netatmo_up") == 1.0

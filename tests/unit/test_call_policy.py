@@ -99,6 +99,17 @@ def test_a_caller_with_an_hourly_share_waits_while_the_others_go_on() -> None:
     assert budget.use(200.0).by_caller == (("backfill", 3), ("weather", 1))
 
 
+def test_room_says_the_wait_without_booking_and_use_counts_each_window_by_caller() -> None:
+    budget = CallBudget(short_limit=2)
+    budget.take("weather", None, 100.0)
+    budget.take("backfill", 5, 105.0)
+
+    assert budget.room("weather", None, 106.0) == pytest.approx(4.0)
+    assert budget.room("weather", None, 106.0) == pytest.approx(4.0)
+    assert budget.use(112.0).by_caller_10s == (("backfill", 1),)
+    assert budget.use(112.0).by_caller == (("backfill", 1), ("weather", 1))
+
+
 def test_call_waits_on_the_injected_clock_when_the_budget_is_full() -> None:
     budget = CallBudget(short_limit=2)
     calls, clock, _ = policy(budget)

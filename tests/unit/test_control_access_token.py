@@ -11,12 +11,14 @@ import pytest
 
 from netatmo_exporter.adapters.control_socket import (
     ControlSocketServer,
+    ServiceBudget,
     ServiceTokens,
     ServiceUnreachable,
     service_listening,
 )
 from netatmo_exporter.domain.authorization import TokenManager
-from netatmo_exporter.domain.errors import NotAuthorized
+from netatmo_exporter.domain.call_policy import CallBudget
+from netatmo_exporter.domain.errors import NotAuthorized, TransientError
 from tests.unit.fakes import FakeClock, FakeLog, FakeTokenEndpoint, FakeTokenStore, fresh_token
 
 
@@ -87,5 +89,39 @@ def test_an_exporter_without_token_handout_is_told_apart(short_dir: Path) -> Non
     try:
         with pytest.raises(ServiceUnreachable, match="does not hand out access tokens"):
             ServiceTokens(str(path), timeout=5.0).access_token()
+    finally:
+        server.stop()
+
+
+def test_the_backfill_books_its_calls_in_the_services_budget(short_dir: Path) -> None:
+    clock = FakeClock()
+    budget = CallBudget()
+    path = short_dir / "control.sock"
+    server = ControlSocketServer(str(path), lambda: "/fake/token.json", FakeLog(),
+                                 book=lambda share: budget.take("backfill", share,
+                                                                clock.now()))
+    server.start()
+    try:
+        remote = ServiceBudget(str(path), timeout=5.0)
+        assert remote.take("backfill", 2, clock.now()) == 0.0
+        clock.advance(10.0)
+        assert remote.take("backfill", 2, clock.now()) == 0.0
+        assert remote.take("backfill", 2, clock.now()) == pytest.approx(3590.0)
+        assert dict(budget.use(clock.now()).by_caller) == {"backfill": 2}
+        with pytest.raises(TransientError, match="bad_share"):
+            remote.take("backfill", 501, clock.now())
+    finally:
+        server.stop()
+
+
+def test_an_exporter_that_books_nothing_leaves_the_backfill_its_own_budget(
+        short_dir: Path) -> None:
+    path = short_dir / "old.sock"
+    server = ControlSocketServer(str(path), lambda: "/fake/token.json", FakeLog())
+    server.start()
+    try:
+        remote = ServiceBudget(str(path), timeout=5.0)
+        assert remote.take("backfill", 250, 0.0) == 0.0
+        assert not remote.booking
     finally:
         server.stop()

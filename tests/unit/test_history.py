@@ -234,6 +234,37 @@ def test_passing_failures_are_retried_a_bounded_number_of_times() -> None:
         calls.call(_failing(MissingScope("getmeasure")))
 
 
+def test_beside_a_service_each_call_is_booked_in_both_budgets_within_the_share() -> None:
+    clock = FakeClock(NOW)
+    service = CallBudget()
+    for i in range(490):  # the service's own callers spent most of the hour
+        service.take("weather", None, NOW - 3000.0 + i)
+    wait = RecordingWait(clock)
+    calls = BudgetedCalls(FakeTokens(), 20, clock, wait, service=service)
+
+    for _ in range(15):
+        calls.call(_failing())
+
+    use = service.use(clock.now())
+    assert use.last_hour <= 500 and dict(use.by_caller)["backfill"] == 15
+    assert len(calls.recent()) == 15  # the checkpoint's count: the calls made
+    assert wait.waits and sum(wait.waits) > 0  # waited for the service's calls to age out
+
+
+def test_the_own_share_caps_the_backfill_even_when_the_service_has_room() -> None:
+    clock = FakeClock(NOW)
+    service = CallBudget()
+    wait = RecordingWait(clock)
+    calls = BudgetedCalls(FakeTokens(), 3, clock, wait, service=service)
+    calls.carry_over([NOW - 100.0, NOW - 50.0])  # a stopped run's calls, unknown to it
+
+    calls.call(_failing())
+    calls.call(_failing())
+
+    assert dict(service.use(clock.now()).by_caller)["backfill"] == 2
+    assert wait.waits == [pytest.approx(3500.0)]  # the share of 3 was full until then
+
+
 def test_a_stop_during_a_wait_ends_the_call() -> None:
     calls, _ = _calls(FakeClock(NOW), stop_after=1)
     with pytest.raises(Stopped):
