@@ -125,6 +125,7 @@ def test_promtool_check_metrics_flags_only_the_go_pressure_name(full_scrape: str
     assert 'netatmo_room_setpoint_mode{home="Maison",mode="manual",room="Chambre"} 1.0' \
         in full_scrape
     assert 'netatmo_module_battery_state{home="Maison",module="Vanne bureau"' in full_scrape
+    assert 'netatmo_exporter_api_budget_calls{caller="weather",window="1h"}' in full_scrape
 
     result = run_tool(promtool, "check", "metrics", stdin=full_scrape)
 
