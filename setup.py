@@ -39,9 +39,11 @@ def git_commit() -> str:
 class BuildPyWithCommit(build_py):  # type: ignore[misc]
     def run(self) -> None:
         super().run()
-        commit = git_commit()
+        # An editable install runs from the checkout: /version reads no commit file there.
+        commit = "" if getattr(self, "editable_mode", False) else git_commit()
         if commit:
             target = Path(self.build_lib, "netatmo_exporter", "commit.txt")
+            target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(commit + "\n", encoding="ascii")
 
 
