@@ -63,9 +63,7 @@ def scene(tmp_path: Path, exporters: list[ExporterProcess]) -> Iterator[tuple[st
             yield prometheus.url, started
 
 
-def test_backfilled_history_and_live_scrapes_are_one_series(
-        scene: tuple[str, float], chromedriver: ChromeDriver, tmp_path: Path,
-        screenshots: Path) -> None:
+def test_backfilled_history_and_live_scrapes_are_one_series(scene: tuple[str, float]) -> None:
     url, started = scene
     query = urllib.parse.urlencode({"query": f"{QUERY}[{GRAPH_RANGE}]"})
     with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=30) as answer:
@@ -76,6 +74,17 @@ def test_backfilled_history_and_live_scrapes_are_one_series(
     assert len(backfilled) > 50 and len(live) >= 2
     assert series["metric"]["job"] == "netatmo"
 
+
+def test_the_graph_page_shows_them_as_one_line(
+        scene: tuple[str, float], chromedriver: ChromeDriver, tmp_path: Path,
+        screenshots: Path) -> None:
+    url, _ = scene
+    with urllib.request.urlopen(f"{url}/graph", timeout=30) as answer:
+        page = answer.read().decode(errors="replace")
+    if "does not include the modern React web UI" in page and "rickshaw" not in page.lower():
+        # Debian trixie's prometheus (2.53) is packaged without any web UI: there is no
+        # graph page to look at; the series itself is checked by the test above.
+        pytest.skip("this Debian prometheus package ships no graph page")
     browser = chromedriver.session(tmp_path / "profile", width=1200, height=1000)
     try:
         params = urllib.parse.urlencode({"g0.expr": QUERY, "g0.tab": "0",
