@@ -123,30 +123,28 @@ class TokenManager:
         """A usable access token, refreshing first when due. Raises `NotAuthorized`,
         `InvalidGrant`, `InvalidClient` or a transient error (the token is then kept)."""
         with self._refresh_lock:
-            self._adopt_replaced_file()
-            with self._lock:
-                current = self._token
-            action = token_action(current, self._clock.now())
-            if action is TokenAction.AUTHORIZE or current is None:
-                raise NotAuthorized()
-            if action is TokenAction.REFRESH:
+            current, due = self._adopted_token()
+            if due:
                 current = self._refresh_alone()
             return current.access_token
+
+    def _adopted_token(self) -> tuple[Token, bool]:
+        """The token after adopting a replaced file, and whether it is due for renewal."""
+        self._adopt_replaced_file()
+        with self._lock:
+            current = self._token
+        action = token_action(current, self._clock.now())
+        if action is TokenAction.AUTHORIZE or current is None:
+            raise NotAuthorized()
+        return current, action is TokenAction.REFRESH
 
     def _refresh_alone(self) -> Token:
         """Renews under the store's lock, shared with the other processes that use this
         token file: one that renewed while we waited for the lock wrote its token there,
         which is adopted instead of spending the refresh token it already spent."""
         with self._store.renewal_lock():
-            self._adopt_replaced_file()
-            with self._lock:
-                current = self._token
-            action = token_action(current, self._clock.now())
-            if action is TokenAction.AUTHORIZE or current is None:
-                raise NotAuthorized()
-            if action is TokenAction.REFRESH:
-                current = self._refresh(current)
-            return current
+            current, due = self._adopted_token()
+            return self._refresh(current) if due else current
 
     def reject_access_token(self, access_token: str) -> None:
         """The API called this access token invalid or expired: refresh next time, unless
