@@ -51,6 +51,8 @@ class Config:
     external_url_configured: bool = True
     allowed_hosts: tuple[str, ...] = ()
     web_config: WebConfig | None = None
+    history: HistorySettings | None = None
+    """The history follower's settings (SPEC 13); None when it is off."""
 
     @property
     def scope(self) -> str:
@@ -58,6 +60,21 @@ class Config:
 
     def __repr__(self) -> str:
         return f"Config(host={self.host!r}, port={self.port}, client_id={self.client_id!r}, ...)"
+
+
+@dataclass(frozen=True)
+class HistorySettings:
+    """Remote write of Netatmo's stored readings (SPEC 13). Credentials stay in their files
+    (read by the writer, as Prometheus' own `remote_write` reads them), never here."""
+
+    url: str
+    labels: tuple[tuple[str, str], ...] = ()
+    lookback: float = 3 * 3600.0
+    interval: float = 30 * 60.0
+    username: str = ""
+    password_file: str = ""
+    bearer_token_file: str = ""
+    ca_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,8 @@ class Option:
     help: str
     secret: bool = False
     switch: bool = False
+    repeat: bool = False
+    """A repeatable flag; its environment variable is comma-separated."""
 
     @property
     def names(self) -> str:
@@ -119,6 +138,29 @@ OPTIONS = (
            "URL's host; comma-separated (DNS-rebinding defence)"),
     Option(("--web.config.file",), "NETATMO_EXPORTER_WEB_CONFIG", "web_config_file", "",
            "Prometheus exporter-toolkit web configuration file (basic_auth_users)"),
+    Option(("--history.remote-write-url",), "NETATMO_HISTORY_REMOTE_WRITE_URL",
+           "history_url", "",
+           "write every reading Netatmo stored, at its own time, to this Prometheus "
+           "remote-write receiver (http://prometheus:9090/api/v1/write, VictoriaMetrics' "
+           "http://HOST:8428/api/v1/write); outages fill themselves (docs/history.md)"),
+    Option(("--history.label",), "NETATMO_HISTORY_LABELS", "history_labels", "",
+           "NAME=VALUE added to every written series, repeatable (env: comma-separated): "
+           "the job and instance Prometheus gives the live series", repeat=True),
+    Option(("--history.lookback",), "NETATMO_HISTORY_LOOKBACK", "history_lookback", "3h",
+           "where the history starts when there is no checkpoint yet (Go duration)"),
+    Option(("--history.interval",), "NETATMO_HISTORY_INTERVAL", "history_interval", "30m",
+           "how often new stored readings are fetched and written at most (Go duration)"),
+    Option(("--history.remote-write-username",), "NETATMO_HISTORY_REMOTE_WRITE_USERNAME",
+           "history_username", "", "basic auth user name for the receiver"),
+    Option(("--history.remote-write-password-file",),
+           "NETATMO_HISTORY_REMOTE_WRITE_PASSWORD_FILE", "history_password_file", "",
+           "file holding the receiver's basic auth password"),
+    Option(("--history.remote-write-bearer-token-file",),
+           "NETATMO_HISTORY_REMOTE_WRITE_BEARER_TOKEN_FILE", "history_bearer_token_file", "",
+           "file holding a bearer token for the receiver (instead of basic auth)"),
+    Option(("--history.remote-write-ca-file",), "NETATMO_HISTORY_REMOTE_WRITE_CA_FILE",
+           "history_ca_file", "",
+           "CA certificate(s) to verify an https:// receiver with (default: the system's)"),
 )
 
 
@@ -136,6 +178,9 @@ def build_parser(prog: str = "netatmo-exporter") -> argparse.ArgumentParser:
         if option.switch:
             parser.add_argument(*option.flags, dest=option.dest, action="store_const",
                                 const="true", default=None, help=help_text)
+        elif option.repeat:
+            parser.add_argument(*option.flags, dest=option.dest, action="append",
+                                default=None, metavar="VALUE", help=help_text)
         else:
             parser.add_argument(*option.flags, dest=option.dest, default=None,
                                 metavar="VALUE", help=help_text)
@@ -149,7 +194,9 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, s
     for option in OPTIONS:
         flag_value = getattr(args, option.dest, None)
         env_value = environ.get(option.env)
-        if flag_value is not None:
+        if flag_value is not None and option.repeat:
+            values[option.dest] = "\n".join(flag_value)
+        elif flag_value is not None:
             values[option.dest] = flag_value
         elif env_value is not None and (env_value != "" or not option.switch):
             values[option.dest] = env_value
@@ -253,6 +300,7 @@ def config_from(values: Mapping[str, str], environ: Mapping[str, str],
             web_config = load_web_config(values["web_config_file"].strip())
         except WebConfigError as exc:
             raise _fail("web_config_file", str(exc)) from None
+    history = _history(values)
     return Config(
         host=host, port=port, external_url=external_url.rstrip("/"), token_file=token_file,
         client_id=values["client_id"].strip(), client_secret=values["client_secret"].strip(),
@@ -262,8 +310,47 @@ def config_from(values: Mapping[str, str], environ: Mapping[str, str],
         api_url=api_url.rstrip("/"), scopes=scopes,
         favorites=_switch(values["favorites"], "favorites"), control_socket=control or None,
         external_url_configured=bool(values["external_url"].strip()),
-        allowed_hosts=allowed_hosts, web_config=web_config,
+        allowed_hosts=allowed_hosts, web_config=web_config, history=history,
     )
+
+
+def _history(values: Mapping[str, str]) -> HistorySettings | None:
+    url = values["history_url"].strip()
+    if not url:
+        return None
+    _check_url("history_url", url)
+    labels: list[tuple[str, str]] = []
+    for item in re.split(r"[\n,]", values["history_labels"]):
+        if not item.strip():
+            continue
+        name, sep, value = item.strip().partition("=")
+        if not sep or not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name) or name.startswith("__"):
+            raise _fail("history_labels", f"{item!r}: give NAME=VALUE with a Prometheus "
+                        "label name")
+        if name in ("module", "station", "home", "room"):
+            raise _fail("history_labels", f"{name}: the exporter sets {name} itself")
+        if name in (n for n, _ in labels):
+            raise _fail("history_labels", f"{name} is given twice")
+        labels.append((name, value))
+    username = values["history_username"].strip()
+    password_file = values["history_password_file"].strip()
+    bearer_file = values["history_bearer_token_file"].strip()
+    ca_file = values["history_ca_file"].strip()
+    if bearer_file and (username or password_file):
+        raise _fail("history_bearer_token_file", "give either a bearer token file or basic "
+                    "auth (user name and password file), not both")
+    if bool(username) != bool(password_file):
+        raise _fail("history_password_file" if username else "history_username",
+                    "basic auth needs both the user name and the password file")
+    for dest, path in (("history_password_file", password_file),
+                       ("history_bearer_token_file", bearer_file), ("history_ca_file", ca_file)):
+        if path and not os.access(path, os.R_OK):
+            raise _fail(dest, f"{path} cannot be read by this user")
+    if urlsplit(url).scheme != "https" and ca_file:
+        raise _fail("history_ca_file", "a CA file is for an https:// receiver")
+    return HistorySettings(url, tuple(labels), _duration(values, "history_lookback"),
+                           _duration(values, "history_interval"), username, password_file,
+                           bearer_file, ca_file)
 
 
 def _refresh_mode(value: str) -> RefreshMode:
