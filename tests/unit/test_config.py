@@ -108,8 +108,71 @@ def test_token_file_flag_and_env(tmp_path: Path) -> None:
     assert by_env.token_file == str(tmp_path / "b.json")
 
 
+HISTORY_URL = "http://127.0.0.1:9090/api/v1/write"
+HISTORY_CASES = [
+    (["--history.remote-write-url", HISTORY_URL], "NETATMO_HISTORY_REMOTE_WRITE_URL",
+     HISTORY_URL, lambda h: h.url, HISTORY_URL),
+    (["--history.label", "job=netatmo", "--history.label", "instance=nas:9210"],
+     "NETATMO_HISTORY_LABELS", "job=netatmo,instance=nas:9210", lambda h: h.labels,
+     (("job", "netatmo"), ("instance", "nas:9210"))),
+    (["--history.lookback", "24h"], "NETATMO_HISTORY_LOOKBACK", "24h",
+     lambda h: h.lookback, 86400.0),
+    (["--history.interval", "10m"], "NETATMO_HISTORY_INTERVAL", "10m",
+     lambda h: h.interval, 600.0),
+    (["--history.remote-write-username", "u", "--history.remote-write-password-file",
+      "/dev/null"], "NETATMO_HISTORY_REMOTE_WRITE_USERNAME", "u", lambda h: h.username, "u"),
+    (["--history.remote-write-username", "u", "--history.remote-write-password-file",
+      "/dev/null"], "NETATMO_HISTORY_REMOTE_WRITE_PASSWORD_FILE", "/dev/null",
+     lambda h: h.password_file, "/dev/null"),
+    (["--history.remote-write-bearer-token-file", "/dev/null"],
+     "NETATMO_HISTORY_REMOTE_WRITE_BEARER_TOKEN_FILE", "/dev/null",
+     lambda h: h.bearer_token_file, "/dev/null"),
+    (["--history.remote-write-ca-file", "/dev/null"], "NETATMO_HISTORY_REMOTE_WRITE_CA_FILE",
+     "/dev/null", lambda h: h.ca_file, "/dev/null"),
+]
+_PAIRED = {"NETATMO_HISTORY_REMOTE_WRITE_USERNAME": "NETATMO_HISTORY_REMOTE_WRITE_PASSWORD_FILE",
+           "NETATMO_HISTORY_REMOTE_WRITE_PASSWORD_FILE": "NETATMO_HISTORY_REMOTE_WRITE_USERNAME"}
+_PAIR_VALUES = {"NETATMO_HISTORY_REMOTE_WRITE_USERNAME": "u",
+                "NETATMO_HISTORY_REMOTE_WRITE_PASSWORD_FILE": "/dev/null"}
+
+
+@pytest.mark.parametrize(("argv", "env", "value", "get", "expected"), HISTORY_CASES)
+def test_every_history_flag_and_its_environment_variable(
+    tmp_path: Path, argv: list[str], env: str, value: str, get: object, expected: object
+) -> None:
+    url = "https://127.0.0.1:9090/api/v1/write" if "CA_FILE" in env else HISTORY_URL
+    by_flag = load(tmp_path, ["--history.remote-write-url", url, *argv])
+    extra = {_PAIRED[env]: _PAIR_VALUES[_PAIRED[env]]} if env in _PAIRED else {}
+    by_env = load(tmp_path, [], **{"NETATMO_HISTORY_REMOTE_WRITE_URL": url, env: value, **extra})
+    assert get(by_flag.history) == expected  # type: ignore[operator]
+    assert get(by_env.history) == expected  # type: ignore[operator]
+
+
+def test_history_is_off_without_a_receiver(tmp_path: Path) -> None:
+    assert load(tmp_path, ["--history.label", "job=netatmo"]).history is None
+
+
+@pytest.mark.parametrize(("argv", "names"), [
+    (["--history.remote-write-url", "ftp://x/"], "--history.remote-write-url"),
+    (["--history.label", "job"], "NETATMO_HISTORY_LABELS"),
+    (["--history.label", "module=x"], "NETATMO_HISTORY_LABELS"),
+    (["--history.label", "__name__=x"], "NETATMO_HISTORY_LABELS"),
+    (["--history.interval", "often"], "NETATMO_HISTORY_INTERVAL"),
+    (["--history.remote-write-username", "u"], "NETATMO_HISTORY_REMOTE_WRITE_PASSWORD_FILE"),
+    (["--history.remote-write-bearer-token-file", "/nonexistent/token"],
+     "NETATMO_HISTORY_REMOTE_WRITE_BEARER_TOKEN_FILE"),
+    (["--history.remote-write-ca-file", "/dev/null"], "NETATMO_HISTORY_REMOTE_WRITE_CA_FILE"),
+])
+def test_bad_history_settings_name_the_flag(tmp_path: Path, argv: list[str], names: str) -> None:
+    if argv[0] != "--history.remote-write-url":
+        argv = ["--history.remote-write-url", HISTORY_URL, *argv]
+    with pytest.raises(ConfigError, match=names.replace(".", r"\.")):
+        load(tmp_path, argv)
+
+
 def test_every_option_is_covered_here() -> None:
-    covered = {env for _, env, *_ in FLAG_CASES} | {"NETATMO_EXPORTER_TOKEN_FILE"}
+    covered = ({env for _, env, *_ in FLAG_CASES} | {env for _, env, *_ in HISTORY_CASES}
+               | {"NETATMO_EXPORTER_TOKEN_FILE"})
     assert covered == {option.env for option in OPTIONS}
 
 
