@@ -20,6 +20,9 @@ cursor:pointer}
 SCOPE_DESCRIPTIONS = {
     "read_station": "read the data of your Weather Stations",
     "read_homecoach": "read the data of your Healthy Home Coaches",
+    "read_thermostat": "read your Netatmo Energy homes: rooms, thermostats, radiator valves "
+                       "and relays",
+    "write_thermostat": "change your thermostats' set points and schedules",
 }
 
 
@@ -36,14 +39,16 @@ def _page(title: str, content: str) -> str:
     )
 
 
+def _scope_item(scope: str) -> str:
+    description = SCOPE_DESCRIPTIONS.get(scope)
+    return scope if description is None else f"{description} ({scope})"
+
+
 def consent_page(
     app_name: str, scopes: Sequence[str], request_id: str, fields: dict[str, str]
 ) -> str:
     """The consent screen: two forms, Accept (``id="accept"``) and Refuse (``id="refuse"``)."""
-    items = "".join(
-        f'<li data-scope="{escape(s)}">{escape(s)}: {escape(SCOPE_DESCRIPTIONS.get(s, s))}</li>'
-        for s in scopes
-    )
+    items = "".join(f'<li data-scope="{escape(s)}">{escape(_scope_item(s))}</li>' for s in scopes)
     hidden = f'<input type="hidden" name="request_id" value="{escape(request_id)}">' + "".join(
         f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in fields.items()
     )

@@ -6,6 +6,7 @@ import http.client
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
+from netatmo_exporter.domain.scopes import KNOWN_SCOPES
 from netatmo_exporter.simulator import (
     Cadence,
     FakeNetatmoCloud,
@@ -212,6 +214,18 @@ def test_consent_page_names_the_app_and_scopes_without_javascript(
     assert 'data-scope="read_homecoach"' in answer.text
     assert parser.forms["accept-form"]["state"] == "st4te"
     assert parser.forms["accept-form"]["decision"] == "accept"
+
+
+def test_consent_page_describes_each_scope_the_exporter_asks_for(
+    cloud: FakeNetatmoCloud,
+) -> None:
+    answer = call(authorize_url(cloud, scope=" ".join(KNOWN_SCOPES)))
+    items = dict(re.findall(r'<li data-scope="([^"]+)">([^<]*)</li>', answer.text))
+    assert set(items) == set(KNOWN_SCOPES)
+    assert items["read_thermostat"] == ("read your Netatmo Energy homes: rooms, thermostats, "
+                                        "radiator valves and relays (read_thermostat)")
+    for scope, item in items.items():
+        assert not item.startswith(scope), item
 
 
 def test_accept_redirects_with_a_code_and_the_state(cloud: FakeNetatmoCloud) -> None:
