@@ -4,8 +4,10 @@ or changes its password, asking for the password twice without echo."""
 from __future__ import annotations
 
 import argparse
-import getpass
+import locale
+import os
 import sys
+import termios
 from collections.abc import Callable
 
 from netatmo_exporter.adapters.web_config import (
@@ -38,22 +40,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def ask_password(prompt: str) -> str:
-    """At a terminal, getpass with the echo off; without one (a script, a pipe), the next
-    line of standard input, without getpass's warning that it cannot hide the echo."""
+LINE_LIMIT = 4096
+"""More than any password bcrypt can check (72 bytes), however it is encoded."""
+
+
+def ask_password(prompt: str) -> bytes:
+    """The bytes typed: at a terminal with the echo off, without one (a script, a pipe)
+    the next line of standard input. Bytes, because the terminal's encoding is not always
+    the one Python would decode with; `run_web_user` decodes them."""
     try:
-        with open("/dev/tty", "rb"):
-            pass
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
-        line = sys.stdin.readline()
-        if not line:
-            raise EOFError from None
-        return line.rstrip("\r\n")
-    return getpass.getpass(prompt)
+        return _line(sys.stdin.buffer.readline(LINE_LIMIT))
+    try:
+        return _read_without_echo(fd, prompt)
+    except termios.error:  # /dev/tty that is no terminal: read as a script would
+        return _line(sys.stdin.buffer.readline(LINE_LIMIT))
+    finally:
+        os.close(fd)
+
+
+def _read_without_echo(fd: int, prompt: str) -> bytes:
+    saved = termios.tcgetattr(fd)
+    quiet = saved[:]
+    quiet[3] &= ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+    typed = b""
+    try:
+        os.write(fd, prompt.encode(terminal_encoding(), "replace"))
+        while not typed.endswith(b"\n") and len(typed) < LINE_LIMIT:
+            chunk = os.read(fd, LINE_LIMIT)
+            if not chunk:
+                break
+            typed += chunk
+    finally:
+        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+        os.write(fd, b"\n")
+    return _line(typed)
+
+
+def _line(typed: bytes) -> bytes:
+    if not typed:
+        raise EOFError
+    return typed.rstrip(b"\r\n")
+
+
+def terminal_encoding() -> str:
+    """The locale's (LANG, LC_ALL, LC_CTYPE), which the terminal is expected to follow."""
+    return locale.getpreferredencoding(False)
 
 
 def run_web_user(argv: list[str], env: dict[str, str],
-                 ask: Callable[[str], str] = ask_password) -> int:
+                 ask: Callable[[str], bytes] = ask_password) -> int:
     args = build_parser().parse_args(argv)
     path = args.path or env.get("NETATMO_EXPORTER_WEB_CONFIG", "")
     if not path:
@@ -76,9 +114,14 @@ def run_web_user(argv: list[str], env: dict[str, str],
     return 0
 
 
-def _ask_twice(user: str, ask: Callable[[str], str]) -> str | None:
+def _ask_twice(user: str, ask: Callable[[str], bytes]) -> str | None:
+    """The password as text, which the hash takes in UTF-8, as browsers and Prometheus
+    send it, whatever the terminal's encoding."""
+    encoding = terminal_encoding()
     try:
-        password = ask(f"New password for {user}: ")
+        password = _decoded(ask(f"New password for {user}: "), encoding)
+        if password is None:
+            return None
         if not password:
             print(f"{PROG}: the password is empty; nothing written", file=sys.stderr)
             return None
@@ -86,11 +129,23 @@ def _ask_twice(user: str, ask: Callable[[str], str]) -> str | None:
             print(f"{PROG}: the password is longer than {MAX_PASSWORD_BYTES} bytes, which "
                   "bcrypt cannot check; nothing written", file=sys.stderr)
             return None
-        again = ask("Same password again: ")
+        again = _decoded(ask("Same password again: "), encoding)
     except (EOFError, KeyboardInterrupt):
         print(f"\n{PROG}: no password given; nothing written", file=sys.stderr)
+        return None
+    if again is None:
         return None
     if again != password:
         print(f"{PROG}: the passwords differ; nothing written", file=sys.stderr)
         return None
     return password
+
+
+def _decoded(typed: bytes, encoding: str) -> str | None:
+    try:
+        return typed.decode(encoding)
+    except UnicodeDecodeError:
+        print(f"{PROG}: the password is not {encoding} text, the encoding the locale "
+              "(LANG, LC_ALL) gives; set the locale to the terminal's encoding; nothing "
+              "written", file=sys.stderr)
+        return None

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import bcrypt
+import pytest
 
 from netatmo_exporter.adapters.web_config import load_web_config
 from tests.support.harness import REPO
@@ -21,12 +22,12 @@ PASSWORD = "typed-at-the-terminal"
 class Terminal:
     """The command on a fresh pseudo-terminal (its controlling terminal, via setsid)."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, locale: dict[str, str] | None = None) -> None:
         self.master, slave = os.openpty()
         self.proc = subprocess.Popen(
             ["setsid", "--ctty", "--wait", sys.executable, "-m", "netatmo_exporter", *args],
             stdin=slave, stdout=slave, stderr=slave, cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
+            env={**os.environ, "PYTHONPATH": str(REPO), **(locale or {})})
         os.close(slave)
         self.screen = b""
 
@@ -44,8 +45,8 @@ class Terminal:
                 assert chunk, f"the terminal closed before {text!r}: {self.screen!r}"
                 self.screen += chunk
 
-    def type(self, line: str) -> None:
-        os.write(self.master, line.encode() + b"\r")
+    def type(self, line: str | bytes) -> None:
+        os.write(self.master, (line.encode() if isinstance(line, str) else line) + b"\r")
 
     def finish(self) -> int:
         try:
@@ -98,16 +99,89 @@ def test_a_mismatch_at_the_terminal_writes_nothing(tmp_path: Path) -> None:
     assert not path.exists()
 
 
+def _script(path: Path, typed: bytes, locale: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[bytes]:
+    """web-user without a controlling terminal, its standard input `typed`."""
+    return subprocess.run(
+        ["setsid", "--wait", sys.executable, "-m", "netatmo_exporter", "web-user",
+         "--web.config.file", str(path), "prometheus"],
+        input=typed, capture_output=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(locale or {})}, timeout=30,
+        check=False)
+
+
 def test_without_a_terminal_the_password_comes_from_standard_input(tmp_path: Path) -> None:
     """A script: `printf 'pw\\npw\\n' | netatmo-exporter web-user ...`, no warning printed."""
     path = tmp_path / "web.yml"
-    result = subprocess.run(
-        ["setsid", "--wait", sys.executable, "-m", "netatmo_exporter", "web-user",
-         "--web.config.file", str(path), "prometheus"],
-        input=f"{PASSWORD}\n{PASSWORD}\n", capture_output=True, text=True, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=30, check=False)
+    result = _script(path, f"{PASSWORD}\n{PASSWORD}\n".encode())
 
     assert result.returncode == 0, result.stderr
-    assert result.stderr == "" and PASSWORD not in result.stdout
+    assert result.stderr == b"" and PASSWORD.encode() not in result.stdout
     assert bcrypt.checkpw(PASSWORD.encode(),
                           load_web_config(str(path)).basic_auth_users["prometheus"])
+
+
+UTF8_TERMINAL = {"LC_ALL": "C.UTF-8", "PYTHONUTF8": "0"}
+
+
+def _latin1_terminal(tmp_path: Path) -> dict[str, str]:
+    """A locale whose encoding is ISO-8859-1, compiled into a private LOCPATH (the
+    `locales` package's sources; scripts/test installs it)."""
+    where = tmp_path / "locales"
+    where.mkdir()
+    result = subprocess.run(["localedef", "-i", "fr_FR", "-f", "ISO-8859-1",
+                             str(where / "fr_FR.ISO-8859-1")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    if not (where / "fr_FR.ISO-8859-1").is_dir():
+        pytest.fail(f"localedef could not build fr_FR.ISO-8859-1 (apt install locales): "
+                    f"{result.stderr.strip()}")
+    return {"LOCPATH": str(where), "LC_ALL": "fr_FR.ISO-8859-1", "PYTHONUTF8": "0",
+            "PYTHONCOERCECLOCALE": "0"}
+
+
+@pytest.mark.parametrize("terminal_encoding", ["utf-8", "iso-8859-1"])
+def test_a_password_typed_in_the_terminals_encoding_is_hashed_as_utf8(
+        tmp_path: Path, terminal_encoding: str) -> None:
+    """What a browser or Prometheus sends for the same password is UTF-8."""
+    password = "Pässwörd-€uro" if terminal_encoding == "utf-8" else "Pässwörd-çà"
+    locale = UTF8_TERMINAL if terminal_encoding == "utf-8" else _latin1_terminal(tmp_path)
+    path = tmp_path / "web.yml"
+    terminal = Terminal("web-user", "--web.config.file", str(path), "prometheus",
+                        locale=locale)
+
+    terminal.expect("New password for prometheus: ")
+    terminal.type(password.encode(terminal_encoding))
+    terminal.expect("Same password again: ")
+    terminal.type(password.encode(terminal_encoding))
+    assert terminal.finish() == 0, terminal.screen
+
+    assert b"Traceback" not in terminal.screen
+    hashed = load_web_config(str(path)).basic_auth_users["prometheus"]
+    assert bcrypt.checkpw(password.encode("utf-8"), hashed)
+
+
+def test_a_password_not_in_the_terminals_encoding_is_refused_in_one_line(
+        tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    terminal = Terminal("web-user", "--web.config.file", str(path), "prometheus",
+                        locale=UTF8_TERMINAL)
+
+    terminal.expect("New password for prometheus: ")
+    terminal.type("Pässwörd".encode("iso-8859-1"))
+    assert terminal.finish() == 1
+
+    refusal = [line for line in terminal.screen.splitlines() if b"web-user:" in line]
+    assert refusal == [b"netatmo-exporter web-user: the password is not UTF-8 text, the "
+                       b"encoding the locale (LANG, LC_ALL) gives; set the locale to the "
+                       b"terminal's encoding; nothing written"]
+    assert b"Traceback" not in terminal.screen and b"Same password" not in terminal.screen
+    assert not path.exists()
+
+
+def test_a_script_piping_bytes_of_another_encoding_gets_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    result = _script(path, b"p\xe4ss\np\xe4ss\n", UTF8_TERMINAL)
+
+    assert result.returncode == 1
+    assert result.stderr.count(b"\n") == 1 and b"is not UTF-8 text" in result.stderr
+    assert not path.exists()

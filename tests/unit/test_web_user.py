@@ -85,9 +85,9 @@ def test_refused_passwords_write_nothing(
 ) -> None:
     replies = iter(answers)
 
-    def ask(_prompt: str) -> str:
+    def ask(_prompt: str) -> bytes:
         try:
-            return next(replies)
+            return next(replies).encode()
         except StopIteration:
             raise EOFError from None
 
@@ -102,13 +102,13 @@ def test_the_file_comes_from_the_environment_or_a_flag(
 ) -> None:
     path = tmp_path / "web.yml"
 
-    assert run_web_user(["prometheus"], {}, lambda _: "pw") == 2
+    assert run_web_user(["prometheus"], {}, lambda _: b"pw") == 2
     assert "NETATMO_EXPORTER_WEB_CONFIG" in capsys.readouterr().err
     assert run_web_user(["prometheus"], {"NETATMO_EXPORTER_WEB_CONFIG": str(path)},
-                        lambda _: "pw") == 0
+                        lambda _: b"pw") == 0
     assert "added 'prometheus'" in capsys.readouterr().out
     assert run_web_user(["prometheus"], {"NETATMO_EXPORTER_WEB_CONFIG": str(path)},
-                        lambda _: "pw2") == 0
+                        lambda _: b"pw2") == 0
     assert "changed the password of 'prometheus'" in capsys.readouterr().out
     hashed = load_web_config(str(path)).basic_auth_users["prometheus"]
     assert bcrypt.checkpw(b"pw2", hashed)
