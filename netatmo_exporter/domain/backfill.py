@@ -31,8 +31,6 @@ from netatmo_exporter.domain.history import (
 T = TypeVar("T")
 
 
-
-
 class HistorySource(Protocol):
     """Netatmo's getmeasure and getroommeasure at scale=max. Rows come ascending; raises as
     `WeatherSource`, and `BadResponse` for an answer of neither optimize shape."""
@@ -100,7 +98,8 @@ class Backfill:
     def _page(self, source: Source, begin: int) -> None:
         end = self._span.end
         try:
-            rows = self._calls.call(lambda token: self._fetch(token, source, begin))
+            rows = self._calls.call(lambda token: fetch_rows(
+                self._source, token, source, begin, end, self._limit))
         except MissingScope:
             raise HistoryError(
                 f"Netatmo refuses the history of {source.title}: the authorization lacks "
@@ -116,24 +115,27 @@ class Backfill:
             return
         kept = rows_in_range(rows, begin, end)
         for index, series in enumerate(source.series):
-            self.cursors.spooled[series.key] = self._sink.append(series, _samples(kept, index))
+            self.cursors.spooled[series.key] = self._sink.append(
+                series, series_samples(kept, index))
         self.cursors.begins[source.key] = next_begin(begin, end, rows, self._limit)
         self.cursors.calls += 1
         self.cursors.recent_calls = self._calls.recent()
         self._sink.checkpoint(self.cursors)
         self._progress.page_done(source, self.cursors)
 
-    def _fetch(self, token: str, source: Source, begin: int) -> tuple[Row, ...]:
-        first, second = source.ids
-        if source.kind == "room":
-            assert second is not None
-            return self._source.fetch_room_measure(token, first, second, source.types, begin,
-                                                   self._span.end, self._limit)
-        return self._source.fetch_measure(token, first, second, source.types, begin,
-                                          self._span.end, self._limit)
+
+def fetch_rows(history: HistorySource, token: str, source: Source, begin: int, end: int,
+               limit: int = PAGE_LIMIT) -> tuple[Row, ...]:
+    """One page of a source's stored readings from `begin` to `end` (inclusive)."""
+    first, second = source.ids
+    if source.kind == "room":
+        assert second is not None
+        return history.fetch_room_measure(token, first, second, source.types, begin, end,
+                                          limit)
+    return history.fetch_measure(token, first, second, source.types, begin, end, limit)
 
 
-def _samples(rows: Sequence[Row], index: int) -> list[tuple[int, float]]:
+def series_samples(rows: Sequence[Row], index: int) -> list[tuple[int, float]]:
     """The readings of one type; a null (or a missing value) is a hole and stays one."""
     samples = []
     for time, values in rows:
