@@ -71,6 +71,11 @@ from netatmo_exporter.entrypoints.config import (
 PROG = "netatmo-exporter backfill"
 PACKAGED_CONTROL_SOCKET = "/run/netatmo-exporter/control.sock"
 """Where the Debian package's service listens (its RuntimeDirectory)."""
+PACKAGED_STATE_DIRECTORIES = (Path("/var/lib/netatmo-exporter"),
+                              Path("/var/lib/private/netatmo-exporter"))
+"""The Debian package's state, which `apt purge` deletes (debian/netatmo-exporter.postrm)."""
+HISTORY_DIRECTORY = "/var/tmp/netatmo-history"  # noqa: S108 - named in a message only
+"""Where docs/history.md has the Debian service's user write its history files."""
 
 
 def build_backfill_parser() -> argparse.ArgumentParser:
@@ -372,6 +377,12 @@ def _check_output(output: str) -> None:
     if output == "-":
         return
     path = Path(output)
+    purged = next((d for d in PACKAGED_STATE_DIRECTORIES
+                   if path.absolute().is_relative_to(d)), None)
+    if purged is not None:
+        raise HistoryError(f"--output {output}: {purged} is the Debian package's state, which "
+                           f"apt purge deletes; write the history elsewhere, such as "
+                           f"{HISTORY_DIRECTORY}/ (docs/history.md)")
     if path.is_dir():
         raise HistoryError(f"--output {output} is a directory; give a file path")
     directory = path.parent

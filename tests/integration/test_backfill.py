@@ -310,6 +310,15 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_call(
     assert cloud.count("requests") == 0
 
 
+def test_an_output_that_apt_purge_would_delete_is_refused(
+        cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path) -> None:
+    seed_token(cloud, token_path)
+    result = run(backfill_args(cloud, token_path, Path("/var/lib/netatmo-exporter/h.om"), 1))
+    _one_line_failure(result, "/var/lib/netatmo-exporter is the Debian package's state",
+                      "apt purge", "/var/tmp/netatmo-history/")
+    assert cloud.count("requests") == 0
+
+
 def test_a_scope_netatmo_refuses_for_a_device_stops_with_its_name(
         cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path) -> None:
     seed_token(cloud, token_path)
