@@ -89,9 +89,17 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
 
 
+def live_series(series: Series, extra: LabelPairs) -> tuple[Family, LabelPairs]:
+    """The family a series' readings go out under and its labels: the live ones, then the
+    extra ones (`--label`, `--history.label`), those with an empty value left out as
+    Prometheus treats them as absent. The backfill file and remote write both use it."""
+    labels = tuple((name, value) for name, value in (*series.labels, *extra) if value != "")
+    return family_of(series), labels
+
+
 def series_prefix(name: str, labels: LabelPairs) -> str:
     """`name{a="x",b="y"} `: what every sample line of a series starts with."""
-    inner = ",".join(f'{key}="{_escape(value)}"' for key, value in labels if value != "")
+    inner = ",".join(f'{key}="{_escape(value)}"' for key, value in labels)
     return f"{name}{{{inner}}} " if inner else f"{name} "
 
 

@@ -25,6 +25,7 @@ from netatmo_exporter.adapters.history_output import (
     LabelPairs,
     family_header,
     family_of,
+    live_series,
     sample_lines,
     series_prefix,
 )
@@ -135,8 +136,8 @@ class Spool:
         if samples:
             known = self._lines.get(series.key)
             if known is None:
-                family = family_of(series)
-                known = series_prefix(family.name, (*series.labels, *self._extra)), family
+                family, labels = live_series(series, self._extra)
+                known = series_prefix(family.name, labels), family
                 self._lines[series.key] = known
             prefix, family = known
             spool.write(sample_lines(prefix, samples, family.convert, self._output).encode())

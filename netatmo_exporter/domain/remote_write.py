@@ -34,14 +34,16 @@ class ReceiverError(Exception):
     """A receiver did not take a batch. `reason` is one of `RECEIVER_REASONS`; the message
     is one line naming the receiver and what to change (never a credential). `retry`: the
     same data may be taken later (429, 5xx, unreachable); otherwise it never will be as is.
-    `retry_after`: seconds the receiver asked for, if it did."""
+    `retry_after`: seconds the receiver asked for, if it did. `accepted`: samples of the
+    batch the receiver stored nevertheless (`out_of_window`: all but the refused ones)."""
 
     def __init__(self, reason: str, message: str, retry: bool,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, *, accepted: int = 0) -> None:
         super().__init__(message)
         self.reason = reason
         self.retry = retry
         self.retry_after = retry_after
+        self.accepted = accepted
 
 
 class HistoryReceiver(Protocol):

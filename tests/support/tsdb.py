@@ -5,6 +5,10 @@ temporary directory, ended by PID:
   (Debian's ``prometheus`` package), then a Prometheus started on DIR with a retention
   of 100 years (the default 15 days would delete older blocks at once), queried over its
   HTTP API (:meth:`PrometheusServer.samples` reads back every raw sample).
+* :func:`prometheus_receiver` -- a Prometheus taking remote write
+  (``--web.enable-remote-write-receiver``, optional) with an out-of-order window in its
+  configuration (optional): what the history follower and ``backfill --remote-write``
+  write to, at :attr:`PrometheusServer.write_url`.
 * :func:`victoria_metrics` -- Debian's ``victoria-metrics`` started on its own data
   directory (not the packaged system service): :meth:`VictoriaMetrics.import_prometheus`
   posts a text exposition with millisecond timestamps, :meth:`VictoriaMetrics.export`
@@ -53,6 +57,7 @@ def require_tool(name: str) -> str:
 class PrometheusServer:
     def __init__(self, url: str) -> None:
         self.url = url
+        self.write_url = f"{url}/api/v1/write"
 
     def api(self, path: str, **params: str) -> Answer:
         status, body = http_get(f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}",
@@ -127,9 +132,23 @@ def prometheus_on_blocks(openmetrics: Path, workdir: Path) -> Iterator[Prometheu
         yield server
 
 
+@contextmanager
+def prometheus_receiver(workdir: Path, window: str | None = "30d", enabled: bool = True
+                        ) -> Iterator[PrometheusServer]:
+    """A Prometheus taking remote write when `enabled`, with `storage: tsdb:
+    out_of_order_time_window: WINDOW` unless `window` is None."""
+    config = "global: {}\n" + (f"storage:\n  tsdb:\n    out_of_order_time_window: {window}\n"
+                               if window else "")
+    flags = ["--web.enable-remote-write-receiver"] if enabled else []
+    with prometheus_server(workdir, workdir / "tsdb", config,
+                           f"--storage.tsdb.retention.time={RETENTION}", *flags) as server:
+        yield server
+
+
 class VictoriaMetrics:
     def __init__(self, url: str) -> None:
         self.url = url
+        self.write_url = f"{url}/api/v1/write"
 
     def import_prometheus(self, exposition: bytes, **params: str) -> None:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""

@@ -12,6 +12,7 @@ from netatmo_exporter.adapters.history_output import (
     check_labels,
     family_header,
     family_of,
+    live_series,
     sample_lines,
     series_prefix,
 )
@@ -19,7 +20,14 @@ from netatmo_exporter.adapters.history_spool import Spool, work_dir_for
 from netatmo_exporter.adapters.measure_payload import parse_measure
 from netatmo_exporter.domain.energy import HomeSetup, RoomSetup
 from netatmo_exporter.domain.errors import BadResponse
-from netatmo_exporter.domain.history import Cursors, HistoryError, Plan, TimeRange, plan_history
+from netatmo_exporter.domain.history import (
+    Cursors,
+    HistoryError,
+    Plan,
+    Series,
+    TimeRange,
+    plan_history,
+)
 from netatmo_exporter.domain.model import Module, Station
 
 
@@ -75,8 +83,10 @@ def test_series_go_to_the_live_families_converted_as_they_convert() -> None:
 
 
 def test_sample_lines_in_both_formats_escape_labels() -> None:
-    prefix = series_prefix("netatmo_sensor_noise_db", (("module", 'a\\b"c\nd'), ("home", ""),
-                                                       ("job", "netatmo")))
+    series = Series("m000-noise", "noise", "noise", (("module", 'a\\b"c\nd'), ("home", "")))
+    family, labels = live_series(series, (("job", "netatmo"), ("instance", "")))
+    assert labels == (("module", 'a\\b"c\nd'), ("job", "netatmo"))
+    prefix = series_prefix(family.name, labels)
     assert prefix == 'netatmo_sensor_noise_db{module="a\\\\b\\"c\\nd",job="netatmo"} '
     samples = [(1000, 42), (1300, 21.25)]
     assert sample_lines("m ", samples, lambda v: v, "openmetrics") == "m 42 1000\nm 21.25 1300\n"
