@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from netatmo_exporter.adapters.atomic_file import fsync_directory, write_atomically
 from netatmo_exporter.adapters.history_output import (
     EOF,
     FAMILY_ORDER,
@@ -152,7 +153,7 @@ class Spool:
             "begins": cursors.begins, "spooled": cursors.spooled, "calls": cursors.calls,
             "recent_calls": cursors.recent_calls, "skipped": cursors.skipped,
         }
-        _write_atomically(self.directory / CHECKPOINT,
+        write_atomically(self.directory / CHECKPOINT,
                           json.dumps(state, separators=(",", ":")).encode())
 
     def _spool(self, series: Series) -> BinaryIO:
@@ -186,7 +187,7 @@ class Spool:
                     out.flush()
                     os.fsync(out.fileno())
                 os.replace(temporary, path)
-                _fsync_directory(path.parent)
+                fsync_directory(path.parent)
             except OSError as exc:
                 with contextlib.suppress(OSError):
                     temporary.unlink()
@@ -226,24 +227,6 @@ def _copy(path: Path, size: int, out: IO[bytes]) -> int:
             lines += chunk.count(b"\n")
             left -= len(chunk)
     return lines
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f"{path.name}.tmp")
-    with open(temporary, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, path)
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _describe(identity: Mapping[str, Any]) -> str:

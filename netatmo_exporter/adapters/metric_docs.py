@@ -6,11 +6,13 @@ from __future__ import annotations
 import sys
 
 from netatmo_exporter.adapters.energy_metrics import ENERGY_METRICS
+from netatmo_exporter.adapters.history_metrics import HISTORY_METRICS
 from netatmo_exporter.adapters.lan_clients import REFUSALS_METRIC
 from netatmo_exporter.adapters.metric_spec import MetricSpec
 from netatmo_exporter.adapters.weather_metrics import WEATHER_METRICS
 
-METRICS: tuple[MetricSpec, ...] = (*WEATHER_METRICS, *ENERGY_METRICS, REFUSALS_METRIC)
+METRICS: tuple[MetricSpec, ...] = (*WEATHER_METRICS, *ENERGY_METRICS, REFUSALS_METRIC,
+                                   *HISTORY_METRICS)
 
 
 def markdown_table() -> str:

@@ -8,12 +8,13 @@ from typing import Any
 
 import bottle
 
-from netatmo_exporter.adapters import energy_view, status_view
+from netatmo_exporter.adapters import energy_view, history_view, status_view
 from netatmo_exporter.adapters.form_guard import FormGuard
 from netatmo_exporter.adapters.site_address import SiteAddress
 from netatmo_exporter.adapters.web_templates import Templates
 from netatmo_exporter.domain.authorization import AuthState, TokenManager
 from netatmo_exporter.domain.energy_poller import EnergyState
+from netatmo_exporter.domain.history_follower import HistoryState
 from netatmo_exporter.domain.ports import Clock
 from netatmo_exporter.domain.refresher import WeatherState
 
@@ -29,7 +30,9 @@ class StatusPage:
                  tokens: TokenManager, weather: Callable[[], WeatherState], clock: Clock, *,
                  scopes: tuple[str, ...], age_stale: float, debug_handlers: bool,
                  energy: Callable[[], EnergyState] | None,
-                 host_names: tuple[str, ...] = (), basic_auth: bool = False) -> None:
+                 host_names: tuple[str, ...] = (), basic_auth: bool = False,
+                 history: Callable[[], HistoryState] | None = None,
+                 history_receiver: str = "", history_interval: float = 0.0) -> None:
         self._templates = templates
         self._address = address
         self._forms = forms
@@ -42,6 +45,9 @@ class StatusPage:
         self._energy = energy
         self._host_names = host_names
         self._basic_auth = basic_auth  # else the page says anyone on the LAN may use it
+        self._history = history
+        self._history_receiver = history_receiver
+        self._history_interval = history_interval
 
     def handlers(self) -> dict[str, Callable[[], Any]]:
         return {"status": self.status}
@@ -91,6 +97,8 @@ class StatusPage:
             form_token=self._forms.issue(),
             debug_handlers=self._debug_handlers,
             **energy_view.page_values(self._energy),
+            **history_view.page_values(self._history, self._history_receiver,
+                                       self._history_interval, now),
         )
 
 

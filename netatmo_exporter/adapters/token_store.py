@@ -7,7 +7,6 @@ import fcntl
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -15,6 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from netatmo_exporter.adapters.atomic_file import move_aside, write_atomically
 from netatmo_exporter.adapters.logging import SecretRedactor
 from netatmo_exporter.domain.errors import CorruptTokenFile, TokenFileError, TransientError
 from netatmo_exporter.domain.ports import TokenStore
@@ -124,7 +124,7 @@ class FileTokenStore:
         try:
             return _parse(raw)
         except ValueError as exc:
-            moved_to = self._move_aside()
+            moved_to = move_aside(self._path)
             where = f"; kept as {moved_to}" if moved_to else "; left in place"
             raise CorruptTokenFile(
                 f"token file {self._path} is unusable ({exc}){where}", moved_to
@@ -153,27 +153,12 @@ class FileTokenStore:
         return raw
 
     def save(self, token: Token) -> None:
-        directory = self._path.parent
         try:
-            fd, temp = tempfile.mkstemp(prefix=f".{self._path.name}.", suffix=".tmp",
-                                        dir=directory)
+            written = write_atomically(self._path, token_to_json(token))
         except OSError as exc:
             raise TokenFileError(
                 f"cannot write token file {self._path}: {exc.strerror}") from None
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o600)
-                handle.write(token_to_json(token))
-                handle.flush()
-                os.fsync(handle.fileno())
-                written = _identity(os.fstat(handle.fileno()))
-            os.replace(temp, self._path)
-            self._seen = written
-            _fsync_directory(directory)
-        except OSError as exc:
-            _unlink_quietly(temp)
-            raise TokenFileError(
-                f"cannot write token file {self._path}: {exc.strerror}") from None
+        self._seen = _identity(written)
 
     @contextlib.contextmanager
     def renewal_lock(self) -> Iterator[object]:
@@ -193,21 +178,6 @@ class FileTokenStore:
             yield None
         finally:
             os.close(fd)  # closing releases the lock
-
-    def _move_aside(self) -> str | None:
-        # Two bad files within one second must not overwrite the first kept copy.
-        stem = f"{self._path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
-        target = stem
-        for n in range(1, 100):
-            if not os.path.lexists(target):
-                break
-            target = f"{stem}.{n}"
-        try:
-            os.replace(self._path, target)
-            _fsync_directory(self._path.parent)
-        except OSError:
-            return None
-        return target
 
 
 def _parse(raw: bytes) -> Token:
@@ -233,21 +203,6 @@ def _lock_within(fd: int, seconds: float, path: Path) -> None:
 
 def _identity(info: os.stat_result) -> tuple[int, int, int]:
     return info.st_ino, info.st_mtime_ns, info.st_size
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 class RedactingTokenStore:

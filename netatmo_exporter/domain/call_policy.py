@@ -213,6 +213,10 @@ class PollLoop:
         self._stop.set()
         self._wake.set()
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     def run(self, poll: Callable[[], float], *, ready: Callable[[], bool] = lambda: True,
             idle: float = 0.0) -> None:
         """Polls until stopped; while not `ready()` (unauthorized), waits `idle` or a wake."""

@@ -37,6 +37,7 @@ from netatmo_exporter.domain.call_policy import (
     CallBudget,
     CallPolicy,
     PollLoop,
+    Stopped,
     event_wait,
 )
 from netatmo_exporter.domain.energy import HomeSetup
@@ -266,6 +267,8 @@ class HistoryFollower:
             end = math.floor(self._clock.now())
             if begin > end:
                 return None
+            if self.loop.stopped:
+                raise Stopped()
             try:
                 rows = self._calls.call(partial(fetch_rows, self._history, source=source,
                                                 begin=begin, end=end))

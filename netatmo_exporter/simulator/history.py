@@ -9,10 +9,11 @@ Reading times (scale ``max``): series ``key`` has one block of 12 readings per h
 ``start`` (``anchor - days * 86400``). Reading ``i`` of block ``b`` is stored at
 ``start + 3600 * b + 300 * i + e`` where the clock error ``e`` (0-12 s) starts at 0-6 s in
 each block and changes by 1-4 s before about one reading in three: about every 5 minutes,
-irregular by some seconds, so ``optimize=true`` runs break where the step changes. No
-reading exists before ``start``, after the data time ("now"), inside an :class:`Outage` of
-the series' device (a station offline: its main module and every module of it), or after
-``stopped[key]`` (a module that stopped reporting).
+irregular by some seconds (``step`` shorter than 300 s: a block of 12 readings every
+``12 * step`` seconds, the error at most ``step / 25``), so ``optimize=true`` runs break
+where the step changes. No reading exists before ``start``, after the data time ("now"),
+inside an :class:`Outage` of the series' device (a station offline: its main module and
+every module of it), or after ``stopped[key]`` (a module that stopped reporting).
 
 Values: the series' live value of that type at the reading time: a ``Drift`` of the live
 account evaluated at the reading time (never frozen, so that a history always varies), a
@@ -43,7 +44,6 @@ JSON = Any
 
 READING_STEP = 300
 READINGS_PER_BLOCK = 12
-BLOCK = READING_STEP * READINGS_PER_BLOCK
 MAX_LIMIT = 1024
 DAY = 86400
 
@@ -110,6 +110,9 @@ class History:
     outages: tuple[Outage, ...] = ()
     stopped: Mapping[str, int] = field(default_factory=dict)
     null_every: int = 500
+    step: int = READING_STEP
+    """Seconds between readings; shorter than 300 for tests that watch a history grow (a
+    clock error of at most a twenty-fifth of it keeps the readings in order)."""
 
     @property
     def start(self) -> int:
@@ -123,20 +126,23 @@ class History:
         if end < begin or not series.values:
             return
         holes = [o for o in self.outages if o.device_id == series.device_id]
-        for block in range((begin - self.start) // BLOCK, (end - self.start) // BLOCK + 1):
+        block_span = self.step * READINGS_PER_BLOCK
+        for block in range((begin - self.start) // block_span,
+                           (end - self.start) // block_span + 1):
             for stamp in self._block_times(series.key, block):
                 if begin <= stamp <= end and not any(o.start <= stamp < o.end for o in holes):
                     yield stamp
 
     def _block_times(self, key: str, block: int) -> list[int]:
         draws = random.Random(f"{self.seed}:{key}:{block}")  # noqa: S311 - a simulation
-        base = self.start + block * BLOCK
-        error = draws.randint(0, 6)
+        base = self.start + block * self.step * READINGS_PER_BLOCK
+        largest = self.step // 25
+        error = draws.randint(0, largest // 2)
         stamps = [base + error]
         for index in range(1, READINGS_PER_BLOCK):
             if draws.random() < 0.3:
-                error = min(12, max(0, error + draws.choice((-4, -3, -2, -1, 1, 2, 3, 4))))
-            stamps.append(base + index * READING_STEP + error)
+                error = min(largest, max(0, error + draws.choice((-4, -3, -2, -1, 1, 2, 3, 4))))
+            stamps.append(base + index * self.step + error)
         return stamps
 
     def value(self, series: Series, kind: str, stamp: int) -> JSON:

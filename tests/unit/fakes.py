@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from netatmo_exporter.domain.errors import NetatmoError, TokenFileError
+from netatmo_exporter.domain.history import Series
+from netatmo_exporter.domain.history_follower import CheckpointError
 from netatmo_exporter.domain.model import Module, Readings, Station
+from netatmo_exporter.domain.remote_write import Batch, ReceiverError
 from netatmo_exporter.domain.token import Token
 
 
@@ -154,3 +157,48 @@ def station(station_id: str = "70:ee:50:00:00:01", now: float = 1_700_000_000.0)
 def fresh_token(clock: FakeClock, lifetime: float = 10800.0, tag: str = "0") -> Token:
     return Token.from_grant(f"access-{tag}", f"refresh-{tag}", lifetime, clock.now(),
                             ("read_station", "read_homecoach"))
+
+
+class FakeReceiver:
+    """A remote-write receiver: takes every batch (`taken`: per "module or room/type", the
+    samples in arrival order) unless `errors` holds a refusal for the next write. With a
+    `gate`, a write waits (30 s at most) until it is set, `entered` set meanwhile."""
+
+    def __init__(self) -> None:
+        self.taken: dict[str, list[tuple[int, float]]] = {}
+        self.errors: list[ReceiverError] = []
+        self.writes = 0
+        self.gate: threading.Event | None = None
+        self.entered = threading.Event()
+
+    def write(self, batch: Batch) -> int:
+        self.writes += 1
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(30.0)
+        if self.errors:
+            raise self.errors.pop(0)
+        count = 0
+        for series, samples in batch:
+            self.taken.setdefault(_name(series), []).extend(samples)
+            count += len(samples)
+        return count
+
+
+def _name(series: Series) -> str:
+    return f"{dict(series.labels).get('module') or dict(series.labels)['room']}/" \
+           f"{series.measure_type}"
+
+
+class MemoryCheckpoints:
+    def __init__(self, initial: Mapping[str, int] | None = None) -> None:
+        self.saved: list[dict[str, int]] = [dict(initial)] if initial else []
+        self.fail = False
+
+    def load(self) -> dict[str, int]:
+        return dict(self.saved[-1]) if self.saved else {}
+
+    def save(self, checkpoints: Mapping[str, int]) -> None:
+        if self.fail:
+            raise CheckpointError("cannot write /var/lib/x/token.json.history.json: No space")
+        self.saved.append(dict(checkpoints))

@@ -4,24 +4,23 @@ the checkpoint store, each with its state in plain sight."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import pytest
 
 from netatmo_exporter.domain.call_policy import CallBudget
 from netatmo_exporter.domain.energy import HomeSetup, RoomSetup
 from netatmo_exporter.domain.errors import ApiError, RateLimited, TransientError
-from netatmo_exporter.domain.history import Row, Series
+from netatmo_exporter.domain.history import Row
 from netatmo_exporter.domain.history_follower import (
     HOURLY_SHARE,
     LONG_RECEIVER_WAIT,
     NOT_READY_WAIT,
-    CheckpointError,
     HistoryFollower,
 )
 from netatmo_exporter.domain.model import Module, Station
-from netatmo_exporter.domain.remote_write import Batch, ReceiverError
-from tests.unit.fakes import FakeClock, FakeLog
+from netatmo_exporter.domain.remote_write import ReceiverError
+from tests.unit.fakes import FakeClock, FakeLog, FakeReceiver, MemoryCheckpoints
 
 NOW = 1_767_225_600  # 2026-01-01T00:00:00Z
 STEP = 300
@@ -62,45 +61,6 @@ class StoredHistory:
 
 def value(time: int, index: int) -> float:
     return float(time % 997 + index)
-
-
-class FakeReceiver:
-    """Takes every batch (`taken`: per series key, the samples in arrival order) unless
-    `errors` holds a refusal for the next write."""
-
-    def __init__(self) -> None:
-        self.taken: dict[str, list[tuple[int, float]]] = {}
-        self.errors: list[ReceiverError] = []
-        self.writes = 0
-
-    def write(self, batch: Batch) -> int:
-        self.writes += 1
-        if self.errors:
-            raise self.errors.pop(0)
-        count = 0
-        for series, samples in batch:
-            self.taken.setdefault(_name(series), []).extend(samples)
-            count += len(samples)
-        return count
-
-
-def _name(series: Series) -> str:
-    return f"{dict(series.labels).get('module') or dict(series.labels)['room']}/" \
-           f"{series.measure_type}"
-
-
-class MemoryCheckpoints:
-    def __init__(self, initial: Mapping[str, int] | None = None) -> None:
-        self.saved: list[dict[str, int]] = [dict(initial)] if initial else []
-        self.fail = False
-
-    def load(self) -> dict[str, int]:
-        return dict(self.saved[-1]) if self.saved else {}
-
-    def save(self, checkpoints: Mapping[str, int]) -> None:
-        if self.fail:
-            raise CheckpointError("cannot write /var/lib/x/token.json.history.json: No space")
-        self.saved.append(dict(checkpoints))
 
 
 class FakeTokens:

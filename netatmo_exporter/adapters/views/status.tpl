@@ -95,6 +95,7 @@ It is checked once with Netatmo before it replaces the current authorization.</p
 % end
 </section>
 % include('rooms.tpl')
+% include('history.tpl')
 % if debug_handlers:
 <p class="note">Debug: <a href="/debug/data">/debug/data</a> · <a href="/debug/token">/debug/token</a></p>
 % end

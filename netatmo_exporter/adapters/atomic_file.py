@@ -1,0 +1,57 @@
+"""Writing a file so that a crash or a signal leaves the old content or the new, never a
+torn one: a temporary file in the same folder, fsync, rename over the target, fsync the
+folder (the rename itself is durable only then)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> os.stat_result:
+    """Replaces `path` by `data` with `mode`; the new file's stat. Raises `OSError` (the
+    temporary file removed)."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), mode)
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+            written = os.fstat(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    fsync_directory(path.parent)
+    return written
+
+
+def fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def move_aside(path: Path) -> str | None:
+    """Renames an unusable file to `<file>.corrupt-<time>` (never over an earlier kept
+    copy), so that it is kept rather than overwritten; the new name, or None if it could
+    not be moved."""
+    stem = f"{path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
+    target = stem
+    for n in range(1, 100):
+        if not os.path.lexists(target):
+            break
+        target = f"{stem}.{n}"
+    try:
+        os.replace(path, target)
+        fsync_directory(path.parent)
+    except OSError:
+        return None
+    return target

@@ -1,0 +1,63 @@
+"""What the status page says about the history follower: the receiver, how far each
+module's and room's stored readings are written, and the last error, in plain words."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from netatmo_exporter.adapters.status_view import local_time, relative, span
+from netatmo_exporter.domain.history_follower import HistoryState
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    source: str
+    written: str
+    behind: str
+    error: str
+    health: str  # "ok", "behind", "waiting", "error"
+
+
+def receiver_shown(url: str) -> str:
+    """The receiver without any user name or password a URL may carry."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if parts.port is not None else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def page_values(history: Callable[[], HistoryState] | None, receiver: str, interval: float,
+                now: float) -> dict[str, Any]:
+    """What history.tpl needs; `history_enabled` False when the follower is off."""
+    if history is None:
+        return {"history_enabled": False}
+    state = history()
+    return {
+        "history_enabled": True,
+        "history_receiver": receiver_shown(receiver),
+        "history_interval": span(interval),
+        "history_written": f"{state.samples_written:,}".replace(",", " "),
+        "history_last_write": ("" if state.last_write_at is None
+                               else relative(state.last_write_at, now)),
+        "history_next": ("" if state.next_poll_at is None
+                         else relative(state.next_poll_at, now)),
+        "history_error": state.last_error or "",
+        "history_error_at": ("" if state.last_error_at is None
+                             else local_time(state.last_error_at)),
+        "history_lines": [_line(source.title, source.written_until, source.last_error,
+                                interval, now) for source in state.sources],
+    }
+
+
+def _line(title: str, written: int | None, error: str | None, interval: float, now: float
+          ) -> HistoryLine:
+    if written is None:
+        return HistoryLine(title, "nothing yet", "", error or "",
+                           "error" if error else "waiting")
+    behind = now - written
+    health = "error" if error else ("behind" if behind > 2 * interval + 900 else "ok")
+    return HistoryLine(title, local_time(written), span(behind), error or "", health)
