@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from netatmo_exporter.adapters.remote_write import shown_url
 from netatmo_exporter.adapters.status_view import local_time, relative, span
 from netatmo_exporter.domain.history_follower import HistoryState
 
@@ -21,15 +21,6 @@ class HistoryLine:
     health: str  # "ok", "behind", "waiting", "error"
 
 
-def receiver_shown(url: str) -> str:
-    """The receiver without any user name or password a URL may carry."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    port = f":{parts.port}" if parts.port is not None else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
 def page_values(history: Callable[[], HistoryState] | None, receiver: str, interval: float,
                 now: float) -> dict[str, Any]:
     """What history.tpl needs; `history_enabled` False when the follower is off."""
@@ -38,7 +29,7 @@ def page_values(history: Callable[[], HistoryState] | None, receiver: str, inter
     state = history()
     return {
         "history_enabled": True,
-        "history_receiver": receiver_shown(receiver),
+        "history_receiver": shown_url(receiver),
         "history_interval": span(interval),
         "history_written": f"{state.samples_written:,}".replace(",", " "),
         "history_last_write": ("" if state.last_write_at is None

@@ -338,6 +338,7 @@ class HistoryFollower:
             self._report("receiver", "history_write_failed", str(exc), reason=exc.reason,
                          kept_readings=page.samples, next_try_in=round(wait, 1))
             return wait
+        self._state_written(exc.accepted)  # a receiver may store part of a batch it refuses
         refused = self._refused
         if refused is None:
             self._refused = _Refused(page.first, page.last, exc.reason, str(exc))
@@ -358,7 +359,7 @@ class HistoryFollower:
                           error=refused.message, skipped_from=format_when(refused.first),
                           skipped_to=format_when(refused.last), backfill=command)
         self._state = replace(self._state, last_error=message,
-                                     last_error_at=self._clock.now())
+                              last_error_at=self._clock.now())
 
     def _advance(self, page: _Page) -> None:
         checkpoints = self._loaded()
@@ -374,9 +375,10 @@ class HistoryFollower:
         self._publish()
 
     def _state_written(self, accepted: int) -> None:
-        self._state = replace(self._state,
-                                     samples_written=self._state.samples_written + accepted,
-                                     last_write_at=self._clock.now())
+        if accepted > 0:
+            self._state = replace(self._state,
+                                  samples_written=self._state.samples_written + accepted,
+                                  last_write_at=self._clock.now())
 
     def _report(self, topic: str, event: str, message: str, **fields: object) -> None:
         """One log line per distinct failure of a topic, not one per retry."""
@@ -384,7 +386,7 @@ class HistoryFollower:
             self._reported[topic] = message
             self._log.warning(event, error=message, **fields)
         self._state = replace(self._state, last_error=message,
-                                     last_error_at=self._clock.now())
+                              last_error_at=self._clock.now())
 
     def _recovered(self, topic: str) -> None:
         if self._reported.pop(topic, None) is not None:

@@ -27,6 +27,8 @@ from netatmo_exporter.adapters.energy_collector import (
     MergedCollector,
 )
 from netatmo_exporter.adapters.form_guard import FormGuard
+from netatmo_exporter.adapters.history_checkpoint import FileCheckpointStore, checkpoint_path
+from netatmo_exporter.adapters.history_metrics import HistoryCollector
 from netatmo_exporter.adapters.host_names import own_names, search_domains
 from netatmo_exporter.adapters.http_server import (
     CachedMetricsApp,
@@ -40,6 +42,7 @@ from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
 from netatmo_exporter.adapters.netatmo_client import NetatmoClient
 from netatmo_exporter.adapters.oauth_flow import PendingStates
 from netatmo_exporter.adapters.oauth_pages import OAuthPages
+from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver
 from netatmo_exporter.adapters.service_pages import ServicePages
 from netatmo_exporter.adapters.site_address import SiteAddress
 from netatmo_exporter.adapters.status_page import StatusPage
@@ -51,14 +54,20 @@ from netatmo_exporter.adapters.web_templates import Templates
 from netatmo_exporter.build_info import build_commit
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.call_policy import CallBudget, event_wait
+from netatmo_exporter.domain.energy import HomeSetup
 from netatmo_exporter.domain.energy_poller import EnergyPoller, EnergyState
 from netatmo_exporter.domain.errors import TokenFileError
 from netatmo_exporter.domain.history_calls import CALLER as BACKFILL
+from netatmo_exporter.domain.history_follower import HistoryFollower, HistoryState
+from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.ports import Clock, EventLog, TokenStore
 from netatmo_exporter.domain.refresher import Refresher, RefreshSettings, WeatherState
+from netatmo_exporter.domain.remote_write import HistoryReceiver
 from netatmo_exporter.domain.renewal import TokenRenewal
 from netatmo_exporter.domain.scopes import THERMOSTAT_SCOPE
-from netatmo_exporter.entrypoints.config import Config
+from netatmo_exporter.entrypoints.config import Config, HistorySettings
+
+HISTORY_STOP_WAIT = 5.0
 
 
 @dataclass
@@ -74,6 +83,8 @@ class Application:
     redactor: SecretRedactor
     control: ControlSocketServer | None = None
     energy: EnergyPoller | None = None
+    history: HistoryFollower | None = None
+    remote_write: RemoteWriteReceiver | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
 
     @property
@@ -92,6 +103,9 @@ class Application:
         loops = [("refresher", self.refresher.run), ("renewal", self.renewal.run)]
         if self.energy is not None:
             loops.append(("energy", self.energy.run))
+        if self.history is not None:
+            history = self.history
+            loops.append(("history", lambda: history.run(lambda: self.tokens.authorized)))
         for name, run in loops:
             thread = threading.Thread(target=run, name=name, daemon=True)
             thread.start()
@@ -133,10 +147,16 @@ class Application:
         self.renewal.loop.stop()
         if self.energy is not None:
             self.energy.loop.stop()
+        if self.history is not None:
+            self.history.loop.stop()
         # Let a refresh in flight finish, so its rotated token is what the flush writes.
         for thread in self._threads:
             if thread.name in ("refresher", "renewal", "energy"):
                 thread.join(timeout=60.0)
+            elif thread.name == "history":
+                # A write in flight is sent again after the restart (its checkpoint is
+                # saved only once the receiver took it): no reason to wait on the network.
+                thread.join(timeout=HISTORY_STOP_WAIT)
         ok = True
         try:
             self.tokens.flush()
@@ -146,6 +166,9 @@ class Application:
         if self.control is not None:
             self.control.stop()
         self.client.close()
+        if self.remote_write is not None and not any(
+                thread.name == "history" and thread.is_alive() for thread in self._threads):
+            self.remote_write.close()  # else a write hangs in it: the process ends it
         self.log.info("stopped")
         return ok
 
@@ -159,6 +182,7 @@ def build_app(
     client: NetatmoClient | None = None,
     server_limits: ServerLimits | None = None,
     wait: Callable[[threading.Event, float], object] | None = None,
+    history_receiver: HistoryReceiver | None = None,
 ) -> Application:
     """`wait` replaces the pollers' `event.wait(timeout)`, for a clock that runs faster
     than the wall clock (the freshness benchmark)."""
@@ -187,18 +211,29 @@ def build_app(
         registry.register(MergedCollector(weather, EnergyCollector(energy.state, tokens)))
     else:
         registry.register(weather)
+    history, remote_write = None, None
+    if config.history is not None:
+        if history_receiver is None:
+            history_receiver = remote_write = _remote_write(config.history)
+        history = _history_follower(config, config.history, tokens, client, budget, refresher,
+                                    energy, clock, log, wait, history_receiver)
     tokens.set_on_new_token(_each(refresher.loop.wake, renewal.loop.wake,
-                                  *([energy.loop.wake] if energy else [])))
+                                  *([energy.loop.wake] if energy else []),
+                                  *([history.loop.wake] if history else [])))
     registry.register(ApiCounterCollector(
         client.request_counts, lambda: refresher.state().error_counts,
         ALERTED_REQUESTS + (ALERTED_ENERGY_REQUESTS if energy else ())))
     refusals = RefusalCounts()
     registry.register(RefusalCollector(refusals))
+    if history is not None:
+        registry.register(HistoryCollector(history.state, clock))
     metrics = CachedMetricsApp(
         registry, lambda: (refresher.state().generation, tokens.generation, int(clock.now()),
-                           energy.state().generation if energy else 0))
+                           energy.state().generation if energy else 0,
+                           history.state().generation if history else 0))
     web = _web_app(config, tokens, refresher.state, clock, log, redactor,
-                   energy.state if energy else None, refusals)
+                   energy.state if energy else None, refusals,
+                   history.state if history else None)
     app = dispatch({"metrics": metrics}, web)
     web_config = config.web_config
     if web_config is not None and web_config.basic_auth_users:
@@ -210,12 +245,42 @@ def build_app(
                                    lambda share: budget.take(BACKFILL, share, clock.now()))
                if config.control_socket else None)
     return Application(config, log, tokens, refresher, renewal, client, server, registry,
-                       redactor, control, energy)
+                       redactor, control, energy, history, remote_write)
+
+
+def _remote_write(settings: HistorySettings) -> RemoteWriteReceiver:
+    return RemoteWriteReceiver(settings.url, settings.labels, username=settings.username,
+                               password_file=settings.password_file,
+                               bearer_token_file=settings.bearer_token_file,
+                               ca_file=settings.ca_file)
+
+
+def _history_follower(config: Config, settings: HistorySettings, tokens: TokenManager,
+                      client: NetatmoClient, budget: CallBudget, refresher: Refresher,
+                      energy: EnergyPoller | None, clock: Clock, log: EventLog,
+                      wait: Callable[[threading.Event, float], object],
+                      receiver: HistoryReceiver) -> HistoryFollower:
+    """The history follower (SPEC 13), planning from the live states only."""
+    def stations() -> tuple[Station, ...] | None:
+        snapshot = refresher.state().snapshot
+        return None if snapshot is None else snapshot.stations
+
+    def homes() -> tuple[HomeSetup, ...] | None:
+        assert energy is not None
+        snapshot = energy.state().snapshot
+        return None if snapshot is None else tuple(home.setup for home in snapshot.homes)
+
+    store = FileCheckpointStore(checkpoint_path(config.token_file), log)
+    return HistoryFollower(tokens, client, receiver, store, clock, log,
+                           lookback=settings.lookback, interval=settings.interval,
+                           stations=stations, homes=homes if energy is not None else None,
+                           budget=budget, wait=wait)
 
 
 def _web_app(config: Config, tokens: TokenManager, weather: Callable[[], WeatherState],
              clock: Clock, log: EventLog, redactor: SecretRedactor,
-             energy: Callable[[], EnergyState] | None, refusals: RefusalCounts) -> WSGIApp:
+             energy: Callable[[], EnergyState] | None, refusals: RefusalCounts,
+             history: Callable[[], HistoryState] | None) -> WSGIApp:
     """The pages, each handed what it uses."""
     templates = Templates(__version__)
     host_policy = HostPolicy(urlsplit(config.external_url).netloc, config.allowed_hosts,
@@ -226,7 +291,10 @@ def _web_app(config: Config, tokens: TokenManager, weather: Callable[[], Weather
                         scopes=config.scopes, age_stale=config.age_stale,
                         debug_handlers=config.debug_handlers, energy=energy,
                         host_names=host_policy.names,
-                        basic_auth=bool(config.web_config and config.web_config.basic_auth_users))
+                        basic_auth=bool(config.web_config and config.web_config.basic_auth_users),
+                        history=history,
+                        history_receiver=config.history.url if config.history else "",
+                        history_interval=config.history.interval if config.history else 0.0)
     oauth = OAuthPages(templates, address, forms, tokens, PendingStates(clock),
                        api_url=config.api_url, client_id=config.client_id,
                        scopes=config.scopes, register_secret=redactor.add, log=log,

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from netatmo_exporter.adapters.history_checkpoint import FileCheckpointStore, checkpoint_path
 from netatmo_exporter.adapters.history_metrics import HistoryCollector
-from netatmo_exporter.adapters.history_view import page_values, receiver_shown
+from netatmo_exporter.adapters.history_view import page_values
 from netatmo_exporter.domain.history_follower import (
     CheckpointError,
     HistoryState,
@@ -118,7 +118,3 @@ def test_the_status_view_shows_each_source_and_never_the_receivers_password() ->
     assert lines["Cave (Maison)"].written == "nothing yet"
     assert values["history_written"] == "5 328"
     assert page_values(None, "", 0.0, NOW) == {"history_enabled": False}
-
-
-def test_receiver_shown_keeps_ipv6_brackets() -> None:
-    assert receiver_shown("http://[::1]:9090/api/v1/write") == "http://[::1]:9090/api/v1/write"
