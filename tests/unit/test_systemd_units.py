@@ -41,8 +41,9 @@ def test_each_instance_has_its_own_files() -> None:
     template = settings("netatmo-exporter@.service")
 
     assert template[("Service", "EnvironmentFile")] == ["-/etc/netatmo-exporter/%i.env"]
+    # ARGS= first: a NAME.env without it starts without systemd's unset-variable warning.
     assert template[("Service", "Environment")] == [
-        "NETATMO_EXPORTER_TOKEN_FILE=/var/lib/netatmo-exporter/%i/token.json"]
+        "NETATMO_EXPORTER_TOKEN_FILE=/var/lib/netatmo-exporter/%i/token.json", "ARGS="]
     assert template[("Service", "StateDirectory")] == ["netatmo-exporter/%i"]
     # Not below /run/netatmo-exporter: the single unit removes that directory when it stops.
     assert template[("Service", "RuntimeDirectory")] == ["netatmo-exporter@%i"]
