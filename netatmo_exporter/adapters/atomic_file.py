@@ -5,7 +5,9 @@ folder (the rename itself is durable only then)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +31,46 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> os.stat_resu
         raise
     fsync_directory(path.parent)
     return written
+
+
+def write_atomically_in(directory_fd: int, name: str, data: bytes, mode: int = 0o600
+                        ) -> None:
+    """As `write_atomically`, for a file named relative to an open folder: in a folder
+    others could once reach, nothing is looked up by path again (no link followed)."""
+    fd, temporary = create_unique(f".{name}.", mode, directory_fd)
+    try:
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, name, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=directory_fd)
+        raise
+    os.fsync(directory_fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """All of `data`, however few bytes each write takes."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def create_unique(prefix: str, mode: int, directory_fd: int | None = None
+                  ) -> tuple[int, str]:
+    """A new file `<prefix><random>.tmp` (relative to `directory_fd` when given) of a name
+    no one can have prepared: O_EXCL never follows a link. The umask applies to `mode`."""
+    for _ in range(100):
+        name = f"{prefix}{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                           | os.O_CLOEXEC, mode, dir_fd=directory_fd), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", prefix)
 
 
 def fsync_directory(directory: Path) -> None:

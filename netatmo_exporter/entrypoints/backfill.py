@@ -219,12 +219,12 @@ class _Run:
             samples = self._fetch(plan, span, cursors, calls, spool)
         except Stopped:
             kept = (f"; the work is kept in {spool.directory}: run the same command again "
-                    "to continue") if spool.directory.is_dir() else ""
+                    "to continue") if spool.holds_work else ""
             self.say(f"stopped after {self._calls()} calls{kept}")
             return 128 + (self._signal or signal.SIGINT)
         except (NetatmoError, HistoryError) as exc:
             kept = (f" (the work so far is kept in {spool.directory}: the same command "
-                    "continues it)") if spool.directory.is_dir() else ""
+                    "continues it)") if spool.holds_work else ""
             self.say(f"{PROG}: {exc}{kept}")
             return 1
         finally:
@@ -389,7 +389,8 @@ def _check_output(output: str) -> None:
     if not directory.is_dir():
         raise HistoryError(f"--output {output}: directory {directory} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise HistoryError(f"--output {output}: directory {directory} is not writable by "
-                           "this user")
+        why = ("is on a read-only file system" if os.statvfs(directory).f_flag & os.ST_RDONLY
+               else "is not writable by this user")
+        raise HistoryError(f"--output {output}: directory {directory} {why}")
     if path.exists() and not os.access(path, os.W_OK):
         raise HistoryError(f"--output {output} cannot be replaced by this user")

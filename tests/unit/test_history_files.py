@@ -168,7 +168,7 @@ def test_resume_cuts_spools_back_to_the_checkpoint(tmp_path: Path) -> None:
     cursors.skipped = {"m001": "Netatmo getmeasure: API error code 9: Device not found"}
     first.checkpoint(cursors)
     first.append(series, [(1300, 2.5)])  # lost in a crash before its checkpoint
-    first.close()
+    first.release()
 
     again = _spool(tmp_path)
     loaded = again.load(IDENTITY)
@@ -185,6 +185,7 @@ def test_another_commands_work_is_not_taken_over(tmp_path: Path) -> None:
     plan = _plan()
     spool = _spool(tmp_path)
     spool.start(IDENTITY, plan, SPAN, Cursors.start(plan, SPAN))
+    spool.release()
     with pytest.raises(HistoryError, match="holds the unfinished work of another backfill"):
         _spool(tmp_path).load({**IDENTITY, "from": "720h"})
 
