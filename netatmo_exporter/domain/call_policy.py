@@ -74,10 +74,17 @@ def event_wait(event: threading.Event, timeout: float) -> object:
     return event.wait(timeout)
 
 
-class Budget(Protocol):
+class Booking(Protocol):
     def take(self, caller: str, hourly_share: int | None, now: float) -> float:
         """Books one call for `caller` at `now` and returns 0.0, or books nothing and
         returns the seconds until there is room."""
+        ...
+
+
+class Budget(Booking, Protocol):
+    def waits_for(self, caller: str, hourly_share: int | None, now: float) -> str:
+        """Which limit a `take` that booked nothing at `now` waits for, in words a user can
+        read (the limit that frees last)."""
         ...
 
 
@@ -126,6 +133,22 @@ class CallBudget:
             own = [at for at, name in self._calls if name == caller]
             waits.append(_until_free(own, hourly_share, self._long[1], now))
         return max(0.0, *waits)
+
+    def waits_for(self, caller: str, hourly_share: int | None, now: float) -> str:
+        with self._lock:
+            self._forget_before(now - self._long[1])
+            every = [at for at, _ in self._calls]
+            own = [at for at, name in self._calls if name == caller]
+        (short_limit, short_window), (long_limit, long_window) = self._short, self._long
+        limits = [(_until_free(every, short_limit, short_window, now),
+                   f"room in the {short_window:g}-second window ({short_limit} calls per "
+                   f"{short_window:g} s)"),
+                  (_until_free(every, long_limit, long_window, now),
+                   f"room in the hour ({long_limit} calls per hour)")]
+        if hourly_share is not None:
+            limits.append((_until_free(own, hourly_share, long_window, now),
+                           f"the {caller}'s share of the hour ({hourly_share} calls per hour)"))
+        return max(limits, key=lambda limit: limit[0])[1]
 
     def booked(self, caller: str, now: float) -> list[float]:
         """When `caller`'s calls of the last hour went out, oldest first."""
@@ -292,7 +315,6 @@ class CallPolicy:
 
     def _reserve(self) -> None:
         while (wait := self._budget.take(self.caller, self.hourly_share,
-                                         self._clock.now())) > 0:
-            share = ("" if self.hourly_share is None
-                     else f" ({self.hourly_share} calls per hour)")
-            self._pauses.pause(wait, f"the {self.caller}'s share of the budget{share}")
+                                         now := self._clock.now())) > 0:
+            self._pauses.pause(wait, self._budget.waits_for(self.caller, self.hourly_share,
+                                                            now))

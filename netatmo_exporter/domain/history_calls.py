@@ -15,6 +15,7 @@ from typing import TypeVar
 from netatmo_exporter.domain.call_policy import (
     LONG_LIMIT,
     SHORT_LIMIT,
+    Booking,
     Budget,
     CallBudget,
     CallPolicy,
@@ -55,7 +56,7 @@ class _BothBudgets:
     """Room in the backfill's own budget first (booking nothing), then a booking in the
     service's, then in its own: a call is counted in both or in neither."""
 
-    def __init__(self, own: CallBudget, service: Budget) -> None:
+    def __init__(self, own: CallBudget, service: Booking) -> None:
         self._own = own
         self._service = service
 
@@ -68,6 +69,11 @@ class _BothBudgets:
             return wait
         return self._own.take(caller, hourly_share, now)
 
+    def waits_for(self, caller: str, hourly_share: int | None, now: float) -> str:
+        if self._own.room(caller, hourly_share, now) > 0.0:
+            return self._own.waits_for(caller, hourly_share, now)
+        return "room in the running exporter's budget for the account"
+
 
 class BudgetedCalls:
     """Satisfies `Calls` for the backfill: `CallPolicy.call_patiently` within its share;
@@ -75,7 +81,7 @@ class BudgetedCalls:
 
     def __init__(self, tokens: AccessTokens, hourly_share: int, clock: Clock, wait: Wait,
                  on_wait: Callable[[float, str], None] = lambda seconds, why: None,
-                 service: Budget | None = None) -> None:
+                 service: Booking | None = None) -> None:
         # The backfill runs in a process of its own: this budget is its own too, so it
         # takes at most half of the 10-second window, leaving the service its calls.
         self._budget = CallBudget(short_limit=WINDOW_SHARE)

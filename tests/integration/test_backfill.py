@@ -4,12 +4,16 @@ the token file alone, beside a running exporter whose tokens expire, stopped and
 from __future__ import annotations
 
 import calendar
+import fcntl
 import json
 import os
 import re
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 import urllib.parse
 import urllib.request
@@ -439,7 +443,7 @@ def test_beside_a_running_service_the_backfill_spends_the_services_budget(
             proc.wait(10)
 
     assert "whose budget counts the backfill's calls" in stderr, stderr
-    assert "share of the budget (20 calls per hour)" in stderr
+    assert "for the backfill's share of the hour (20 calls per hour)" in stderr
     assert backfill_hour == 20.0
     # The backfill's calls the cloud saw are the ones the service's budget counted.
     assert cloud.count("getmeasure") + 2 == backfill_hour  # + stations, homecoaches
@@ -450,3 +454,48 @@ def test_beside_a_running_service_the_backfill_spends_the_services_budget(
     assert max(sample[("weather", "1h")] for sample in seen) > 0
     assert cloud.count("rate_limited") == 0
     assert metric_value(exporter.get("/metrics")[1], "netatmo_up") == 1.0
+
+
+def _on_a_terminal(args: list[str], columns: int, timeout: float = 120) -> tuple[int, str]:
+    """Runs `args` with stderr on a pseudo-terminal `columns` wide; its exit status and what
+    it wrote there."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=slave, env={**env, "PYTHONPATH": str(REPO)})
+    os.close(slave)
+    written = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            try:
+                chunk = os.read(master, 65536) if ready else b""
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if ready and not chunk:
+                break
+            written += chunk
+        return proc.wait(10), written.decode()
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_on_an_80_column_terminal_the_bar_fits_and_keeps_its_eta(
+        cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path) -> None:
+    seed_token(cloud, token_path)
+    status, written = _on_a_terminal(
+        backfill_args(cloud, token_path, tmp_path / "history.om", 10), 80)
+
+    assert status == 0, written
+    bars = [part.split("\r\n")[0] for part in written.split("\r\x1b[2K")
+            if part.startswith("[")]
+    assert len(bars) > 10, written
+    assert all(len(bar) < 80 for bar in bars), [bar for bar in bars if len(bar) >= 80]
+    with_eta = [bar for bar in bars if " ETA " in bar]
+    assert len(with_eta) > 10 and all(re.search(r" ETA \w+$", bar) for bar in with_eta)
+    assert any(" at 20" in bar for bar in with_eta)  # a title and date had room

@@ -265,6 +265,27 @@ def test_the_own_share_caps_the_backfill_even_when_the_service_has_room() -> Non
     assert wait.waits == [pytest.approx(3500.0)]  # the share of 3 was full until then
 
 
+def _waits_said(hourly: int, service: CallBudget | None, calls_made: int) -> list[str]:
+    clock, said = FakeClock(NOW), []
+    calls = BudgetedCalls(FakeTokens(), hourly, clock, RecordingWait(clock),
+                          lambda seconds, why: said.append(f"{seconds:.0f}s {why}"), service)
+    for _ in range(calls_made):
+        calls.call(_failing())
+    return said
+
+
+def test_each_wait_names_the_limit_it_waits_for() -> None:
+    burst = _waits_said(250, None, 26)  # the backfill's half of the 10-second window
+    assert burst == ["10s room in the 10-second window (25 calls per 10 s)"]
+    share = _waits_said(3, None, 4)
+    assert share == ["3600s the backfill's share of the hour (3 calls per hour)"]
+    service = CallBudget()
+    for i in range(500):
+        service.take("weather", None, NOW - 3000.0 + i)
+    beside = _waits_said(250, service, 1)
+    assert beside == ["600s room in the running exporter's budget for the account"]
+
+
 def test_a_stop_during_a_wait_ends_the_call() -> None:
     calls, _ = _calls(FakeClock(NOW), stop_after=1)
     with pytest.raises(Stopped):

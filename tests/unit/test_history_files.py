@@ -198,16 +198,17 @@ def test_a_damaged_checkpoint_says_what_to_do(tmp_path: Path) -> None:
         spool.load(IDENTITY)
 
 
-def _progress_run(tty: bool, width: int = 200) -> str:
+def _progress_run(tty: bool, width: int | None = 200, env: dict[str, str] | None = None,
+                  plan: Plan | None = None) -> str:
     from netatmo_exporter.adapters.history_progress import Progress
     from tests.unit.fakes import FakeClock
 
-    plan = _plan()
+    plan = plan or _plan()
     span = TimeRange(0, 10 * 1024 * 300 - 1)  # ten pages a source
     cursors = Cursors.start(plan, span)
     clock = FakeClock(1_000_000.0)
     stream = io.StringIO()
-    progress = Progress(stream, span, cursors, clock, tty, width)
+    progress = Progress(stream, span, cursors, clock, tty, width, env or {})
     source = plan.sources[0]
     for page in range(1, 4):
         clock.advance(10.0)
@@ -237,3 +238,86 @@ def test_a_log_gets_plain_lines_not_one_per_call() -> None:
     assert lines[0].startswith("1/30 calls, 3% of 1970-01-01..1970-02-05 (Salon (Maison)")
     assert len(lines) == 2 and "\r" not in "".join(lines)  # one in 30 s, not per call
     assert lines[-1] == "waiting 2m05s for Netatmo's rate limit (code 26)"
+
+
+def _long_titled_plan() -> Plan:
+    station = Station("70:ee", "station", Module("70:ee", "NAMain", "Salon du rez-de-chaussée"),
+                      name="Maison de campagne (Lyon)", modules=())
+    return plan_history([station], [])
+
+
+def _bars(text: str) -> list[str]:
+    return [part for part in text.split("\r\x1b[2K") if part.startswith(("[", "1/", "2/", "3/"))]
+
+
+@pytest.mark.parametrize(("width", "env"), [(80, {}), (None, {"COLUMNS": "80"}),
+                                            (None, {"COLUMNS": "40"})])
+def test_the_bar_fits_the_terminal_and_shortens_the_title_never_the_eta(
+        width: int | None, env: dict[str, str]) -> None:
+    columns = width or int(env["COLUMNS"])
+    bars = _bars(_progress_run(tty=True, width=width, env=env, plan=_long_titled_plan()))
+    assert len(bars) == 4 and all(len(bar) < columns for bar in bars), bars  # 3 + redrawn
+    assert [bar[-10:] for bar in bars] == [" ETA 1m30s", " ETA 1m20s", " ETA 1m10s",
+                                           " ETA 1m10s"]
+    if columns == 80:  # the range went first, then the bar shortened, then the title
+        assert bars[1] == ("[##........] 2/10 calls, 20% (Salon du rez-de-chaussé… at "
+                           "1970-01-08) ETA 1m20s")
+    else:
+        assert bars[1] == "[##........] 2/10 calls, 20% ETA 1m20s"
+
+
+def test_a_bar_with_room_shows_everything() -> None:
+    bars = _bars(_progress_run(tty=True, width=200, plan=_long_titled_plan()))
+    assert bars[1] == ("[#####...................] 2/10 calls, 20% of 1970-01-01..1970-02-05 "
+                       "(Salon du rez-de-chaussée (Maison de campagne (Lyon)) at 1970-01-08) "
+                       "ETA 1m20s")
+
+
+def test_a_wait_for_the_same_limit_is_said_once_per_episode() -> None:
+    from netatmo_exporter.adapters.history_progress import Progress
+    from tests.unit.fakes import FakeClock
+
+    plan = _plan()
+    span = TimeRange(0, 10 * 1024 * 300 - 1)
+    cursors = Cursors.start(plan, span)
+    stream = io.StringIO()
+    progress = Progress(stream, span, cursors, FakeClock(1_000_000.0), False, 80, {})
+    window = "room in the 10-second window (25 calls per 10 s)"
+    for _ in range(5):
+        progress.waiting(10.0, window)
+        cursors.calls += 1
+        progress.page_done(plan.sources[0], cursors)
+    progress.waiting(300.0, "the backfill's share of the hour (250 calls per hour)")
+    progress.waiting(14.0, "the backfill's share of the hour (250 calls per hour)")
+    progress.waiting(9.0, window)
+    progress.waiting(120.0, "Netatmo's rate limit (code 26)")
+    progress.waiting(240.0, "Netatmo's rate limit (code 26)")
+
+    waits = [line for line in stream.getvalue().splitlines() if line.startswith("waiting")]
+    assert waits == [f"waiting 10s for {window}",
+                     "waiting 5m00s for the backfill's share of the hour (250 calls per hour)",
+                     f"waiting 9s for {window}",
+                     "waiting 2m00s for Netatmo's rate limit (code 26)",
+                     "waiting 4m00s for Netatmo's rate limit (code 26)"]
+
+
+def test_a_plan_that_changes_during_the_run_says_why() -> None:
+    from netatmo_exporter.adapters.history_progress import Progress
+    from tests.unit.fakes import FakeClock
+
+    plan = _plan()
+    span = TimeRange(0, 10 * 1024 * 300 - 1)  # ten pages a source, three sources
+    cursors = Cursors.start(plan, span)
+    stream = io.StringIO()
+    progress = Progress(stream, span, cursors, FakeClock(1_000_000.0), False, 80, {})
+    salon, vent = plan.sources[:2]
+    cursors.calls += 1
+    cursors.begins[salon.key] = 1024 * 300
+    progress.page_done(salon, cursors)  # as planned: no line
+    cursors.calls += 1
+    cursors.begins[vent.key] = None  # its history ended after one page
+    progress.page_done(vent, cursors)
+
+    lines = stream.getvalue().splitlines()
+    assert [line for line in lines if line.startswith("planned")] == [
+        "planned 30 calls, now 21: the history of Vent (Maison) ended before the range did"]

@@ -51,6 +51,15 @@ def test_each_instance_has_its_own_files() -> None:
         template[("Service", "ExecCondition")][0]
 
 
+def test_args_is_defined_when_the_settings_file_has_no_args_line() -> None:
+    # systemd warns at each start about a referenced but unset variable; a settings file
+    # (EnvironmentFile=, read after Environment=) still sets its own ARGS.
+    for name in ("netatmo-exporter.service", "netatmo-exporter@.service"):
+        unit = settings(name)
+        assert "ARGS=" in unit[("Service", "Environment")]
+        assert "$ARGS" in unit[("Service", "ExecStart")][0]
+
+
 def test_a_wrong_setting_fails_the_unit_without_restarts() -> None:
     for name in ("netatmo-exporter.service", "netatmo-exporter@.service"):
         unit = settings(name)
