@@ -138,36 +138,43 @@ def _rfc3339(stamp: int) -> str:
 def stored_history(setup: Setup) -> Samples:
     """What the simulator stored in the range, labelled by the live exporter's
     netatmo_module_info / netatmo_room_info rows of the same module or room."""
-    account: Account = setup.cloud.account
+    return stored_readings(setup.cloud.account, setup.live, setup.begin, setup.end,
+                           setup.extra_labels)
+
+
+def stored_readings(account: Account, live: DemoScrape, begin: int, end: int,
+                    extra_labels: tuple[tuple[str, str], ...]) -> Samples:
+    """Every reading `account` stored in [begin, end], under the labels `live` (a scrape of
+    the exporter) gives the same module or room plus `extra_labels`."""
     expected: Samples = {}
 
     def add(family: str, labels: Mapping[str, str], readings: list[tuple[float, float]]
             ) -> None:
         if readings:
-            key = frozenset({"__name__": family, **labels, **dict(setup.extra_labels)}.items())
+            key = frozenset({"__name__": family, **labels, **dict(extra_labels)}.items())
             expected[key] = readings
 
     for station, module_id, kind in _weather_sources(account):
         series = account.weather_series(station, module_id)
         assert series is not None
-        labels = _info_labels(setup.live, "netatmo_module_info", "module_id",
+        labels = _info_labels(live, "netatmo_module_info", "module_id",
                               module_id or station, ("module", "station", "home"))
         for measure in TYPES[kind]:
             family, factor = FAMILIES[measure]
             add(family, labels, [
                 (float(stamp), value * factor) for stamp, (value,) in
-                account.history.readings(series, (measure,), setup.begin, setup.end)
+                account.history.readings(series, (measure,), begin, end)
                 if value is not None])
     for home in account.energy_homes:
         for room in home.rooms:
             series = account.room_series(home.id, room.id)
             assert series is not None
-            labels = _info_labels(setup.live, "netatmo_room_info", "room_id", room.id,
+            labels = _info_labels(live, "netatmo_room_info", "room_id", room.id,
                                   ("room", "home"))
             for measure, family in ROOM_FAMILIES.items():
                 add(family, labels, [
                     (float(stamp), float(value)) for stamp, (value,) in
-                    account.history.readings(series, (measure,), setup.begin, setup.end)
+                    account.history.readings(series, (measure,), begin, end)
                     if value is not None])
     return expected
 

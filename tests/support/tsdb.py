@@ -103,11 +103,12 @@ def create_blocks(openmetrics: Path, tsdb: Path) -> str:
 
 @contextmanager
 def prometheus_server(workdir: Path, tsdb: Path, config: str = "global: {}\n",
-                      *flags: str) -> Iterator[PrometheusServer]:
-    """Debian's Prometheus on ``tsdb`` with ``config``, ready; ended by PID."""
+                      *flags: str, port: int | None = None) -> Iterator[PrometheusServer]:
+    """Debian's Prometheus on ``tsdb`` with ``config``, ready; ended by PID. ``port``: a
+    Prometheus started again where the one before it listened."""
     config_file = workdir / "prometheus.yml"
     config_file.write_text(config)
-    port = free_port()
+    port = port or free_port()
     log = workdir / "prometheus.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -133,15 +134,23 @@ def prometheus_on_blocks(openmetrics: Path, workdir: Path) -> Iterator[Prometheu
 
 
 @contextmanager
-def prometheus_receiver(workdir: Path, window: str | None = "30d", enabled: bool = True
+def prometheus_receiver(workdir: Path, window: str | None = "30d", enabled: bool = True,
+                        *, scrape: tuple[str, str] | None = None, port: int | None = None
                         ) -> Iterator[PrometheusServer]:
     """A Prometheus taking remote write when `enabled`, with `storage: tsdb:
-    out_of_order_time_window: WINDOW` unless `window` is None."""
-    config = "global: {}\n" + (f"storage:\n  tsdb:\n    out_of_order_time_window: {window}\n"
-                               if window else "")
+    out_of_order_time_window: WINDOW` unless `window` is None; `scrape`: (job, target)
+    it also scrapes every 2 s, as it scrapes the live exporter."""
+    config = "global: {}\n"
+    if scrape is not None:
+        config = ("global:\n  scrape_interval: 2s\nscrape_configs:\n"
+                  f"  - job_name: {scrape[0]}\n    static_configs:\n"
+                  f"      - targets: ['{scrape[1]}']\n")
+    config += (f"storage:\n  tsdb:\n    out_of_order_time_window: {window}\n"
+               if window else "")
     flags = ["--web.enable-remote-write-receiver"] if enabled else []
     with prometheus_server(workdir, workdir / "tsdb", config,
-                           f"--storage.tsdb.retention.time={RETENTION}", *flags) as server:
+                           f"--storage.tsdb.retention.time={RETENTION}", *flags,
+                           port=port) as server:
         yield server
 
 
