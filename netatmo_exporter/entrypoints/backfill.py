@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -74,6 +75,11 @@ PACKAGED_CONTROL_SOCKET = "/run/netatmo-exporter/control.sock"
 PACKAGED_STATE_DIRECTORIES = (Path("/var/lib/netatmo-exporter"),
                               Path("/var/lib/private/netatmo-exporter"))
 """The Debian package's state, which `apt purge` deletes (debian/netatmo-exporter.postrm)."""
+PROMTOOL_BLOCK_DURATION = "744h"
+"""promtool's `--max-block-duration` for a backfill file: 31 days, Prometheus' own largest
+block (promtool 2.42 rounds it down to its range of 486 h). promtool reads the whole file
+once per block it writes: with its default of 2 hours, a year is 4,380 readings of the
+file (docs/history.md has the figures)."""
 HISTORY_DIRECTORY = "/var/tmp/netatmo-history"  # noqa: S108 - named in a message only
 """Where docs/history.md has the Debian service's user write its history files."""
 
@@ -350,14 +356,15 @@ class _Run:
         path = os.path.abspath(request.output)
         if request.format == "openmetrics":
             days = int((self._clock.now() - span.begin) // 86400) + 2
-            self.say(f"next: promtool tsdb create-blocks-from openmetrics {path} blocks\n"
-                     "      then move blocks/* into Prometheus' data directory and restart "
-                     "it; it must keep\n"
+            blocks = blocks_directory(path)
+            self.say(f"next: {promtool_command(path, blocks)}\n"
+                     f"      then move {shlex.quote(blocks)}/* into Prometheus' data directory "
+                     "and restart it; it must keep\n"
                      f"      --storage.tsdb.retention.time={days}d or more, or it deletes "
                      "them (docs/history.md)")
         else:
-            self.say("next: curl --data-binary @" + path +
-                     " http://localhost:8428/api/v1/import/prometheus")
+            self.say(f"next: curl --data-binary @{shlex.quote(path)} "
+                     "http://localhost:8428/api/v1/import/prometheus")
 
 
 class _SpedUpClock:
@@ -367,6 +374,18 @@ class _SpedUpClock:
 
     def now(self) -> float:
         return self._origin + (time.time() - self._origin) * self._speedup
+
+
+def blocks_directory(output: str) -> str:
+    """Where promtool writes the blocks of `output`: beside it, not in the current
+    directory (which may be a clone of this repository)."""
+    return os.path.splitext(os.path.abspath(output))[0] + "-blocks"
+
+
+def promtool_command(output: str, blocks: str) -> str:
+    return (f"promtool tsdb create-blocks-from openmetrics "
+            f"--max-block-duration={PROMTOOL_BLOCK_DURATION} {shlex.quote(output)} "
+            f"{shlex.quote(blocks)}")
 
 
 def _count(plan: Plan, kind: str) -> int:

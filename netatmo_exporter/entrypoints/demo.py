@@ -9,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netatmo_exporter.adapters.clock import SystemClock
 from netatmo_exporter.adapters.token_store import FileTokenStore
@@ -16,6 +17,10 @@ from netatmo_exporter.domain.scopes import KNOWN_SCOPES
 from netatmo_exporter.domain.token import Token
 from netatmo_exporter.entrypoints.bootstrap import build_app
 from netatmo_exporter.entrypoints.config import ConfigError, load_config
+from netatmo_exporter.entrypoints.invocation import program_command
+
+if TYPE_CHECKING:
+    from netatmo_exporter.simulator import FakeNetatmoCloud
 
 DEMO_SCOPES = KNOWN_SCOPES
 DEMO_UPLOAD_PERIOD = 60.0
@@ -32,10 +37,12 @@ SIMULATED_FAULTS = (
 )
 
 
-def backfill_command(api_url: str, control_socket: Path) -> str:
-    """A backfill of the simulated account's last two days, through the demo's exporter."""
-    return (f"netatmo-exporter backfill --api-url {api_url} --control-socket {control_socket} "
-            f"--scope '{' '.join(DEMO_SCOPES)}' --from 48h --output demo-history.om")
+def backfill_command(program: str, api_url: str, control_socket: Path, output: Path) -> str:
+    """A backfill of the simulated account's last two days, through the demo's exporter,
+    into `output` (outside the clone: a clone stays clean, and the Debian package built
+    from it is not -dirty)."""
+    return (f"{program} backfill --api-url {api_url} --control-socket {control_socket} "
+            f"--scope '{' '.join(DEMO_SCOPES)}' --from 48h --output {output}")
 
 
 def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
@@ -62,6 +69,9 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
                              account=demo_account().with_cadence(Cadence(DEMO_UPLOAD_PERIOD)))
     cloud.start()
     workdir = Path(tempfile.mkdtemp(prefix="netatmo-exporter-demo-"))
+    # The backfill's files outlive the demo (the user may still import them); the token and
+    # the control socket do not.
+    history_dir = Path(tempfile.mkdtemp(prefix="netatmo-exporter-demo-history-"))
     token_file = workdir / "token.json"
     control_socket = workdir / "control.sock"
     if not args.unauthorized:
@@ -78,7 +88,7 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
             {key: value for key, value in env.items() if key.startswith("NETATMO_LOG")})
     except ConfigError as exc:
         print(f"netatmo-exporter demo: {exc}", file=sys.stderr)
-        cloud.stop()
+        _clean_up(cloud, workdir, history_dir)
         return 2
 
     try:
@@ -86,12 +96,14 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
     except OSError as exc:
         print(f"netatmo-exporter demo: cannot listen on {args.addr}: {exc.strerror}",
               file=sys.stderr)
-        cloud.stop()
+        _clean_up(cloud, workdir, history_dir)
         return 1
+    history = backfill_command(program_command(env), cloud.base_url, control_socket,
+                               history_dir / "history.om")
     print(
         f"\nDemo: simulated Netatmo cloud at {cloud.base_url}, token file {token_file}\n"
         f"  status page  {app.url}/\n  metrics      {app.url}/metrics\n"
-        f"  history      {backfill_command(cloud.base_url, control_socket)}\n"
+        f"  history      {history}\n"
         f"  {'authorize from the status page' if args.unauthorized else 'already authorized'}"
         "; stop with Ctrl-C\n"
         "  simulated on purpose, to show how the exporter reports them:\n"
@@ -100,5 +112,14 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
     try:
         return app.run_until_signalled(env)
     finally:
-        cloud.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        _clean_up(cloud, workdir, history_dir)
+
+
+def _clean_up(cloud: FakeNetatmoCloud, workdir: Path, history_dir: Path) -> None:
+    cloud.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        history_dir.rmdir()
+    except OSError:
+        print(f"netatmo-exporter demo: the backfill's files stay in {history_dir}",
+              file=sys.stderr)

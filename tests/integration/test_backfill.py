@@ -96,8 +96,8 @@ def test_a_backfill_from_the_token_file_writes_every_stored_reading(
     assert "Traceback" not in result.stderr
     summary = result.stderr.strip().splitlines()
     assert any(line.startswith("done: ") and f"{len(rows)} samples" in line for line in summary)
-    assert any("promtool tsdb create-blocks-from openmetrics " + str(output) in line
-               for line in summary)
+    assert (f"next: promtool tsdb create-blocks-from openmetrics --max-block-duration=744h "
+            f"{output} {tmp_path / 'history-blocks'}") in summary
     assert not (tmp_path / "history.om.partial").exists()
 
 

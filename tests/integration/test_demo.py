@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,32 +49,72 @@ def test_the_demo_serves_metrics_and_names_its_simulated_faults(tmp_path: Path) 
             assert name in page, name
 
 
-def test_the_demo_prints_a_backfill_of_its_history_that_works(tmp_path: Path) -> None:
+def _fresh_clone(tmp_path: Path) -> Path:
+    """The repository as `git clone` gives it: its files (tracked, and new ones not ignored,
+    as scripts/build-deb packs them), committed, nothing else."""
+    clone = tmp_path / "netatmo-exporter"
+    files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others",
+                            "--exclude-standard", "--deduplicate"], capture_output=True,
+                           check=True, timeout=60).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (REPO / name).exists():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, clone / name, follow_symlinks=False)
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "clone"]):
+        subprocess.run(git + args, check=True, capture_output=True, timeout=60)
+    return clone
+
+
+def test_from_a_fresh_clone_the_demos_commands_run_as_printed_and_leave_it_clean(
+        tmp_path: Path) -> None:
+    clone = _fresh_clone(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    # Short: the demo's control socket goes below it (a unix socket path has 107 bytes).
+    scratch = Path(tempfile.mkdtemp(prefix="demo-", dir="/tmp"))
+    try:
+        _demo_commands(clone, home, scratch, tmp_path / "demo.log")
+    finally:
+        shutil.rmtree(scratch)
+
+
+def _demo_commands(clone: Path, home: Path, scratch: Path, log: Path) -> None:
+    # A second terminal in the user's home: the printed commands must not need the clone's
+    # directory, a venv or an installed package.
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(scratch)}
     port = free_port()
-    log = tmp_path / "demo.log"
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     with open(log, "wb") as output:
-        demo = subprocess.Popen([sys.executable, "-m", "netatmo_exporter", "demo", "-a",
-                                 f"127.0.0.1:{port}"], stdout=output,
-                                stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        demo = subprocess.Popen([str(clone / "scripts" / "demo"), "-a", f"127.0.0.1:{port}"],
+                                stdout=output, stderr=subprocess.STDOUT, cwd=home, env=env)
     try:
         deadline = time.monotonic() + 30.0
         while "  history      " not in log.read_text():
             assert demo.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        line = re.search(r"  history      netatmo-exporter (backfill .*)\n", log.read_text())
+        line = re.search(r"  history      (.*)\n", log.read_text())
         assert line is not None
-        command = [sys.executable, "-m", "netatmo_exporter",
-                   *shlex.split(line[1])]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                                check=False, cwd=tmp_path, env=env)
+        backfill = subprocess.run(line[1], shell=True, capture_output=True, text=True,  # noqa: S602
+                                  timeout=120, check=False, cwd=home, env=env)
+        assert backfill.returncode == 0, backfill.stderr
+        following = re.search(r"^next: (.*)$", backfill.stderr, re.MULTILINE)
+        assert following is not None, backfill.stderr
+        promtool = subprocess.run(following[1], shell=True, capture_output=True, text=True,  # noqa: S602
+                                  timeout=120, check=False, cwd=home, env=env)
     finally:
         demo.terminate()
         assert demo.wait(15) == 0
 
-    assert result.returncode == 0, result.stderr
-    assert "through the running exporter" in result.stderr
-    history = (tmp_path / "demo-history.om").read_text()
+    assert "through the running exporter" in backfill.stderr
+    output = Path(shlex.split(line[1])[-1])
+    assert output.is_relative_to(scratch)
+    history = output.read_text()
     assert history.endswith("# EOF\n")
     assert "netatmo_room_setpoint_temperature_celsius{" in history
     assert history.count("netatmo_sensor_temperature_celsius{") > 1000
+    assert promtool.returncode == 0, promtool.stderr
+    assert f"the backfill's files stay in {output.parent}" in log.read_text()
+    status = subprocess.run(["git", "-C", str(clone), "status", "--porcelain", "--ignored"],
+                            capture_output=True, text=True, check=True, timeout=60).stdout
+    assert [entry for entry in status.splitlines() if "__pycache__" not in entry] == []
+    assert list(home.iterdir()) == []

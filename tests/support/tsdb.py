@@ -1,7 +1,8 @@
 """Real time-series databases as test fixtures, each on 127.0.0.1 with a free port and a
 temporary directory, ended by PID:
 
-* :func:`prometheus_on_blocks` -- ``promtool tsdb create-blocks-from openmetrics FILE DIR``
+* :func:`prometheus_on_blocks` -- ``promtool tsdb create-blocks-from openmetrics
+  --max-block-duration=744h FILE DIR`` (the command the backfill prints)
   (Debian's ``prometheus`` package), then a Prometheus started on DIR with a retention
   of 100 years (the default 15 days would delete older blocks at once), queried over its
   HTTP API (:meth:`PrometheusServer.samples` reads back every raw sample).
@@ -36,6 +37,7 @@ from typing import Any
 
 import pytest
 
+from netatmo_exporter.entrypoints.backfill import PROMTOOL_BLOCK_DURATION
 from tests.support.harness import free_port, http_get
 
 Answer = dict[str, Any]
@@ -94,7 +96,7 @@ def create_blocks(openmetrics: Path, tsdb: Path) -> str:
     fails with it."""
     result = subprocess.run(
         [require_tool("promtool"), "tsdb", "create-blocks-from", "openmetrics",
-         str(openmetrics), str(tsdb)],
+         f"--max-block-duration={PROMTOOL_BLOCK_DURATION}", str(openmetrics), str(tsdb)],
         capture_output=True, text=True, timeout=300, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"promtool refused {openmetrics}:\n{output}"
