@@ -22,7 +22,7 @@ from netatmo_exporter.domain.token import Token
 
 MAX_TOKEN_FILE_BYTES = 64 * 1024
 LOCK_WAIT = 120.0
-"""How long a renewal waits for another process's: longer than any one token request."""
+"""How long a writer waits for another process's renewal: longer than any token request."""
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
@@ -76,6 +76,7 @@ def token_from_json(raw: bytes) -> Token:
     token_type = data.get("token_type")
     lifetime = data.get("expires_in")
     scope = data.get("scope")
+    authorized_at, renewals = _authorization(data)
     return Token(
         access_token=access,
         refresh_token=refresh,
@@ -84,7 +85,22 @@ def token_from_json(raw: bytes) -> Token:
         lifetime=float(lifetime) if isinstance(lifetime, int | float)
         and not isinstance(lifetime, bool) and lifetime > 0 else None,
         scope=tuple(s for s in scope if isinstance(s, str)) if isinstance(scope, list) else None,
+        authorized_at=authorized_at,
+        renewals=renewals,
     )
+
+
+def _authorization(data: dict[str, Any]) -> tuple[datetime | None, int]:
+    """The token's authorization identity (`authorized_at`, `renewals`): fields of ours
+    that the Go exporter ignores. Missing or unusable: a token of unknown lineage."""
+    text, renewals = data.get("authorized_at"), data.get("renewals", 0)
+    if not isinstance(text, str) or isinstance(renewals, bool) or not isinstance(renewals, int):
+        return None, 0
+    try:
+        authorized_at = parse_expiry(text)
+    except ValueError:
+        return None, 0
+    return authorized_at, max(0, renewals) if authorized_at is not None else 0
 
 
 def token_to_json(token: Token) -> bytes:
@@ -98,6 +114,9 @@ def token_to_json(token: Token) -> bytes:
         data["expires_in"] = round(token.lifetime)
     if token.scope is not None:
         data["scope"] = list(token.scope)
+    if token.authorized_at is not None:
+        data["authorized_at"] = format_expiry(token.authorized_at)
+        data["renewals"] = token.renewals
     return json.dumps(data).encode() + b"\n"
 
 
@@ -146,6 +165,12 @@ class FileTokenStore:
             self._seen = _identity(info)
             return None
 
+    def holds_last_seen(self) -> bool:
+        try:
+            return _identity(os.stat(self._path)) == self._seen
+        except OSError:
+            return False
+
     def _read(self) -> bytes:
         with open(self._path, "rb") as handle:
             raw = handle.read(MAX_TOKEN_FILE_BYTES + 1)
@@ -161,9 +186,9 @@ class FileTokenStore:
         self._seen = _identity(written)
 
     @contextlib.contextmanager
-    def renewal_lock(self) -> Iterator[object]:
+    def renewal_lock(self, wait: float = LOCK_WAIT) -> Iterator[object]:
         """An advisory lock (flock) on `<file>.lock` beside the token file, which every
-        process using this file takes to renew. The token file itself cannot carry it: a
+        process using this file takes to renew or write it. The token file itself cannot carry it: a
         save replaces it by another inode. The lock file is never removed (a removed one
         would let two processes lock two inodes); it holds nothing."""
         try:
@@ -174,7 +199,7 @@ class FileTokenStore:
             yield None
             return
         try:
-            _lock_within(fd, LOCK_WAIT, self._path)
+            _lock_within(fd, wait, self._path)
             yield None
         finally:
             os.close(fd)  # closing releases the lock
@@ -229,9 +254,12 @@ class RedactingTokenStore:
             self._redactor.add(token.access_token, token.refresh_token)
         return token
 
+    def holds_last_seen(self) -> bool:
+        return self._inner.holds_last_seen()
+
     def save(self, token: Token) -> None:
         self._redactor.add(token.access_token, token.refresh_token)
         self._inner.save(token)
 
-    def renewal_lock(self) -> AbstractContextManager[object]:
-        return self._inner.renewal_lock()
+    def renewal_lock(self, wait: float = LOCK_WAIT) -> AbstractContextManager[object]:
+        return self._inner.renewal_lock(wait)

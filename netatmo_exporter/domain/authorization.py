@@ -1,11 +1,29 @@
-"""The one owner of the token: single-flight refresh, persisted before use."""
+"""The one owner of the token: single-flight refresh, persisted before use.
+
+The rule of every write of the token file, in every process (the service's renewals, its
+flush at ExecStop and SIGTERM, the web page's authorization and pasted refresh token,
+`netatmo-exporter login`, a backfill renewing from the file):
+
+1. The writer holds the token file's lock (`TokenStore.renewal_lock`, `<token file>.lock`),
+   a renewal from before it spends the refresh token until its answer is on disk.
+2. Under the lock it reads the file again: a token another writer put there since this
+   one last looked that `supersedes` its own (`domain/token.py`: the newer authorization
+   wins, then the later renewal of it) is adopted, and nothing is written.
+3. A token the file already holds is not written again: a flush writes only a token whose
+   save failed before, or whose file was removed, so other processes never see an
+   unchanged token as news.
+
+Tokens record their authorization (`Token.authorized_at`, `Token.renewals`, extra fields
+of the Go exporter's file format, which Go ignores), so that a renewal of an older grant
+never replaces a newer authorization however the writes interleave.
+"""
 
 from __future__ import annotations
 
 import enum
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from netatmo_exporter.domain.errors import (
     CorruptTokenFile,
@@ -14,6 +32,7 @@ from netatmo_exporter.domain.errors import (
     NetatmoError,
     NotAuthorized,
     TokenFileError,
+    TransientError,
 )
 from netatmo_exporter.domain.ports import Clock, EventLog, TokenEndpoint, TokenStore
 from netatmo_exporter.domain.token import (
@@ -21,8 +40,13 @@ from netatmo_exporter.domain.token import (
     TokenAction,
     access_token_valid,
     refresh_margin,
+    supersedes,
     token_action,
 )
+
+FLUSH_WAIT = 3.0
+"""How long a flush waits for a renewal in flight in this process (which writes its own
+token) or for another process's hold on the token file, before answering."""
 
 
 class AuthState(enum.Enum):
@@ -156,34 +180,58 @@ class TokenManager:
 
     def authorize_with_code(self, code: str, redirect_uri: str, scope: str) -> None:
         token = self._endpoint.exchange_code(code, redirect_uri, scope)
-        self._adopt(token, "authorized")
+        self._authorize(token, "authorized")
 
     def authorize_with_refresh_token(self, refresh_token: str) -> None:
         """Spend a pasted refresh token once; the current token stays if Netatmo refuses it."""
         token = self._endpoint.refresh(refresh_token)
-        self._adopt(token, "refresh_token_accepted")
+        self._authorize(token, "refresh_token_accepted")
 
-    def flush(self, wait_for_refresh: float = 30.0) -> str:
-        """Write the current token durably; returns where. Raises `TokenFileError`.
+    def flush(self, wait: float = FLUSH_WAIT) -> str:
+        """Make sure the token file holds our token, or a newer one; returns where. Raises
+        `TokenFileError`. Writes only when the file lacks it: a save failed before, or the
+        file was removed (the rule above).
 
-        Waits (boundedly) for a refresh in flight, whose rotated token must not be lost."""
-        waited = self._refresh_lock.acquire(timeout=wait_for_refresh)
+        A renewal in flight writes its rotated token itself, under the file's lock: the
+        flush waits for it at most `wait` seconds, then answers for the token on disk."""
+        if not self._refresh_lock.acquire(timeout=wait):
+            with self._lock:
+                unsaved = self._unsaved
+            if unsaved:
+                raise TokenFileError(f"token file {self._store.location}: not written yet, "
+                                     "a renewal in flight holds it")
+            self._log.info("token_flushed", token_file=self._store.location, written=False,
+                           renewal_in_flight=True)
+            return self._store.location
         try:
-            if waited:
-                self._adopt_replaced_file()
-            return self._flush_now()
+            self._adopt_replaced_file()
+            written = self._on_disk_missing() and self._write_ours(wait)
+            self._log.info("token_flushed", token_file=self._store.location, written=written)
+            return self._store.location
         finally:
-            if waited:
-                self._refresh_lock.release()
+            self._refresh_lock.release()
 
-    def _flush_now(self) -> str:
+    def _on_disk_missing(self) -> bool:
         with self._lock:
             if self._token is None:
-                return self._store.location
-            self._store.save(self._token)
-            self._unsaved = False
-            self._log.info("token_flushed", token_file=self._store.location)
-            return self._store.location
+                return False
+            return self._unsaved or not self._store.holds_last_seen()
+
+    def _write_ours(self, wait: float) -> bool:
+        """Called with `_refresh_lock` held: writes our token under the file's lock unless a
+        newer one is there. Raises `TokenFileError`."""
+        try:
+            with self._store.renewal_lock(wait):
+                self._adopt_replaced_file()
+                with self._lock:
+                    if self._token is None or not self._on_disk_missing():
+                        return False
+                    self._store.save(self._token)
+                    self._unsaved = False
+                    self._file_problem = None
+                    return True
+        except TransientError as exc:
+            raise TokenFileError(f"{exc}; the token is not on disk yet") from None
 
     def status(self) -> TokenStatus:
         with self._lock:
@@ -216,30 +264,50 @@ class TokenManager:
                 self._refresh_lock.release()
 
     def _adopt_replaced_file(self) -> None:
-        """Called with `_refresh_lock` held: a newer authorization on disk wins over ours,
-        so that our next write does not bury it."""
-        token = self._store.load_if_replaced()
-        if token is None:
+        """Called with `_refresh_lock` held: a token another writer put in the file since
+        we last looked is adopted if it supersedes ours; an older one is not, and ours is
+        written over it at the next flush."""
+        theirs = self._store.load_if_replaced()
+        if theirs is None:
             return
+        with self._lock:
+            ours = self._token
+            if not supersedes(theirs, ours):
+                if ours is not None and theirs.refresh_token != ours.refresh_token:
+                    self._unsaved = True
+                    self._log.warning("token_file_older_ignored", token_file=self._store.location,
+                                      action="kept our newer authorization")
+                return
+        self._take(theirs, "token_file_replaced", "adopted the token another program wrote")
+
+    def _take(self, token: Token, event: str, action: str) -> None:
+        """Adopt `token`, which the file holds."""
         with self._lock:
             self._token = token
             self._state = AuthState.OK
             self._file_problem = None
             self._unsaved = False
             self._bump()
-        self._log.warning("token_file_replaced", token_file=self._store.location,
-                          action="adopted the token another program wrote")
+        self._log.warning(event, token_file=self._store.location, action=action)
         self._on_new_token()
 
-    def _adopt(self, token: Token, event: str) -> None:
-        with self._refresh_lock, self._lock:
-            self._persist(token)
-            self._token = token
-            self._state = AuthState.OK
-            self._file_problem = None
-            self._bump()
-            self._log.info(event, token_file=self._store.location,
-                           scope=" ".join(token.scope or ()))
+    def _authorize(self, token: Token, event: str) -> None:
+        """A new authorization: the newest there is, unless a newer one reached the file
+        while we waited for its lock."""
+        token = token.authorized(self._clock.now())
+        with self._refresh_lock, self._store.renewal_lock():
+            theirs = self._store.load_if_replaced()
+            if theirs is not None and supersedes(theirs, token):
+                self._take(theirs, "authorization_superseded",
+                           "kept the newer authorization another program wrote meanwhile")
+                return
+            with self._lock:
+                self._persist(token)
+                self._token = token
+                self._state = AuthState.OK
+                self._bump()
+                self._log.info(event, token_file=self._store.location,
+                               scope=" ".join(token.scope or ()))
         self._on_new_token()
 
     def _refresh(self, current: Token) -> Token:
@@ -262,8 +330,13 @@ class TokenManager:
             self._log.debug("token_refresh_failed", reason=exc.reason, error=str(exc),
                             kept_token=True)
             raise
-        if token.scope is None:
-            token = replace(token, scope=current.scope)
+        token = current.renewed_as(token)
+        theirs = self._store.load_if_replaced()
+        if theirs is not None and supersedes(theirs, token):
+            # Written without the lock (the Go exporter, a copy): the newer one wins.
+            self._take(theirs, "token_renewal_superseded",
+                       "kept the token another program wrote during the renewal")
+            return theirs
         with self._lock:
             self._persist(token)
             self._token = token

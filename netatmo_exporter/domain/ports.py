@@ -94,12 +94,19 @@ class TokenStore(Protocol):
         headless login, a copied file); None when unchanged. Never raises."""
         ...
 
+    def holds_last_seen(self) -> bool:
+        """Whether the store still holds what it last read or wrote (not replaced, not
+        removed)."""
+        ...
+
     def save(self, token: Token) -> None: ...
 
-    def renewal_lock(self) -> AbstractContextManager[object]:
-        """Held, across processes, around "adopt a replaced store, renew if still due,
-        save": a backfill and the service renewing from one token file would otherwise
-        both spend the refresh token Netatmo rotates, and lose the authorization."""
+    def renewal_lock(self, wait: float = ...) -> AbstractContextManager[object]:
+        """Held, across processes, by every write of the store and around "adopt a replaced
+        store, renew if still due, save" (the rule in `domain/authorization.py`): a
+        backfill and the service renewing from one token file would otherwise both spend
+        the refresh token Netatmo rotates, and lose the authorization. Raises
+        `TransientError` when another holder keeps it longer than `wait` seconds."""
         ...
 
 

@@ -20,6 +20,12 @@ class Token:
     token_type: str = "Bearer"  # noqa: S105 - a type name, not a secret
     lifetime: float | None = None
     scope: tuple[str, ...] | None = None
+    authorized_at: datetime | None = None
+    """When the user gave the authorization this token descends from (the web page, a
+    pasted refresh token, `login`); None for a token written by a program that does not
+    record it (the Go exporter, a version before 2026-12)."""
+    renewals: int = 0
+    """How many renewals separate this token from that authorization."""
 
     @classmethod
     def from_grant(
@@ -46,6 +52,37 @@ class Token:
 
     def without_access_token(self) -> Token:
         return replace(self, access_token="", expiry=None)
+
+    def authorized(self, now: float) -> Token:
+        """This token as a new authorization, given at `now`."""
+        return replace(self, authorized_at=datetime.fromtimestamp(now, UTC), renewals=0)
+
+    def renewed_as(self, renewal: Token) -> Token:
+        """`renewal` (Netatmo's answer to this token's refresh) in this token's lineage."""
+        return replace(renewal, authorized_at=self.authorized_at, renewals=self.renewals + 1,
+                       scope=self.scope if renewal.scope is None else renewal.scope)
+
+
+def supersedes(theirs: Token, ours: Token | None) -> bool:
+    """Whether `theirs`, which another writer put in the token file since we last read or
+    wrote it, replaces `ours`: the rule of every write of the token file (see
+    `domain/authorization.py`).
+
+    The same refresh token is no news. Between two tokens that both record their
+    authorization, the newer authorization wins, and within one authorization the later
+    renewal. A token that does not record one was written by a program that follows no
+    rule of ours (the Go exporter, a copied file, `cp` by hand) after we last looked: the
+    person who put it there meant it to be used."""
+    if ours is None:
+        return True
+    if theirs.refresh_token or ours.refresh_token:
+        if theirs.refresh_token == ours.refresh_token:
+            return False
+    elif theirs.access_token == ours.access_token:
+        return False
+    if theirs.authorized_at is None or ours.authorized_at is None:
+        return True
+    return (theirs.authorized_at, theirs.renewals) > (ours.authorized_at, ours.renewals)
 
 
 class TokenAction(enum.Enum):

@@ -2,7 +2,8 @@
 
 Prints the authorize URL, reads back the URL the browser was sent to (the page itself
 may fail to load: only its address matters), checks the state, exchanges the code and
-writes the token file. Same flags and environment as `serve`.
+writes the token file under the rule every writer follows (domain/authorization.py).
+Same flags and environment as `serve`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from netatmo_exporter.adapters.clock import SystemClock
+from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
 from netatmo_exporter.adapters.netatmo_client import NetatmoClient
 from netatmo_exporter.adapters.oauth_flow import authorize_url, new_state, parse_callback
-from netatmo_exporter.adapters.token_store import FileTokenStore
-from netatmo_exporter.domain.errors import NetatmoError, TokenFileError
+from netatmo_exporter.adapters.token_store import FileTokenStore, RedactingTokenStore
+from netatmo_exporter.domain.authorization import TokenManager
+from netatmo_exporter.domain.errors import NetatmoError
 from netatmo_exporter.entrypoints.config import ConfigError, load_config
 
 PROG = "netatmo-exporter login"
@@ -58,18 +61,26 @@ def run_login(argv: Sequence[str], env: dict[str, str], stdin: TextIO | None = N
               file=sys.stderr)
         return 1
     client = NetatmoClient(config.api_url, config.client_id, config.client_secret, SystemClock())
+    redactor = SecretRedactor()
+    redactor.add(config.client_secret)
+    # The service's own rule for writing the token file (domain/authorization.py): under
+    # its lock, never over a newer authorization.
+    tokens = TokenManager(client, RedactingTokenStore(FileTokenStore(config.token_file), redactor),
+                          SystemClock(), configure_logging("warn", config.log_format, redactor))
     try:
-        token = client.exchange_code(answer.code, redirect_uri, config.scope)
-        store = FileTokenStore(config.token_file)
-        store.save(token)
+        tokens.load()
+        tokens.authorize_with_code(answer.code, redirect_uri, config.scope)
     except NetatmoError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
-    except TokenFileError as exc:
-        print(f"{PROG}: the token could not be written: {exc}", file=sys.stderr)
-        return 1
     finally:
         client.close()
-    print(f"Authorized. Token written to {store.location}. If the exporter is running, "
-          "restart it so that it reads the new token.", file=stdout)
+    status = tokens.status()
+    if status.unsaved:
+        print(f"{PROG}: the token could not be written: {status.token_file_problem}",
+              file=sys.stderr)
+        return 1
+    print(f"Authorized. Token written to {status.token_file}. A running exporter adopts it "
+          "at its next call to Netatmo.",
+          file=stdout)
     return 0

@@ -66,6 +66,8 @@ class FakeTokenStore:
         self.initial = token
         self.fail_save = fail_save
         self.written_by_others: list[Token] = []
+        self.removed = False
+        """The file was removed by someone else; a save puts it back."""
         self.renewal_locks = 0
         self.on_renewal_lock: Callable[[], None] = lambda: None
 
@@ -79,7 +81,10 @@ class FakeTokenStore:
     def load_if_replaced(self) -> Token | None:
         return self.written_by_others.pop(0) if self.written_by_others else None
 
-    def renewal_lock(self) -> contextlib.AbstractContextManager[object]:
+    def holds_last_seen(self) -> bool:
+        return not self.removed and not self.written_by_others
+
+    def renewal_lock(self, wait: float = 120.0) -> contextlib.AbstractContextManager[object]:
         """Taken at once; `on_renewal_lock` plays what another process did meanwhile."""
         self.renewal_locks += 1
         self.on_renewal_lock()
@@ -89,6 +94,7 @@ class FakeTokenStore:
         if self.fail_save:
             raise TokenFileError("cannot write token file /fake/token.json: No space left")
         self.saved.append(token)
+        self.removed = False
 
 
 class FakeTokenEndpoint:

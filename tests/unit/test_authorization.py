@@ -244,7 +244,7 @@ def test_a_token_another_program_wrote_is_adopted_not_overwritten() -> None:
     assert endpoint.refreshes == []
     assert "token_file_replaced" in log.names("warning")
     tokens.flush()
-    assert store.saved[-1] == from_login
+    assert store.saved == []  # the file holds it already: not written again
 
 
 def test_a_renewal_another_process_made_while_we_waited_for_the_lock_is_adopted() -> None:
@@ -281,3 +281,143 @@ def test_missing_scope_survives_a_refresh_until_a_new_authorization() -> None:
 
     tokens.authorize_with_code("code", "http://127.0.0.1:9210/auth/callback", "read_station")
     assert tokens.status().state is AuthState.OK
+
+
+# -- the rule of every write of the token file -------------------------------------------
+
+
+def test_a_flush_writes_nothing_when_the_file_holds_our_token() -> None:
+    clock = FakeClock()
+    tokens, _, store, _, log = manager(fresh_token(clock, lifetime=600.0), clock=clock)
+    clock.advance(600.0)
+    tokens.access_token()  # renewed and saved
+    saved = list(store.saved)
+
+    tokens.flush()
+
+    assert store.saved == saved and store.renewal_locks == 1
+    assert ("info", "token_flushed") in [(lvl, e) for lvl, e, _ in log.events]
+
+
+def test_a_flush_puts_back_a_removed_file() -> None:
+    clock = FakeClock()
+    tokens, _, store, _, _ = manager(fresh_token(clock), clock=clock)
+    store.removed = True
+
+    tokens.flush()
+
+    assert [t.access_token for t in store.saved] == ["access-0"] and store.renewal_locks == 1
+
+
+def test_a_flush_writes_a_token_whose_save_failed_under_the_file_lock() -> None:
+    clock = FakeClock()
+    store = FakeTokenStore(fail_save=True)
+    tokens, _, _, _, _ = manager(fresh_token(clock, lifetime=600.0), store=store, clock=clock)
+    clock.advance(600.0)
+    renewed = tokens.access_token()
+    store.fail_save = False
+    locks = store.renewal_locks
+
+    tokens.flush()
+
+    assert [t.access_token for t in store.saved] == [renewed]
+    assert store.renewal_locks == locks + 1
+    assert not tokens.status().unsaved
+
+
+def test_a_flush_adopts_a_newer_authorization_instead_of_writing_our_unsaved_token() -> None:
+    clock = FakeClock()
+    store = FakeTokenStore(fail_save=True)
+    tokens, _, _, _, log = manager(fresh_token(clock, lifetime=600.0), store=store, clock=clock)
+    clock.advance(600.0)
+    tokens.access_token()  # unsaved
+    store.fail_save = False
+    clock.advance(1.0)
+    from_login = fresh_token(clock, tag="login").authorized(clock.now())
+    store.on_renewal_lock = lambda: store.written_by_others.append(from_login)
+
+    tokens.flush()
+
+    assert store.saved == []
+    assert tokens.access_token() == from_login.access_token
+    assert "token_file_replaced" in log.names("warning")
+
+
+def test_a_renewal_carries_the_authorization_it_descends_from() -> None:
+    clock = FakeClock()
+    tokens, _, store, _, _ = manager(None, clock=clock)
+    tokens.authorize_with_code("c", "http://x/auth/callback", "read_station")
+    authorized = store.saved[-1]
+    clock.advance(20000.0)
+
+    tokens.access_token()
+
+    assert authorized.authorized_at is not None and authorized.renewals == 0
+    assert store.saved[-1].authorized_at == authorized.authorized_at
+    assert store.saved[-1].renewals == 1
+
+
+def test_a_renewal_of_an_older_grant_never_replaces_a_newer_authorization() -> None:
+    # Written without the lock (a program that follows no rule of ours) while the renewal
+    # of our older grant waited for Netatmo: the newer authorization is kept.
+    clock = FakeClock()
+    ours = fresh_token(clock, lifetime=600.0).authorized(clock.now())
+    tokens, endpoint, store, _, log = manager(ours, clock=clock)
+    clock.advance(600.0)
+    newer = fresh_token(clock, tag="pasted").authorized(clock.now())
+    endpoint.before_answer = lambda: store.written_by_others.append(newer)
+
+    assert tokens.access_token() == newer.access_token
+
+    assert endpoint.refreshes == ["refresh-0"] and store.saved == []
+    assert "token_renewal_superseded" in log.names("warning")
+
+
+def test_an_older_authorization_in_the_file_is_not_adopted_and_ours_written_back() -> None:
+    clock = FakeClock()
+    older = fresh_token(clock, tag="older").authorized(clock.now())
+    clock.advance(10.0)
+    tokens, _, store, _, log = manager(fresh_token(clock).authorized(clock.now()), clock=clock)
+    store.written_by_others.append(older)  # a backup put back by hand
+
+    assert tokens.access_token() == "access-0"
+    tokens.flush()
+
+    assert [t.access_token for t in store.saved] == ["access-0"]
+    assert "token_file_older_ignored" in log.names("warning")
+
+
+def test_an_authorization_waits_for_the_file_lock_and_a_newer_one_there_wins() -> None:
+    clock = FakeClock()
+    tokens, _, store, _, log = manager(fresh_token(clock), clock=clock)
+    # Another login finished while our code exchange was on its way, then wrote its token.
+    later = fresh_token(clock, tag="later").authorized(clock.now() + 5.0)
+    store.on_renewal_lock = lambda: store.written_by_others.append(later)
+
+    tokens.authorize_with_code("c", "http://x/auth/callback", "read_station")
+
+    assert store.saved == [] and store.renewal_locks == 1
+    assert tokens.access_token() == later.access_token
+    assert "authorization_superseded" in log.names("warning")
+
+
+def test_a_flush_answers_while_a_renewal_hangs_and_writes_nothing() -> None:
+    clock = FakeClock()
+    tokens, endpoint, store, _, _ = manager(fresh_token(clock, lifetime=600.0), clock=clock)
+    clock.advance(600.0)
+    answer = threading.Event()
+    endpoint.before_answer = lambda: answer.wait(10.0) and None
+    renewal = threading.Thread(target=tokens.access_token)
+    renewal.start()
+    try:
+        deadline = time.monotonic() + 5.0
+        while not endpoint.refreshes and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+        assert tokens.flush(wait=0.05) == store.location
+
+        assert store.saved == []
+    finally:
+        answer.set()
+        renewal.join(5.0)
+    assert len(store.saved) == 1

@@ -11,6 +11,7 @@ from netatmo_exporter.domain.token import (
     TokenAction,
     access_token_valid,
     refresh_margin,
+    supersedes,
     token_action,
 )
 
@@ -98,3 +99,23 @@ def test_without_access_token_keeps_refresh_token() -> None:
 
     assert token.refresh_token == "r"
     assert token_action(token, NOW) is TokenAction.REFRESH
+
+
+def authorized(at: float | None, renewals: int = 0, refresh: str = "r") -> Token:
+    when = None if at is None else datetime.fromtimestamp(at, UTC)
+    return Token("a-" + refresh, refresh, authorized_at=when, renewals=renewals)
+
+
+@pytest.mark.parametrize(("theirs", "ours", "wins"), [
+    (authorized(NOW + 1, refresh="t"), authorized(NOW, 7), True),  # a newer authorization
+    (authorized(NOW, 7), authorized(NOW + 1, refresh="t"), False),  # its older grant renewed
+    (authorized(NOW, 3, "t"), authorized(NOW, 2), True),  # the later renewal of one grant
+    (authorized(NOW, 2, "t"), authorized(NOW, 3), False),
+    (authorized(NOW, 9), authorized(NOW + 5), False),  # the same refresh token is no news
+    (authorized(None, refresh="t"), authorized(NOW), True),  # the Go exporter, a copy
+    (authorized(NOW, refresh="t"), authorized(None), True),
+    (authorized(None, refresh="t"), None, True),
+])
+def test_the_newest_authorization_wins_then_the_latest_renewal(
+        theirs: Token, ours: Token | None, wins: bool) -> None:
+    assert supersedes(theirs, ours) is wins

@@ -8,6 +8,7 @@ import re
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -86,12 +87,30 @@ def test_written_expiry_is_parseable_by_go(tmp_path: Path, expiry: datetime | No
 def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     store = FileTokenStore(tmp_path / "token.json")
     token = Token.from_grant("acc|1", "ref|1", 10800, 1_700_000_000.5, ("read_station",))
+    token = replace(token.authorized(1_699_990_000.123456789), renewals=4)
 
     store.save(token)
 
     assert store.load() == token
     data = json.loads((tmp_path / "token.json").read_text())
     assert {"access_token", "token_type", "refresh_token", "expiry"} <= set(data)
+    # The authorization identity: extra fields, which the Go exporter's reader ignores.
+    assert GO_RFC3339.match(data["authorized_at"]) and data["renewals"] == 4
+
+
+@pytest.mark.parametrize("identity", [
+    {}, {"authorized_at": "yesterday"}, {"authorized_at": 5}, {"renewals": 3},
+    {"authorized_at": "2026-12-07T17:00:00Z", "renewals": "3"},
+    {"authorized_at": "2026-12-07T17:00:00Z", "renewals": True},
+])
+def test_a_file_without_a_usable_authorization_identity_is_of_unknown_lineage(
+        tmp_path: Path, identity: dict[str, object]) -> None:
+    path = tmp_path / "token.json"
+    path.write_text(json.dumps({"access_token": "a", "refresh_token": "r", **identity}))
+
+    token = FileTokenStore(path).load()
+
+    assert token is not None and (token.authorized_at, token.renewals) == (None, 0)
 
 
 def test_refresh_token_only_file_is_valid(tmp_path: Path) -> None:
