@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
 import threading
 from collections.abc import Callable
 
+from netatmo_exporter.adapters.file_owner import foreign_path
 from netatmo_exporter.domain.errors import (
     InvalidClient,
     InvalidGrant,
@@ -30,6 +32,25 @@ MAX_REQUEST = 4096
 REJECT = "reject-access-token "
 BOOK = "book-call "
 MAX_SHARE = 500
+
+
+class UnsafeSocketPath(Exception):
+    """The control socket's path holds something this process must not replace."""
+
+
+def socket_path_problem(path: str) -> str | None:
+    """Why the service must not take `path` (unlinking what is there, then listening):
+    another user's file (in a shared folder it could be theirs to listen on), a link, or
+    no socket at all (a mistyped path to a file). None when it is free or a socket of ours
+    a previous run left."""
+    problem = foreign_path(path)
+    if problem is None:
+        try:
+            is_socket = stat.S_ISSOCK(os.lstat(path).st_mode)
+        except OSError:
+            return None
+        problem = None if is_socket else "is not a socket"
+    return f"{path} {problem}: remove it, or give another path" if problem else None
 
 
 class ControlSocketServer:
@@ -50,6 +71,10 @@ class ControlSocketServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Raises `UnsafeSocketPath` for a path it must not replace."""
+        problem = socket_path_problem(self._path)
+        if problem:
+            raise UnsafeSocketPath(f"--control-socket {problem}")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

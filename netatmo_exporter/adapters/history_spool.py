@@ -35,6 +35,7 @@ from netatmo_exporter.adapters.atomic_file import (
     write_all,
     write_atomically_in,
 )
+from netatmo_exporter.adapters.file_owner import foreign
 from netatmo_exporter.adapters.history_output import (
     EOF,
     FAMILY_ORDER,
@@ -359,10 +360,10 @@ def _open_directory(directory: Path) -> int | None:
 
 
 def _check_private(directory: Path, info: os.stat_result) -> None:
-    if info.st_uid != os.geteuid():
-        raise HistoryError(f"the work directory {directory} belongs to another user (uid "
-                           f"{info.st_uid}): this run will not use it; remove it, or give "
-                           "another --output")
+    problem = foreign(info)
+    if problem:
+        raise HistoryError(f"the work directory {directory} {problem}: this run will not "
+                           "use it; remove it, or give another --output")
     if info.st_mode & 0o022:
         raise HistoryError(f"the work directory {directory} may be written by other users "
                            f"(mode {stat.S_IMODE(info.st_mode):o}): this run will not use "

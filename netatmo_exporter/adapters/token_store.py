@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from netatmo_exporter.adapters.atomic_file import move_aside, write_atomically
+from netatmo_exporter.adapters.file_owner import foreign, foreign_path
 from netatmo_exporter.adapters.logging import SecretRedactor
 from netatmo_exporter.domain.errors import CorruptTokenFile, TokenFileError, TransientError
 from netatmo_exporter.domain.ports import TokenStore
@@ -191,18 +192,34 @@ class FileTokenStore:
         process using this file takes to renew or write it. The token file itself cannot carry it: a
         save replaces it by another inode. The lock file is never removed (a removed one
         would let two processes lock two inodes); it holds nothing."""
+        lock = renewal_lock_path(self._path)
         try:
-            fd = os.open(f"{self._path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         except OSError:
+            _refuse_foreign_lock(lock, foreign_path(lock))
             # A directory the token cannot be saved to either: the save reports it; a lock
             # the other process could not take either would protect nothing.
             yield None
             return
         try:
+            _refuse_foreign_lock(lock, foreign(os.fstat(fd)))
             _lock_within(fd, wait, self._path)
             yield None
         finally:
             os.close(fd)  # closing releases the lock
+
+
+def renewal_lock_path(token_file: str | os.PathLike[str]) -> str:
+    return f"{token_file}.lock"
+
+
+def _refuse_foreign_lock(lock: str, problem: str | None) -> None:
+    """A lock file another user made (in a shared folder) could be held by them for ever:
+    no renewal waits on it."""
+    if problem:
+        raise TransientError(f"the renewal lock {lock} {problem}: remove it, or keep the "
+                             "token file in a folder only this user may write",
+                             "token_lock_refused")
 
 
 def _parse(raw: bytes) -> Token:

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
+from netatmo_exporter.adapters.control_socket import socket_path_problem
 from netatmo_exporter.entrypoints.bootstrap import build_app
 from netatmo_exporter.entrypoints.config import (
     EXIT_BAD_SETTING,
@@ -58,6 +59,10 @@ def serve(argv: list[str], env: dict[str, str]) -> int:
     config = _config_or_exit(argv, env)
     if isinstance(config, int):
         return config
+    problem = socket_path_problem(config.control_socket) if config.control_socket else None
+    if problem:
+        print(f"{PROG}: configuration error: --control-socket {problem}", file=sys.stderr)
+        return EXIT_BAD_SETTING
     try:
         app = build_app(config)
     except OSError as exc:

@@ -11,6 +11,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from netatmo_exporter import __version__
+from netatmo_exporter.adapters.file_owner import foreign_path
+from netatmo_exporter.adapters.token_store import renewal_lock_path
 from netatmo_exporter.adapters.web_config import WebConfig, WebConfigError, load_web_config
 from netatmo_exporter.domain.durations import parse_duration as parse_duration
 from netatmo_exporter.domain.schedule import REFRESH_MODES, RefreshMode
@@ -382,3 +384,9 @@ def _check_token_dir(dest: str, path: Path) -> None:
         raise _fail(dest, f"directory {directory} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise _fail(dest, f"directory {directory} is not writable by this user")
+    lock = renewal_lock_path(path)
+    problem = foreign_path(lock)
+    if problem:
+        raise _fail(dest, f"the renewal lock {lock} {problem}: remove it (a lock another "
+                          "user holds would stop every renewal), or keep the token file in "
+                          "a folder only this user may write")

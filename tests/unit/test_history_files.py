@@ -124,12 +124,17 @@ def _spool(tmp_path: Path, output: str = "openmetrics") -> Spool:
                  (("job", "netatmo"),))
 
 
-def test_the_output_holds_families_together_each_series_ascending_then_eof(
-        tmp_path: Path) -> None:
+def _started(tmp_path: Path) -> tuple[Plan, Spool, Cursors]:
     plan = _plan()
     spool = _spool(tmp_path)
     cursors = Cursors.start(plan, SPAN)
     spool.start(IDENTITY, plan, SPAN, cursors)
+    return plan, spool, cursors
+
+
+def test_the_output_holds_families_together_each_series_ascending_then_eof(
+        tmp_path: Path) -> None:
+    plan, spool, cursors = _started(tmp_path)
     by_key = {s.key: s for s in plan.series}
     salon_t, vent_gust, room_t = by_key["m000-temperature"], by_key["m001-guststrength"], \
         by_key["r002-temperature"]
@@ -321,3 +326,34 @@ def test_a_plan_that_changes_during_the_run_says_why() -> None:
     lines = stream.getvalue().splitlines()
     assert [line for line in lines if line.startswith("planned")] == [
         "planned 30 calls, now 21: the history of Vent (Maison) ended before the range did"]
+
+
+def test_no_temporary_name_is_fixed_and_no_link_in_the_directory_is_followed(
+        tmp_path: Path) -> None:
+    """Links only this user could have put there, after the checks of who owns it."""
+    plan, spool, cursors = _started(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    (spool.directory / "checkpoint.json.tmp").symlink_to(victim)
+    series = plan.series[0]
+    (spool.directory / f"{series.key}.txt").symlink_to(victim)
+
+    spool.checkpoint(cursors)
+    with pytest.raises(HistoryError, match=r"m000-temperature\.txt is a symbolic link: this "
+                                           "run will not follow it"):
+        spool.append(series, [(1000, 1.5)])
+
+    assert victim.read_text() == "mine\n"
+    assert json.loads((spool.directory / "checkpoint.json").read_text())["version"] == 1
+    leftovers = [p.name for p in spool.directory.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == ["checkpoint.json.tmp"]
+
+
+def test_a_second_spool_on_a_directory_in_use_is_refused(tmp_path: Path) -> None:
+    _, first, _ = _started(tmp_path)
+
+    with pytest.raises(HistoryError, match=r"another backfill is running in .*history\.om\."
+                                           r"partial \(it holds its lock\)"):
+        _spool(tmp_path).load(IDENTITY)
+    first.release()
+    assert _spool(tmp_path).load(IDENTITY) is not None

@@ -292,3 +292,27 @@ def test_a_directory_that_refuses_the_lock_file_does_not_stop_a_renewal(
     store = FileTokenStore(tmp_path / "missing" / "token.json")
     with store.renewal_lock() as held:
         assert held is None
+
+
+@pytest.mark.parametrize("made", ["by another user", "as a symbolic link"])
+def test_a_renewal_lock_this_user_did_not_make_is_refused_in_one_line(
+        tmp_path: Path, made: str) -> None:
+    """Made in a shared folder after the start (the start refuses one made before): no
+    renewal waits on a lock someone else may hold for ever."""
+    path = tmp_path / "token.json"
+    lock = tmp_path / "token.json.lock"
+    if made == "by another user":
+        lock.write_bytes(b"")
+        os.chown(lock, 65534, 65534)  # the test runs as root, as in CI
+        expected = "belongs to another user (uid 65534)"
+    else:
+        victim = tmp_path / "elsewhere"
+        victim.write_text("kept\n")
+        lock.symlink_to(victim)
+        expected = "is a symbolic link"
+
+    with pytest.raises(TransientError, match=re.escape(f"the renewal lock {lock} {expected}: "
+                                                       "remove it")) as refused:
+        with FileTokenStore(path).renewal_lock():
+            pass
+    assert refused.value.reason == "token_lock_refused"
