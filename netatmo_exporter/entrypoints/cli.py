@@ -37,6 +37,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         "web-user": web_user,
         "login": login,
         "demo": demo,
+        "simulator": simulator,
         "backfill": backfill,
     }
     handler = handlers.get(command)
@@ -175,6 +176,12 @@ def demo(argv: list[str], env: dict[str, str]) -> int:
     from netatmo_exporter.entrypoints.demo import run_demo
 
     return run_demo(argv, env)
+
+
+def simulator(argv: list[str], env: dict[str, str]) -> int:
+    from netatmo_exporter.entrypoints.simulator import run_simulator
+
+    return run_simulator(argv)
 
 
 def backfill(argv: list[str], env: dict[str, str]) -> int:

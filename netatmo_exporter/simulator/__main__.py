@@ -10,7 +10,7 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from .accounts import (
@@ -61,13 +61,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    account = ACCOUNTS[args.account]()
-    if args.frozen:
-        account = account.frozen_copy()
-    if args.cadence > 0:
-        account = account.with_cadence(Cadence(args.cadence))
+def serve_until_signalled(cloud: FakeNetatmoCloud,
+                          announce: Callable[[FakeNetatmoCloud], str]) -> int:
+    """Starts `cloud`, writes what `announce` says of it to stdout, serves until SIGTERM or
+    SIGINT; 2 when it cannot start."""
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -75,6 +72,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    try:
+        cloud.start()
+    except (OSError, ValueError) as error:
+        print(f"cannot start the simulated Netatmo cloud: {error}", file=sys.stderr)
+        return 2
+    try:
+        sys.stdout.write(announce(cloud))
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        cloud.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    account = ACCOUNTS[args.account]()
+    if args.frozen:
+        account = account.frozen_copy()
+    if args.cadence > 0:
+        account = account.with_cadence(Cadence(args.cadence))
     cloud = FakeNetatmoCloud(
         client_id=args.client_id,
         client_secret=args.client_secret,
@@ -86,22 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         app_name=args.app_name,
         rate_limits=scaled_rate_limits(args.rate_limit_speedup) if args.rate_limits else (),
     )
-    try:
-        cloud.start()
-    except (OSError, ValueError) as error:
-        print(f"cannot start the fake Netatmo cloud: {error}", file=sys.stderr)
-        return 2
-    try:
+
+    def announce(cloud: FakeNetatmoCloud) -> str:
         lines = [cloud.base_url]
         if args.print_refresh_token:
             lines.append(cloud.mint_refresh_token())
-        sys.stdout.write("\n".join(lines) + "\n")
-        sys.stdout.flush()
-        while not stop.wait(0.5):
-            pass
-    finally:
-        cloud.stop()
-    return 0
+        return "\n".join(lines) + "\n"
+
+    return serve_until_signalled(cloud, announce)
 
 
 if __name__ == "__main__":

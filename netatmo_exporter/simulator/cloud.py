@@ -247,8 +247,12 @@ class FakeNetatmoCloud:
         app_name: str = "netatmo-exporter",
         clock: Callable[[], float] = time.time,
         rate_limits: Sequence[tuple[int, float]] = (),
+        beyond_loopback: bool = False,
     ) -> None:
+        """`beyond_loopback`: `host` may be any address (`netatmo-exporter simulator
+        --listen`, a user's explicit choice); otherwise a loopback one only."""
         self.client_id = client_id
+        self._beyond_loopback = beyond_loopback
         self._client_secret = client_secret
         self._token_lifetime = float(token_lifetime)
         self._account = account if account is not None else demo_account()
@@ -270,7 +274,7 @@ class FakeNetatmoCloud:
     def start(self) -> FakeNetatmoCloud:
         if self._server is not None:
             raise RuntimeError("the fake Netatmo cloud is already running")
-        server = _Server((self.host, self.port), self)
+        server = _Server((self.host, self.port), self, self._beyond_loopback)
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
@@ -857,9 +861,11 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], cloud: FakeNetatmoCloud) -> None:
+    def __init__(self, address: tuple[str, int], cloud: FakeNetatmoCloud,
+                 beyond_loopback: bool = False) -> None:
         host = address[0]
-        if host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("127."):
+        if not beyond_loopback and host not in ("127.0.0.1", "::1", "localhost") and \
+                not host.startswith("127."):
             raise ValueError(f"the fake Netatmo cloud binds loopback only, not {host!r}")
         if ":" in host:
             self.address_family = socket.AF_INET6
