@@ -75,6 +75,9 @@ LONG_RECEIVER_WAIT = 600.0
 """At least this long after a refusal only the operator can fix (credentials, receiver not
 enabled): trying every few seconds would only fill the receiver's log."""
 NETATMO_RETRY_WAIT = 60.0
+CALL_SPACING = 1.0
+"""Seconds between two calls of a catch-up at least: at most 10 of Netatmo's 50 calls in
+any 10 s, so that the live refresher and a backfill never wait for the follower."""
 HOLD_REASONS = frozenset({"unauthorized", "not_enabled"})
 
 Checkpoints = Mapping[str, int]
@@ -181,6 +184,7 @@ class HistoryFollower:
         self._calls = CallPolicy(tokens, budget or CallBudget(), clock, self.loop,
                                  caller=CALLER, hourly_share=hourly_share)
         self._netatmo_backoff = Backoff()
+        self._last_call = -math.inf
         self._receiver_failures = 0
         self._checkpoints: dict[str, int] | None = None
         self._pending: _Page | None = None
@@ -261,14 +265,19 @@ class HistoryFollower:
         """Pages one source up to now; a wait when the cycle must pause, None when done."""
         key = checkpoint_key(source)
         written = checkpoints.get(key)
+        assert self._cycle_started is not None
         begin = (written + 1 if written is not None
-                 else math.ceil(self._clock.now() - self._lookback))
+                 else math.ceil(self._cycle_started - self._lookback))
         while True:
             end = math.floor(self._clock.now())
             if begin > end:
                 return None
             if self.loop.stopped:
                 raise Stopped()
+            if (spacing := self._last_call + CALL_SPACING - self._clock.now()) > 0:
+                self.loop.pause(spacing, "the history follower's pace")
+                end = math.floor(self._clock.now())
+            self._last_call = self._clock.now()
             try:
                 rows = self._calls.call(partial(fetch_rows, self._history, source=source,
                                                 begin=begin, end=end))

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.clock import SystemClock
 from netatmo_exporter.adapters.netatmo_client import NetatmoClient
 from netatmo_exporter.entrypoints.bootstrap import Application, build_app
 from netatmo_exporter.entrypoints.config import load_config
-from netatmo_exporter.simulator import FakeNetatmoCloud
+from netatmo_exporter.simulator import FakeNetatmoCloud, ScaledClock
 from tests.conftest import exporter_args
 from tests.integration.test_promtool import ALL_SCOPES
 from tests.support.harness import CLIENT_ID, CLIENT_SECRET, http_get, seed_token
@@ -31,14 +30,17 @@ def app(cloud: FakeNetatmoCloud, token_path: Path) -> Iterator[
         tuple[Application, FakeReceiver, io.StringIO]]:
     seed_token(cloud, token_path, scope=ALL_SCOPES)
     stream = io.StringIO()
-    client = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, SystemClock(),
+    # The follower spaces its calls a second apart: twenty modules and rooms on a clock
+    # twenty times faster than the wall clock take a second.
+    clock = ScaledClock(20.0)
+    client = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, clock,
                            sleep=lambda _: None)
     config = load_config(exporter_args(
         cloud, token_path, "--addr", "127.0.0.1:0", "--scope", " ".join(ALL_SCOPES),
         "--history.remote-write-url", RECEIVER, "--history.label", "job=netatmo"), {})
     receiver = FakeReceiver()
-    application = build_app(config, client=client, log_stream=stream,
-                            history_receiver=receiver)
+    application = build_app(config, client=client, log_stream=stream, clock=clock,
+                            wait=clock.wait, history_receiver=receiver)
     yield application, receiver, stream
     application.server.shutdown()
     client.close()

@@ -13,6 +13,7 @@ from netatmo_exporter.domain.energy import HomeSetup, RoomSetup
 from netatmo_exporter.domain.errors import ApiError, RateLimited, TransientError
 from netatmo_exporter.domain.history import Row
 from netatmo_exporter.domain.history_follower import (
+    CALL_SPACING,
     HOURLY_SHARE,
     LONG_RECEIVER_WAIT,
     NOT_READY_WAIT,
@@ -117,10 +118,10 @@ def test_first_start_writes_the_lookback_and_checkpoints_each_source_by_its_ids(
                                    f"room:{HOME}/{ROOM}": NOW}
     assert [(key, begin) for _, key, begin, _ in rig.history.calls] == [
         (MAIN, NOW - LOOKBACK), (OUTDOOR, NOW - LOOKBACK), (ROOM, NOW - LOOKBACK)]
-    assert wait == INTERVAL
+    assert wait == INTERVAL - 2 * CALL_SPACING  # the cycle took two pauses between calls
     state = rig.follower.state()
     assert state.samples_written == 37 * (5 + 2 + 2)
-    assert state.last_write_at == NOW and state.oldest_checkpoint() == NOW
+    assert state.last_write_at == NOW + 2 and state.oldest_checkpoint() == NOW
     assert {(s.title, s.written_until) for s in state.sources} == {
         ("Salon (Maison)", NOW), ("Jardin (Maison)", NOW), ("room Bureau (Home)", NOW)}
 
@@ -229,6 +230,7 @@ def test_a_long_outage_pages_oldest_first_within_the_followers_share_of_the_hour
     assert len(times) == 2 * 68  # 69,120 readings a source in pages of 1024
     assert max(sum(1 for t in times if start <= t < start + 3600) for start in times) \
         == HOURLY_SHARE
+    assert min(b - a for a, b in itertools.pairwise(times)) == CALL_SPACING
     begins = [begin for _, key, begin, _ in rig.history.calls if key == MAIN]
     assert begins == sorted(begins)
     assert rig.receiver.taken["Salon/temperature"] == [
