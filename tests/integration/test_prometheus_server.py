@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import bcrypt
@@ -18,6 +19,7 @@ from tests.integration.test_promtool import (
     RULES,
     demo_exporter,
 )
+from tests.support.harness import REPO
 from tests.support.tsdb import PrometheusServer, prometheus_server
 
 Answer = dict[str, Any]
@@ -87,6 +89,37 @@ def test_basic_auth_scrape_with_credentials_and_refusal_without(
     targets = prometheus.api("targets")["activeTargets"]
     denied = [t for t in targets if t["labels"]["job"] == "netatmo_no_credentials"]
     assert "401" in denied[0]["lastError"]
+
+
+def documented_basic_auth_job() -> str:
+    """docs/metrics.md's scrape job for an exporter with a password, as the reader copies it."""
+    doc = (REPO / "docs" / "metrics.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, re.DOTALL)
+    (job,) = [block for block in blocks if "basic_auth:" in block]
+    return job
+
+
+def test_the_documented_basic_auth_scrape_over_plain_http_works(tmp_path: Path) -> None:
+    job = documented_basic_auth_job()
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    web_config = tmp_path / "web.yml"
+    web_config.write_text(f"basic_auth_users:\n  prometheus: {hashed}\n")
+    password_file = tmp_path / "netatmo-password"
+    password_file.write_text(PASSWORD + "\n")  # as an editor saves it
+    with demo_exporter(tmp_path, "--web.config.file", str(web_config),
+                       wait_ready=False) as guarded:
+        # Only what the reader fills in differs: the exporter's address, the file's place.
+        config = ("global: {scrape_interval: 1s}\nscrape_configs:\n" + job
+                  .replace("weatherbox:9210", f"127.0.0.1:{guarded.port}")
+                  .replace("/etc/prometheus/netatmo-password", str(password_file)))
+        with prometheus_server(tmp_path, tmp_path / "tsdb", config) as server:
+            up = server.wait_until("the guarded exporter scraped", lambda: [
+                float(series["value"][1]) for series in server.query('up{job="netatmo"}')
+                if float(series["value"][1]) == 1.0])
+            netatmo_up = server.query('netatmo_up{job="netatmo"}')
+
+    assert up == [1.0]
+    assert [float(series["value"][1]) for series in netatmo_up] == [1.0]
 
 
 def test_alert_rules_load_and_flag_the_broken_modules(prometheus: PrometheusServer) -> None:
