@@ -28,8 +28,8 @@ WRITE_ERRORS = metric(
     ("reason",), "counter")
 CHECKPOINT_AGE = metric(
     "netatmo_exporter_history_checkpoint_age_seconds", "seconds",
-    "Seconds since the newest reading written of the module or room furthest behind: "
-    "about the upload delay plus --history.interval when all is well", ())
+    "Seconds since the time up to which every reading Netatmo stored is written, for the "
+    "module or room furthest behind: about --history.interval when all is well", ())
 LAST_WRITE = metric(
     "netatmo_exporter_history_last_write_timestamp_seconds", "Unix seconds",
     "When the remote-write receiver last took readings from the history follower", ())

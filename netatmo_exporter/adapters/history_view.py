@@ -9,7 +9,7 @@ from typing import Any
 
 from netatmo_exporter.adapters.remote_write import shown_url
 from netatmo_exporter.adapters.status_view import local_time, relative, span
-from netatmo_exporter.domain.history_follower import HistoryState
+from netatmo_exporter.domain.history_follower import HistoryState, SourceProgress
 
 
 @dataclass(frozen=True)
@@ -39,16 +39,16 @@ def page_values(history: Callable[[], HistoryState] | None, receiver: str, inter
         "history_error": state.last_error or "",
         "history_error_at": ("" if state.last_error_at is None
                              else local_time(state.last_error_at)),
-        "history_lines": [_line(source.title, source.written_until, source.last_error,
-                                interval, now) for source in state.sources],
+        "history_lines": [_line(source, interval, now) for source in state.sources],
     }
 
 
-def _line(title: str, written: int | None, error: str | None, interval: float, now: float
-          ) -> HistoryLine:
-    if written is None:
-        return HistoryLine(title, "nothing yet", "", error or "",
-                           "error" if error else "waiting")
-    behind = now - written
+def _line(source: SourceProgress, interval: float, now: float) -> HistoryLine:
+    error = source.last_error or ""
+    written = ("nothing yet" if source.written_until is None
+               else local_time(source.written_until))
+    if source.up_to_date is None:
+        return HistoryLine(source.title, written, "", error, "error" if error else "waiting")
+    behind = now - source.up_to_date
     health = "error" if error else ("behind" if behind > 2 * interval + 900 else "ok")
-    return HistoryLine(title, local_time(written), span(behind), error or "", health)
+    return HistoryLine(source.title, written, span(behind), error, health)

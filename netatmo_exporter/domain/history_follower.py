@@ -114,6 +114,16 @@ class SourceProgress:
     written_until: int | None = None
     """The newest reading time written (None: nothing yet)."""
     last_error: str | None = None
+    complete_until: int | None = None
+    """Every reading Netatmo had stored up to this time is written (the end of the last
+    look that went through; None before one did since the start)."""
+
+    @property
+    def up_to_date(self) -> int | None:
+        """How far the history of this source is written: a module that stopped storing
+        readings is not behind once the follower looked."""
+        known = [t for t in (self.written_until, self.complete_until) if t is not None]
+        return max(known) if known else None
 
 
 def _no_counts() -> Mapping[str, int]:
@@ -135,8 +145,9 @@ class HistoryState:
     generation: int = 0
 
     def oldest_checkpoint(self) -> int | None:
-        written = [s.written_until for s in self.sources if s.written_until is not None]
-        return min(written) if written else None
+        """How far the history of the source furthest behind is written."""
+        known = [s.up_to_date for s in self.sources if s.up_to_date is not None]
+        return min(known) if known else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +158,8 @@ class _Page:
     batch: tuple[tuple[Series, tuple[tuple[int, float], ...]], ...]
     first: int
     last: int
+    end: int
+    """The end of the range asked for."""
     final: bool
     """The source's last page of this cycle."""
 
@@ -194,6 +207,7 @@ class HistoryFollower:
         self._refused: _Refused | None = None
         self._reported: dict[str, str] = {}
         self._titles: dict[str, str] = {}
+        self._complete: dict[str, int] = {}
         self._source_errors: dict[str, str] = {}
         self._state = HistoryState()
 
@@ -290,10 +304,12 @@ class HistoryFollower:
             if kept:
                 page = _Page(key, tuple((series, tuple(series_samples(kept, index)))
                                         for index, series in enumerate(source.series)),
-                             kept[0][0], kept[-1][0], following is None)
+                             kept[0][0], kept[-1][0], end, following is None)
                 if (wait := self._deliver(page)) is not None:
                     return wait
             if following is None:
+                self._complete[key] = end
+                self._publish()
                 return None
             begin = following
 
@@ -328,6 +344,8 @@ class HistoryFollower:
         self._pending = None
         self._receiver_failures = 0
         self._recovered("receiver")
+        if page.final:
+            self._complete[page.key] = page.end
         self._advance(page)
         return None
 
@@ -404,7 +422,7 @@ class HistoryFollower:
     def _publish(self, next_poll_at: float | None = None) -> None:
         checkpoints = self._checkpoints or {}
         sources = tuple(SourceProgress(key, title, checkpoints.get(key),
-                                       self._source_errors.get(key))
+                                       self._source_errors.get(key), self._complete.get(key))
                         for key, title in self._titles.items())
         self._state = replace(
             self._state, sources=sources,

@@ -38,12 +38,16 @@ class StoredHistory:
         self.clock = clock
         self.calls: list[tuple[float, str, int, int]] = []
         self.failures: list[Exception] = []
+        self.silent: set[str] = set()
+        """Modules that stopped storing readings."""
 
     def _rows(self, key: str, types: Sequence[str], begin: int, end: int, limit: int
               ) -> tuple[Row, ...]:
         self.calls.append((self.clock.now(), key, begin, end))
         if self.failures:
             raise self.failures.pop(0)
+        if key in self.silent:
+            return ()
         first = -(-begin // STEP) * STEP
         last = min(end, int(self.clock.now()), first + (limit - 1) * STEP)
         return tuple((time, tuple(value(time, i) for i in range(len(types))))
@@ -304,3 +308,16 @@ def test_a_checkpoint_that_cannot_be_saved_is_said_once_and_kept_in_memory() -> 
     assert rig.log.names("warning") == ["history_checkpoint_not_saved"]
     assert [begin for _, _, begin, _ in rig.history.calls[2:]] == [NOW + 1] * 2
     assert "No space" in (rig.follower.state().last_error or "")
+
+
+def test_a_module_that_stopped_storing_readings_is_not_behind_once_looked_at() -> None:
+    written = NOW - 86400
+    rig = Rig(MemoryCheckpoints({f"module:{MAIN}/{OUTDOOR}": written}))
+    rig.history.silent.add(OUTDOOR)
+
+    rig.poll()
+
+    jardin = next(s for s in rig.follower.state().sources if s.title == "Jardin (Maison)")
+    assert jardin.written_until == written
+    assert jardin.complete_until == NOW + 1 and jardin.up_to_date == NOW + 1
+    assert rig.follower.state().oldest_checkpoint() == NOW
