@@ -1,14 +1,21 @@
 """LAN edge benchmark: one hostile address against one Prometheus, for the full minute.
 
     python bench/lan_edge.py [--seconds 60] [--connections 1500] [--guessers 8]
+                             [--owners 19] [--part all|flood|rotating|crowd]
 
-Starts a real exporter process against the simulator, twice:
+Starts a real exporter process against the simulator, three times:
 
 1. behind basic auth (bcrypt cost 10), while 127.0.0.2 loops wrong passwords on
    `--guessers` kept-alive connections: how long the first, uncached check of the right
    password from 127.0.0.3 takes, and the share of 127.0.0.3's scrapes (every 0.25 s, a
    fresh connection each) that answer 200;
-2. without auth, while 127.0.0.2 holds `--connections` connections (a third idle, a
+2. behind basic auth, while `--guessers` connections guess from the 254 addresses
+   127.0.0.2-255 in turn (a new connection from the next address for each guess): of
+   `--owners` first, uncached checks of a right password (each its own user, from a fresh
+   address 127.0.1.x, one every 2 s), how many answer 200 and how long each takes.
+   IPv6: only ::1 exists on loopback, so rotating /64s cannot be measured here; their
+   grouping (a /64 is one client, a /56 one history) is covered by tests/unit;
+3. without auth, while 127.0.0.2 holds `--connections` connections (a third idle, a
    third trickling header bytes, a third kept alive with a request every 30 s; each
    reopened as soon as the server closes it): every fresh scrape from 127.0.0.3 (one a
    second) with its time.
@@ -44,9 +51,11 @@ from tests.support.harness import (  # noqa: E402
     seed_token,
 )
 from tests.support.lan_attack import (  # noqa: E402
+    ROTATING,
     PasswordFlood,
     Scrapes,
     crowd_while_scraping,
+    first_checks,
     raise_file_limit,
     scrape_from,
 )
@@ -56,14 +65,7 @@ USER, PASSWORD = "prometheus", "scrape-pass"
 
 def password_flood(workdir: Path, cloud: FakeNetatmoCloud, seconds: float, guessers: int
                    ) -> None:
-    token = workdir / "token-auth.json"
-    seed_token(cloud, token)
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=10)).decode()
-    web_config = workdir / "web.yml"
-    web_config.write_text(f"basic_auth_users:\n  {USER}: {hashed}\n")
-    exporter = ExporterProcess(exporter_args(cloud, token, "--refresh-interval", "1h",
-                                             "--web.config.file", str(web_config)), workdir)
-    exporter.start()
+    exporter = guarded_exporter(workdir, cloud, [(USER, PASSWORD)])
     try:
         flood = PasswordFlood(exporter.port, USER, connections=guessers,
                               limit=seconds + 30).start()
@@ -91,6 +93,45 @@ def password_flood(workdir: Path, cloud: FakeNetatmoCloud, seconds: float, guess
           f"in {first[1] * 1000:.0f} ms (target: 200 within 2,000 ms)")
     print(f"  127.0.0.3's scrapes: {scrapes.summary()} (target: at least 95 %)")
     print(f"  counted {refused}; {lines} log lines about them")
+
+
+def rotating_flood(workdir: Path, cloud: FakeNetatmoCloud, seconds: float, guessers: int,
+                   owners: int) -> None:
+    credentials = [(f"owner{n}", f"owner-pass-{n}") for n in range(owners)]
+    exporter = guarded_exporter(workdir, cloud, [(USER, PASSWORD), *credentials])
+    try:
+        flood = PasswordFlood(exporter.port, USER, connections=guessers, limit=seconds + 60,
+                              rotating=ROTATING).start()
+        try:
+            time.sleep(2.0)
+            results = first_checks(exporter.port, credentials, every=2.0)
+        finally:
+            flood.stop()
+    finally:
+        exporter.terminate()
+    answered = [took for status, took in results if status == 200]
+    answers = sum(flood.statuses.values())
+    took = sorted(took for _, took in results)
+    print(f"rotating flood: {guessers} connections guessing from {len(ROTATING)} addresses "
+          f"(127.0.0.2-255), {answers} answers: {dict(flood.statuses)}")
+    print(f"  first uncached checks from fresh addresses: {len(answered)} of {len(results)} "
+          f"answered 200 (others: {sorted(s for s, _ in results if s != 200)}), median "
+          f"{took[len(took) // 2] * 1000:.0f} ms, slowest {took[-1] * 1000:.0f} ms "
+          f"(target: all 200)")
+
+
+def guarded_exporter(workdir: Path, cloud: FakeNetatmoCloud,
+                     users: list[tuple[str, str]]) -> ExporterProcess:
+    """An exporter process behind basic auth for `users` (bcrypt cost 10)."""
+    token = workdir / f"token-{len(users)}.json"
+    seed_token(cloud, token)
+    web_config = workdir / f"web-{len(users)}.yml"
+    web_config.write_text("basic_auth_users:\n" + "".join(
+        f"  {user}: {bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()}\n"
+        for user, password in users))
+    exporter = ExporterProcess(exporter_args(cloud, token, "--refresh-interval", "1h",
+                                             "--web.config.file", str(web_config)), workdir)
+    return exporter.start()
 
 
 def connection_crowd(workdir: Path, cloud: FakeNetatmoCloud, seconds: float,
@@ -121,13 +162,20 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--connections", type=int, default=1500)
     parser.add_argument("--guessers", type=int, default=8)
+    parser.add_argument("--owners", type=int, default=19)
+    parser.add_argument("--part", choices=("all", "flood", "rotating", "crowd"),
+                        default="all")
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, waitress {metadata.version('waitress')}, "
           f"bcrypt {metadata.version('bcrypt')}")
     with tempfile.TemporaryDirectory() as tmp, FakeNetatmoCloud(
             CLIENT_ID, CLIENT_SECRET, account=demo_account(frozen=True)) as cloud:
-        password_flood(Path(tmp), cloud, args.seconds, args.guessers)
-        connection_crowd(Path(tmp), cloud, args.seconds, args.connections)
+        if args.part in ("all", "flood"):
+            password_flood(Path(tmp), cloud, args.seconds, args.guessers)
+        if args.part in ("all", "rotating"):
+            rotating_flood(Path(tmp), cloud, args.seconds, args.guessers, args.owners)
+        if args.part in ("all", "crowd"):
+            connection_crowd(Path(tmp), cloud, args.seconds, args.connections)
     return 0
 
 

@@ -22,7 +22,12 @@ from netatmo_exporter.adapters.http_policy import (
     UNAUTHENTICATED_PATHS,
     parse_host,
 )
-from netatmo_exporter.adapters.lan_clients import FairGate, RefusalCounts, client_key
+from netatmo_exporter.adapters.lan_clients import (
+    FairGate,
+    RefusalCounts,
+    client_key,
+    client_network,
+)
 from netatmo_exporter.adapters.logging import LogThrottle
 from netatmo_exporter.domain.ports import EventLog
 
@@ -136,7 +141,7 @@ class BasicAuth:
         if not known:
             remote = environ.get("REMOTE_ADDR", "")
             client = client_key(remote)
-            ok = self._verify(digest, user, password, client)
+            ok = self._verify(digest, user, password, client, client_network(remote))
             if ok is None:
                 self._refused("password_busy", remote, client, user, environ)
                 return _busy(start_response)
@@ -146,7 +151,8 @@ class BasicAuth:
         environ["REMOTE_USER"] = user
         return self._app(environ, start_response)
 
-    def _verify(self, digest: bytes, user: str, password: str, client: str) -> bool | None:
+    def _verify(self, digest: bytes, user: str, password: str, client: str, network: str
+                ) -> bool | None:
         """The check of an unremembered credential; None when it got no turn. A browser
         sends the same credential on several connections at once (a page and its
         stylesheet): those wait for the one check in flight instead of being turned away."""
@@ -159,7 +165,7 @@ class BasicAuth:
         if flight is not None:
             flight.done.wait(self._gate.patience + CHECK_ALLOWANCE)
             return flight.ok
-        if not self._gate.enter(client):
+        if not self._gate.enter(client, network):
             return None
         flight = _Flight()
         with self._lock:
@@ -171,6 +177,7 @@ class BasicAuth:
             with self._lock:
                 del self._in_flight[digest]
                 if flight.ok:
+                    self._gate.trust(network)
                     self._verified[digest] = None
                     while len(self._verified) > MAX_CACHED_CREDENTIALS:
                         self._verified.popitem(last=False)

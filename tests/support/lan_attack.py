@@ -8,17 +8,20 @@ address: ATTACKER (127.0.0.2) attacks, PROMETHEUS (127.0.0.3) scrapes.
 from __future__ import annotations
 
 import base64
+import itertools
 import resource
 import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from tests.support.lan_crowd import ATTACKER, PROMETHEUS, LanCrowd
 
-__all__ = ["ATTACKER", "PROMETHEUS", "PasswordFlood", "Scrapes", "connect_from",
-           "crowd_while_scraping", "raise_file_limit", "request", "scrape_from"]
+__all__ = ["ATTACKER", "PROMETHEUS", "ROTATING", "PasswordFlood", "Scrapes", "connect_from",
+           "crowd_while_scraping", "first_checks", "fresh_address", "raise_file_limit",
+           "request", "scrape_from"]
 
 
 def connect_from(source: str, port: int, timeout: float = 5.0) -> socket.socket:
@@ -78,20 +81,32 @@ def scrape_from(source: str, port: int, auth: tuple[str, str] | None = None,
     return status, time.monotonic() - started
 
 
+ROTATING = tuple(f"127.0.0.{n}" for n in range(2, 256))
+"""The 254 addresses of a LAN a rotating guesser takes turns with."""
+
+
+def fresh_address(n: int) -> str:
+    """An address none of the attacks uses: where an owner's first check comes from."""
+    return f"127.0.1.{n % 254 + 1}"
+
+
 @dataclass
 class PasswordFlood:
     """`connections` kept-alive connections from `source`, each sending wrong passwords as
-    fast as the answers come, until stopped (or `limit` seconds at most)."""
+    fast as the answers come, until stopped (or `limit` seconds at most). With `rotating`
+    addresses, each guess goes on a new connection from the next of them."""
 
     port: int
     user: str
     connections: int = 8
     source: str = ATTACKER
     limit: float = 120.0
+    rotating: tuple[str, ...] = ()
     statuses: Counter[int] = field(default_factory=Counter)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _turn: Iterator[int] = field(default_factory=itertools.count)
 
     def start(self) -> PasswordFlood:
         for index in range(self.connections):
@@ -110,18 +125,40 @@ class PasswordFlood:
         attempt = 0
         while not self._stop.is_set() and time.monotonic() < deadline:
             try:
-                with connect_from(self.source, self.port) as sock:
+                with connect_from(self._next_source(), self.port) as sock:
                     buffer = bytearray()
                     while not self._stop.is_set() and time.monotonic() < deadline:
                         attempt += 1
                         sock.sendall(request("/metrics",
-                                             auth=(self.user, f"guess-{index}-{attempt}")))
+                                             auth=(self.user, f"guess-{index}-{attempt}"),
+                                             close=bool(self.rotating)))
                         status = read_status(sock, buffer)
                         with self._lock:
                             self.statuses[status] += 1
+                        if self.rotating:
+                            break
             except OSError:
                 with self._lock:
                     self.statuses[0] += 1
+
+
+    def _next_source(self) -> str:
+        if not self.rotating:
+            return self.source
+        with self._lock:
+            return self.rotating[next(self._turn) % len(self.rotating)]
+
+
+def first_checks(port: int, credentials: Sequence[tuple[str, str]], every: float
+                 ) -> list[tuple[int, float]]:
+    """Each credential's first, uncached check, each from a fresh address, `every` seconds
+    apart: (status or 0, seconds) each."""
+    results = []
+    for n, credential in enumerate(credentials):
+        started = time.monotonic()
+        results.append(scrape_from(fresh_address(n), port, credential))
+        time.sleep(max(0.0, every - (time.monotonic() - started)))
+    return results
 
 
 @dataclass

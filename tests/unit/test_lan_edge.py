@@ -15,7 +15,12 @@ import bottle
 import pytest
 
 from netatmo_exporter.adapters.http_server import contain_errors
-from netatmo_exporter.adapters.lan_clients import CallBudget, FairGate, client_key
+from netatmo_exporter.adapters.lan_clients import (
+    CallBudget,
+    FairGate,
+    client_key,
+    client_network,
+)
 from netatmo_exporter.adapters.logging import LogThrottle, SecretRedactor, configure_logging
 from netatmo_exporter.adapters.oauth_flow import PendingStates, StateProblem, TooManyPending
 
@@ -81,6 +86,106 @@ def test_a_newcomer_takes_the_place_of_the_most_recently_served_waiter() -> None
     newcomer.join(5.0)
 
     assert results == {"b": False, "new": True}
+
+
+@pytest.mark.parametrize(("address", "network"), [
+    ("127.0.0.2", "127.0.0.2"),
+    ("::ffff:192.168.1.20", "192.168.1.20"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1::/56"),
+    ("2001:db8:1:ff:bbbb::2", "2001:db8:1::/56"),
+    ("2001:db8:1:100::1", "2001:db8:1:100::/56"),
+])
+def test_a_clients_history_is_its_ipv4_address_or_its_ipv6_56(address: str,
+                                                                 network: str) -> None:
+    assert client_network(address) == network
+
+
+class Turns:
+    """Clients asking a gate for a turn, each in a thread: the order of those that got
+    one (each leaves at once), and who was told to come back."""
+
+    def __init__(self, gate: FairGate) -> None:
+        self.gate = gate
+        self.order: list[str] = []
+        self.refused: list[str] = []
+        self._threads: list[threading.Thread] = []
+
+    def ask(self, address: str, network: str | None = None) -> None:
+        """Returns once `address` waits (or has its answer)."""
+        thread = threading.Thread(target=self._turn, args=(address, network))
+        thread.start()
+        self._threads.append(thread)
+        deadline = time.monotonic() + 5.0
+        while thread.is_alive() and time.monotonic() < deadline and not any(
+                waiter.client == client_key(address) for waiter in self.gate._waiters):
+            time.sleep(0.01)
+
+    def _turn(self, address: str, network: str | None) -> None:
+        client = client_key(address)
+        if self.gate.enter(client, network or client_network(address)):
+            self.order.append(address)
+            self.gate.leave(client)
+        else:
+            self.refused.append(address)
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join(10.0)
+
+
+def test_a_guesser_rotating_over_ipv6_64s_cannot_keep_out_a_fresh_networks_first_check(
+        ) -> None:
+    """Each /64 is a client of its own; its /56 keeps one history, so from its second
+    address on, every guess ranks below a first attempt from elsewhere."""
+    gate = FairGate(slots=1, waiting=2, patience=5.0)
+    guesses = [f"2001:db8:0:{n:x}::1" for n in range(1, 5)]
+    owner = "2001:db8:ffff:1::10"
+    turns = Turns(gate)
+    assert gate.enter(client_key(guesses[0]), client_network(guesses[0]))
+    turns.ask(guesses[1])
+    turns.ask(guesses[2])
+
+    assert not gate.enter(client_key(guesses[3]), client_network(guesses[3]))
+    turns.ask(owner)
+    gate.leave(client_key(guesses[0]))
+    turns.join()
+
+    assert turns.order == [owner, guesses[1]] and turns.refused == [guesses[2]]
+
+
+def test_a_network_that_passed_a_check_goes_before_a_fresh_one() -> None:
+    clock = Clock()
+    gate = FairGate(slots=1, waiting=2, patience=5.0, clock=clock)
+    prometheus, fresh = "127.0.0.3", "127.0.0.9"
+    assert gate.enter(prometheus)
+    gate.leave(prometheus)
+    gate.trust(prometheus)
+    clock.now += 3600.0  # long after: its attempt no longer counts against it
+    assert gate.enter("busy")
+    turns = Turns(gate)
+    turns.ask(fresh)
+    turns.ask(prometheus)
+    gate.leave("busy")
+    turns.join()
+
+    assert turns.order == [prometheus, fresh]
+
+
+def test_a_second_attempt_ranks_below_a_first_until_the_memory_passes() -> None:
+    clock = Clock()
+    gate = FairGate(slots=1, waiting=1, patience=5.0, memory=900.0, clock=clock)
+    assert gate.enter("guesser") and not gate.enter("guesser")
+    gate.leave("guesser")
+    assert gate.enter("busy")
+    turns = Turns(gate)
+    turns.ask("guesser")
+    turns.ask("first-timer")  # takes the guesser's place
+    clock.now += 901.0
+    turns.ask("guesser")  # forgotten: a first attempt again, but it came later
+    gate.leave("busy")
+    turns.join()
+
+    assert turns.order == ["first-timer"] and turns.refused == ["guesser", "guesser"]
 
 
 def test_a_wait_ends_after_the_patience() -> None:
