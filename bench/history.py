@@ -136,8 +136,13 @@ def _fewest_calls(account: Account, begin: float, end: float) -> int:
 
 
 def table(result: Result) -> str:
+    return figure_table(result.rows())
+
+
+def figure_table(rows: list[tuple[str, str]]) -> str:
+    """The figures as a Markdown table, with the machine they were measured on."""
     lines = ["| figure | value |", "|---|---|"]
-    lines += [f"| {name} | {value} |" for name, value in result.rows()]
+    lines += [f"| {name} | {value} |" for name, value in rows]
     machine = (f"{platform.python_implementation()} {platform.python_version()}, "
                f"{os.cpu_count()} CPUs, {platform.machine()}")
     return "\n".join(lines) + f"\n\nMachine: {machine}; simulator in the benchmark's process.\n"

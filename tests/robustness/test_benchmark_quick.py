@@ -36,3 +36,18 @@ def test_history_benchmark_prints_its_figures(tmp_path: Path) -> None:
                    "per call allow: 10) |", "| backfill peak RSS |", "| code 26 refusals | 0 |"):
         assert figure in result.stdout
     assert report.read_text() == result.stdout.rstrip("\n") + "\n"
+
+
+def test_history_follower_benchmark_prints_its_figures(tmp_path: Path) -> None:
+    report = tmp_path / "follower.md"
+
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "history_follower.py"), "--hours", "2",
+         "--output", str(report)], capture_output=True, text=True, timeout=180, check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for figure in ("| steady state: getmeasure calls per hour | 20.", "| catch-up after 24 h "
+                   "off: calls | 11 |", "| steady state: bytes sent per day (snappy) |",
+                   "(100.0 %), each at its own time |", "at the scrape's time |"):
+        assert figure in result.stdout
+    assert report.read_text() == result.stdout.rstrip("\n") + "\n"
