@@ -216,7 +216,13 @@ class HistoryFollower:
 
     def run(self, ready: Callable[[], bool] = lambda: True) -> None:
         """Follows until `loop.stop()`; while not `ready()` (unauthorized), waits for a wake."""
-        self.loop.run(self.poll_once, ready=ready, idle=self._interval)
+        try:
+            self.loop.run(self.poll_once, ready=ready, idle=self._interval)
+        except Exception:
+            # The service stops without waiting for a call in flight and closes the clients
+            # under it: whatever that call raises then is no failure to report.
+            if not self.loop.stopped:
+                raise
 
     def poll_once(self) -> float:
         """Sends what is pending, then goes on with the cycle's sources; returns how long to

@@ -4,6 +4,7 @@ the checkpoint store, each with its state in plain sight."""
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Sequence
 
 import pytest
@@ -84,9 +85,10 @@ HOMES = (HomeSetup(HOME, "Home", rooms=(RoomSetup(ROOM, "Bureau", module_ids=("0
 class Rig:
     def __init__(self, store: MemoryCheckpoints | None = None, *, clock: FakeClock | None = None,
                  homes: bool = False, budget: CallBudget | None = None,
-                 interval: float = INTERVAL) -> None:
+                 interval: float = INTERVAL, history: type[StoredHistory] = StoredHistory
+                 ) -> None:
         self.clock = clock or FakeClock(float(NOW))
-        self.history = StoredHistory(self.clock)
+        self.history = history(self.clock)
         self.receiver = FakeReceiver()
         self.store = store or MemoryCheckpoints()
         self.log = FakeLog()
@@ -321,3 +323,25 @@ def test_a_module_that_stopped_storing_readings_is_not_behind_once_looked_at() -
     assert jardin.written_until == written
     assert jardin.complete_until == NOW + 1 and jardin.up_to_date == NOW + 1
     assert rig.follower.state().oldest_checkpoint() == NOW
+
+
+def test_a_call_the_stopping_service_cut_short_ends_the_follower_quietly() -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    class ClosedUnderIt(StoredHistory):
+        def _rows(self, key: str, types: Sequence[str], begin: int, end: int, limit: int
+                  ) -> tuple[Row, ...]:
+            entered.set()
+            release.wait(10.0)
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+
+    rig = Rig(history=ClosedUnderIt)
+    thread = threading.Thread(target=rig.follower.run)
+    thread.start()
+    assert entered.wait(10.0)
+    rig.follower.loop.stop()
+    release.set()
+    thread.join(10.0)
+
+    assert not thread.is_alive()
+    assert rig.log.events == []
