@@ -26,3 +26,17 @@ def foreign_path(path: str | os.PathLike[str]) -> str | None:
     except OSError:
         return None
     return foreign(info)
+
+
+def foreign_in_shared_folder(path: str | os.PathLike[str]) -> str | None:
+    """As `foreign_path`, but only where others could have put it: in a folder that others
+    may write. The service's socket in its own runtime folder (/run/netatmo-exporter) is
+    accepted, from root too: no one else could have made it there."""
+    problem = foreign_path(path)
+    if problem is None:
+        return None
+    try:
+        folder = os.stat(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return None
+    return problem if folder.st_mode & 0o022 else None

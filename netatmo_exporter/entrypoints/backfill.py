@@ -28,6 +28,7 @@ from netatmo_exporter.adapters.control_socket import (
     ServiceTokens,
     service_listening,
 )
+from netatmo_exporter.adapters.file_owner import foreign_in_shared_folder
 from netatmo_exporter.adapters.history_output import check_labels
 from netatmo_exporter.adapters.history_progress import Progress
 from netatmo_exporter.adapters.history_spool import Spool, work_dir_for
@@ -269,6 +270,11 @@ class _Run:
             ) from None
         except FileNotFoundError:
             pass
+        problem = foreign_in_shared_folder(socket_path)
+        if problem:
+            raise HistoryError(f"the control socket {socket_path} {problem}, in a folder "
+                               "others may write: this run will not take tokens from it; "
+                               "give the service's --control-socket")
         if service_listening(socket_path):
             return ServiceTokens(socket_path), (f"through the running exporter ({socket_path}), "
                                                 "whose budget counts the backfill's calls")

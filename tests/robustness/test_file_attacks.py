@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -216,3 +217,28 @@ def test_a_control_socket_path_taken_stops_the_start_in_one_line(
     assert path.exists()
     if made_by != "another user":
         assert path.read_text() == "keep me\n"
+
+
+def test_a_backfill_takes_no_token_from_another_users_socket_in_a_shared_folder(
+        cloud: FakeNetatmoCloud, shared: Path, private: Path) -> None:
+    token_path = private / "token.json"
+    seed_token(cloud, token_path)
+    path = shared / "control.sock"
+    impostor = as_other("/usr/bin/python3", "-c", "import socket, sys, time; "
+                        "s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); "
+                        "time.sleep(60)", str(path), background=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        args = backfill_args(cloud, token_path, private / "h.om", 1)
+        args[args.index("--control-socket") + 1] = str(path)
+        result = run(args)
+    finally:
+        impostor.kill()
+        impostor.wait(10)
+
+    _one_line(result, f"the control socket {path} belongs to another user (uid "
+                      f"{OTHER.pw_uid}), in a folder others may write: this run will not "
+                      "take tokens from it", 1)
+    assert cloud.count("requests") == 0
