@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +50,53 @@ def backfill_command(program: str, api_url: str, control_socket: Path, output: P
             f"--scope '{' '.join(DEMO_SCOPES)}' --from 48h --output {output}")
 
 
+DEMO_PROMETHEUS_CONFIG = """global:
+  scrape_interval: 15s
+scrape_configs:
+  - job_name: netatmo
+    static_configs:
+      - targets: ['{target}']
+storage:
+  tsdb:
+    out_of_order_time_window: 1d
+"""
+
+
+@dataclass
+class DemoPrometheus:
+    """Debian's `prometheus`, when installed, taking the history follower's remote write
+    and scraping the demo's exporter, on its own data directory; ended by its PID."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+
+    @classmethod
+    def start(cls, workdir: Path, target: str) -> DemoPrometheus | None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            return None
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        config = workdir / "prometheus.yml"
+        config.write_text(DEMO_PROMETHEUS_CONFIG.format(target=target))
+        with open(workdir / "prometheus.log", "wb") as log:
+            process = subprocess.Popen(  # noqa: S603 - the packaged binary, our own flags
+                [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+                 f"--web.listen-address=127.0.0.1:{port}", "--web.enable-remote-write-receiver"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+        return cls(process, f"http://127.0.0.1:{port}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+
 def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
     parser = argparse.ArgumentParser(
         prog="netatmo-exporter demo",
@@ -58,6 +110,9 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
                         help="start without a token, to click through the authorization")
     parser.add_argument("--token-lifetime", default=600.0, type=float,
                         help="seconds each simulated access token lives (default: 600)")
+    parser.add_argument("--no-prometheus", action="store_true",
+                        help="without a Prometheus, even when Debian's prometheus is installed "
+                             "(by default it scrapes the demo and takes its history)")
     args = parser.parse_args(argv)
 
     from netatmo_exporter.simulator import Cadence, FakeNetatmoCloud, demo_account
@@ -79,24 +134,36 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
         FileTokenStore(token_file).save(Token.from_grant(
             grant["access_token"], grant["refresh_token"], float(grant["expires_in"]),
             SystemClock().now(), tuple(grant["scope"])))
-    try:
-        config = load_config(
-            ["--addr", args.addr, "--api-url", cloud.base_url, "--token-file", str(token_file),
+    flags = ["--addr", args.addr, "--api-url", cloud.base_url, "--token-file", str(token_file),
              "--client-id", client_id, "--client-secret", client_secret,
              "--refresh-interval", "45s", "--age-stale", "1h", "--debug-handlers",
-             "--scope", " ".join(DEMO_SCOPES), "--control-socket", str(control_socket)],
-            {key: value for key, value in env.items() if key.startswith("NETATMO_LOG")})
+             "--scope", " ".join(DEMO_SCOPES), "--control-socket", str(control_socket)]
+    try:
+        config = load_config(
+            flags, {key: value for key, value in env.items() if key.startswith("NETATMO_LOG")})
     except ConfigError as exc:
         print(f"netatmo-exporter demo: {exc}", file=sys.stderr)
         _clean_up(cloud, workdir, history_dir)
         return 2
+    prometheus = None
+    if not args.no_prometheus:
+        target = f"{'127.0.0.1' if config.host in ('', '0.0.0.0', '::') else config.host}:" \
+                 f"{config.port}"
+        prometheus = DemoPrometheus.start(workdir, target)
+        if prometheus is not None:
+            # The history follower: 3 hours of stored readings at once, then every minute.
+            config = load_config(
+                [*flags, "--history.remote-write-url", f"{prometheus.url}/api/v1/write",
+                 "--history.label", "job=netatmo", "--history.label", f"instance={target}",
+                 "--history.interval", "1m"],
+                {key: value for key, value in env.items() if key.startswith("NETATMO_LOG")})
 
     try:
         app = build_app(config)
     except OSError as exc:
         print(f"netatmo-exporter demo: cannot listen on {args.addr}: {exc.strerror}",
               file=sys.stderr)
-        _clean_up(cloud, workdir, history_dir)
+        _clean_up(cloud, workdir, history_dir, prometheus)
         return 1
     history = backfill_command(program_command(env), cloud.base_url, control_socket,
                                history_dir / "history.om")
@@ -104,7 +171,10 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
         f"\nDemo: simulated Netatmo cloud at {cloud.base_url}, token file {token_file}\n"
         f"  status page  {app.url}/\n  metrics      {app.url}/metrics\n"
         f"  history      {history}\n"
-        f"  {'authorize from the status page' if args.unauthorized else 'already authorized'}"
+        + (f"  prometheus   {prometheus.url}/graph  scraping the exporter and taking every "
+           "stored reading from its history follower (docs/history.md)\n"
+           if prometheus is not None else "")
+        + f"  {'authorize from the status page' if args.unauthorized else 'already authorized'}"
         "; stop with Ctrl-C\n"
         "  simulated on purpose, to show how the exporter reports them:\n"
         + "".join(f"    - {fault}\n" for fault in SIMULATED_FAULTS), file=sys.stderr,
@@ -112,10 +182,13 @@ def run_demo(argv: Sequence[str], env: dict[str, str]) -> int:
     try:
         return app.run_until_signalled(env)
     finally:
-        _clean_up(cloud, workdir, history_dir)
+        _clean_up(cloud, workdir, history_dir, prometheus)
 
 
-def _clean_up(cloud: FakeNetatmoCloud, workdir: Path, history_dir: Path) -> None:
+def _clean_up(cloud: FakeNetatmoCloud, workdir: Path, history_dir: Path,
+              prometheus: DemoPrometheus | None = None) -> None:
+    if prometheus is not None:
+        prometheus.stop()
     cloud.stop()
     shutil.rmtree(workdir, ignore_errors=True)
     try:

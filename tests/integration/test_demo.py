@@ -3,6 +3,7 @@ faults named as simulated."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 from netatmo_exporter.entrypoints.demo import SIMULATED_FAULTS
@@ -36,17 +38,40 @@ def test_the_demo_serves_metrics_and_names_its_simulated_faults(tmp_path: Path) 
             except OSError:
                 body = ""
         status, page = http_get(f"http://127.0.0.1:{port}/")
+        history = _history_in_prometheus(log, port, deadline)
     finally:
         demo.terminate()
         assert demo.wait(15) == 0
 
     printed = log.read_text()
     assert "simulated on purpose" in printed
+    # Debian's prometheus is installed here: the demo's own scrapes it and takes its history
+    # (3 hours of readings every 5 minutes, 36 a module, beside its scrapes).
+    assert history >= 36, printed
     assert status == 200
     for fault in SIMULATED_FAULTS:
         assert f"    - {fault}\n" in printed
         for name in re.findall(r'"([^"]+)"', fault):
             assert name in page, name
+
+
+def _history_in_prometheus(log: Path, port: int, deadline: float) -> float:
+    """The most samples a garden temperature series has in the demo's Prometheus over 4
+    hours, once the history follower wrote."""
+    found = re.search(r"prometheus +(http://127\.0\.0\.1:\d+)/graph", log.read_text())
+    assert found, log.read_text()
+    query = "max(count_over_time(netatmo_sensor_temperature_celsius[4h]))"
+    while True:
+        written = metric_value(http_get(f"http://127.0.0.1:{port}/metrics")[1],
+                               "netatmo_exporter_history_samples_written_total") or 0
+        if written > 0:
+            body = http_get(f"{found.group(1)}/api/v1/query?query="
+                            f"{urllib.parse.quote(query)}")[1]
+            result = json.loads(body)["data"]["result"]
+            if result:
+                return float(result[0]["value"][1])
+        assert time.monotonic() < deadline + 30.0, log.read_text()
+        time.sleep(0.5)
 
 
 def _fresh_clone(tmp_path: Path) -> Path:
