@@ -74,17 +74,14 @@ def work_dir_for(output: str) -> Path:
     return path.with_name(f"{path.name}.partial")
 
 
-class Spool:
-    """Satisfies `HistorySink`."""
+class WorkDirectory:
+    """A backfill's work directory and checkpoint (the command it belongs to, its plan,
+    range and cursors), claimed and locked as above; `Spool` keeps its spools in it, and
+    remote write's sink only the checkpoint."""
 
-    def __init__(self, directory: Path, output: OutputFormat, extra_labels: LabelPairs,
-                 ) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._output = output
-        self._extra = extra_labels
         self._fd: int | None = None
-        self._files: dict[str, int] = {}
-        self._lines: dict[str, tuple[str, Family]] = {}
 
     @property
     def holds_work(self) -> bool:
@@ -92,9 +89,9 @@ class Spool:
         return self._fd is not None and _exists(CHECKPOINT, self._fd)
 
     def load(self, identity: Mapping[str, Any]) -> tuple[Plan, TimeRange, Cursors] | None:
-        """The checkpoint of an earlier run of the same command, with the spools cut back
-        to it; None when there is none. Raises `HistoryError` for another command's, or
-        for a directory this run may not use."""
+        """The checkpoint of an earlier run of the same command; None when there is none.
+        Raises `HistoryError` for another command's, or for a directory this run may not
+        use."""
         if not self._claim(create=False):
             return None
         assert self._fd is not None
@@ -130,7 +127,6 @@ class Spool:
             raise HistoryError(f"{self.directory / CHECKPOINT} is damaged: delete "
                                f"{self.directory} and start again") from None
         self._check_names(plan, cursors)
-        self._cut_back(cursors)
         return plan, span, cursors
 
     def _check_names(self, plan: Plan, cursors: Cursors) -> None:
@@ -144,24 +140,6 @@ class Spool:
             raise HistoryError(
                 f"{self.directory / CHECKPOINT} names {strange[0][:60]!r}, which is not one "
                 f"of its planned series: delete {self.directory} and start again")
-
-    def _cut_back(self, cursors: Cursors) -> None:
-        assert self._fd is not None
-        for key, size in cursors.spooled.items():
-            name = _spool_name(key)
-            try:
-                with _open_inside(self._fd, name, os.O_WRONLY, self.directory) as handle:
-                    if os.fstat(handle.fileno()).st_size < size:
-                        raise HistoryError(f"{self.directory / name} is shorter than its "
-                                           f"checkpoint: delete {self.directory} and start "
-                                           "again")
-                    os.ftruncate(handle.fileno(), size)
-            except FileNotFoundError:
-                if size:
-                    raise HistoryError(f"{self.directory / name} is missing: delete "
-                                       f"{self.directory} and start again") from None
-            except OSError as exc:
-                raise _cannot_write(self.directory / name, exc) from None
 
     def start(self, identity: Mapping[str, Any], plan: Plan, span: TimeRange,
               cursors: Cursors) -> None:
@@ -216,6 +194,74 @@ class Spool:
         raise HistoryError(f"the work directory {self.directory} keeps being replaced: "
                            "is another program removing it?")
 
+    def checkpoint(self, cursors: Cursors) -> None:
+        assert self._fd is not None
+        state = {
+            "version": FORMAT_VERSION, "identity": self._identity,
+            "span": [self._span.begin, self._span.end], "plan": _plan_to(self._plan),
+            "begins": cursors.begins, "spooled": cursors.spooled, "calls": cursors.calls,
+            "recent_calls": cursors.recent_calls, "skipped": cursors.skipped,
+        }
+        try:
+            write_atomically_in(self._fd, CHECKPOINT,
+                              json.dumps(state, separators=(",", ":")).encode())
+        except OSError as exc:
+            raise _cannot_write(self.directory / CHECKPOINT, exc) from None
+
+    def release(self) -> None:
+        """Closes everything and unlocks the directory, keeping its content for a later run
+        (ending the process does as much)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def remove(self) -> None:
+        """Only this run's directory, by its descriptor: never what a path now names."""
+        assert self._fd is not None
+        with contextlib.suppress(OSError):
+            for name in os.listdir(self._fd):
+                os.unlink(name, dir_fd=self._fd)
+            if _same_file(self.directory, self._fd):
+                os.rmdir(self.directory)
+        self.release()
+
+class Spool(WorkDirectory):
+    """Satisfies `HistorySink`: a spool file per series in the work directory."""
+
+    def __init__(self, directory: Path, output: OutputFormat, extra_labels: LabelPairs,
+                 ) -> None:
+        super().__init__(directory)
+        self._output = output
+        self._extra = extra_labels
+        self._files: dict[str, int] = {}
+        self._lines: dict[str, tuple[str, Family]] = {}
+
+    def load(self, identity: Mapping[str, Any]) -> tuple[Plan, TimeRange, Cursors] | None:
+        """The checkpoint of an earlier run of the same command, with the spools cut back
+        to it; None when there is none. Raises `HistoryError` as `WorkDirectory.load`."""
+        resumed = super().load(identity)
+        if resumed is not None:
+            self._cut_back(resumed[2])
+        return resumed
+
+    def _cut_back(self, cursors: Cursors) -> None:
+        assert self._fd is not None
+        for key, size in cursors.spooled.items():
+            name = _spool_name(key)
+            try:
+                with _open_inside(self._fd, name, os.O_WRONLY, self.directory) as handle:
+                    if os.fstat(handle.fileno()).st_size < size:
+                        raise HistoryError(f"{self.directory / name} is shorter than its "
+                                           f"checkpoint: delete {self.directory} and start "
+                                           "again")
+                    os.ftruncate(handle.fileno(), size)
+            except FileNotFoundError:
+                if size:
+                    raise HistoryError(f"{self.directory / name} is missing: delete "
+                                       f"{self.directory} and start again") from None
+            except OSError as exc:
+                raise _cannot_write(self.directory / name, exc) from None
+
     def append(self, series: Series, samples: Sequence[tuple[int, float]]) -> int:
         fd = self._spool(series)
         name = _spool_name(series.key)
@@ -233,20 +279,6 @@ class Spool:
             return os.lseek(fd, 0, os.SEEK_END)
         except OSError as exc:
             raise _cannot_write(self.directory / name, exc) from None
-
-    def checkpoint(self, cursors: Cursors) -> None:
-        assert self._fd is not None
-        state = {
-            "version": FORMAT_VERSION, "identity": self._identity,
-            "span": [self._span.begin, self._span.end], "plan": _plan_to(self._plan),
-            "begins": cursors.begins, "spooled": cursors.spooled, "calls": cursors.calls,
-            "recent_calls": cursors.recent_calls, "skipped": cursors.skipped,
-        }
-        try:
-            write_atomically_in(self._fd, CHECKPOINT,
-                              json.dumps(state, separators=(",", ":")).encode())
-        except OSError as exc:
-            raise _cannot_write(self.directory / CHECKPOINT, exc) from None
 
     def _spool(self, series: Series) -> int:
         fd = self._files.get(series.key)
@@ -272,12 +304,8 @@ class Spool:
         self._files.clear()
 
     def release(self) -> None:
-        """Closes everything and unlocks the directory, keeping its content for a later run
-        (ending the process does as much)."""
         self.close()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        super().release()
 
     def assemble(self, plan: Plan, cursors: Cursors, target: str, stdout: IO[bytes]
                  ) -> int:
@@ -305,18 +333,8 @@ class Spool:
                 if isinstance(exc, HistoryError):
                     raise
                 raise _cannot_write(path, exc) from None
-        self._remove()
+        self.remove()
         return lines
-
-    def _remove(self) -> None:
-        """Only this run's directory, by its descriptor: never what a path now names."""
-        assert self._fd is not None
-        with contextlib.suppress(OSError):
-            for name in os.listdir(self._fd):
-                os.unlink(name, dir_fd=self._fd)
-            if _same_file(self.directory, self._fd):
-                os.rmdir(self.directory)
-        self.release()
 
     def _write_output(self, plan: Plan, cursors: Cursors, out: IO[bytes]) -> int:
         assert self._fd is not None

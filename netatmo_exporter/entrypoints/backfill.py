@@ -1,5 +1,6 @@
 """`netatmo-exporter backfill`: Netatmo's stored history as a file Prometheus or
-VictoriaMetrics can import, under the live exporter's family names and labels.
+VictoriaMetrics can import, or written to a receiver of Prometheus remote write
+(`--remote-write URL`), under the live exporter's family names and labels.
 
 Same flags and environment as the service. While the service runs, access tokens come
 through its control socket (it alone renews the authorization); otherwise from the token
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from netatmo_exporter.adapters.clock import SystemClock
 from netatmo_exporter.adapters.control_socket import (
@@ -31,9 +33,11 @@ from netatmo_exporter.adapters.control_socket import (
 from netatmo_exporter.adapters.file_owner import foreign_in_shared_folder
 from netatmo_exporter.adapters.history_output import check_labels
 from netatmo_exporter.adapters.history_progress import Progress
+from netatmo_exporter.adapters.history_remote_sink import RemoteWriteSink
 from netatmo_exporter.adapters.history_spool import Spool, work_dir_for
 from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
 from netatmo_exporter.adapters.netatmo_client import NetatmoClient
+from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver, shown_url
 from netatmo_exporter.adapters.token_store import FileTokenStore
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.backfill import Backfill, Calls
@@ -65,6 +69,7 @@ from netatmo_exporter.entrypoints.config import (
     EXIT_BAD_SETTING,
     Config,
     ConfigError,
+    HistorySettings,
     build_parser,
     config_from,
     resolve,
@@ -73,6 +78,8 @@ from netatmo_exporter.entrypoints.config import (
 PROG = "netatmo-exporter backfill"
 PACKAGED_CONTROL_SOCKET = "/run/netatmo-exporter/control.sock"
 """Where the Debian package's service listens (its RuntimeDirectory)."""
+REMOTE_WORK_DIR = "netatmo-backfill-remote-write.partial"
+"""The work directory of `--remote-write`, in the current directory."""
 PACKAGED_STATE_DIRECTORIES = (Path("/var/lib/netatmo-exporter"),
                               Path("/var/lib/private/netatmo-exporter"))
 """The Debian package's state, which `apt purge` deletes (debian/netatmo-exporter.postrm)."""
@@ -92,7 +99,11 @@ def build_backfill_parser() -> argparse.ArgumentParser:
         "promtool (OpenMetrics) or VictoriaMetrics (Prometheus text), under the live "
         "exporter's names and labels. Takes the service's flags and environment; while the "
         "service runs, it gets access tokens through the service's control socket. "
-        "Stopped, the same command continues where it stopped. See docs/history.md.")
+        "Stopped, the same command continues where it stopped. With --remote-write, the "
+        "readings go to a remote write receiver (Prometheus with "
+        "--web.enable-remote-write-receiver and an out-of-order window, VictoriaMetrics) "
+        "instead of a file, with the --history.* labels and credentials. "
+        "See docs/history.md.")
     group = parser.add_argument_group("backfill")
     group.add_argument("--from", dest="start", required=True, metavar="WHEN",
                        help="first reading: RFC 3339 date or date-time (2025-01-01, "
@@ -100,17 +111,25 @@ def build_backfill_parser() -> argparse.ArgumentParser:
                             "meaning that long ago (720h)")
     group.add_argument("--to", dest="stop", default="", metavar="WHEN",
                        help="last reading (default: 3 hours ago, where Prometheus' head "
-                            "block begins)")
-    group.add_argument("--output", required=True, metavar="FILE",
-                       help="file to write (- for standard output); written only when "
-                            "complete, its work directory FILE.partial beside it")
-    group.add_argument("--format", choices=FORMATS, default="openmetrics",
+                            "block begins; now with --remote-write)")
+    target = group.add_mutually_exclusive_group(required=True)
+    target.add_argument("--output", metavar="FILE",
+                        help="file to write (- for standard output); written only when "
+                             "complete, its work directory FILE.partial beside it")
+    target.add_argument("--remote-write", metavar="URL",
+                        help="write to this receiver of Prometheus remote write instead "
+                             "(http://HOST:9090/api/v1/write, http://HOST:8428/api/v1/write), "
+                             f"page by page; the work directory is {REMOTE_WORK_DIR} in the "
+                             "current directory")
+    group.add_argument("--format", choices=FORMATS, default=None,
                        help="openmetrics (default; promtool tsdb create-blocks-from "
                             "openmetrics) or prometheus (text with millisecond timestamps, "
                             "VictoriaMetrics /api/v1/import/prometheus)")
     group.add_argument("--label", action="append", default=[], metavar="NAME=VALUE",
                        help="label added to every series, repeatable: give the job and "
-                            "instance Prometheus gives the live series")
+                            "instance Prometheus gives the live series (with --remote-write, "
+                            "added to the --history.label ones, replacing one of the same "
+                            "name)")
     group.add_argument("--hourly-calls", type=int, default=DEFAULT_HOURLY_SHARE, metavar="N",
                        help=f"the backfill's share of Netatmo's {USER_PER_HOUR} calls per "
                             f"hour and user (default: {DEFAULT_HOURLY_SHARE}, leaving the "
@@ -126,6 +145,8 @@ class Request:
     output: str
     format: OutputFormat
     labels: tuple[tuple[str, str], ...]
+    remote_write: HistorySettings | None
+    """The receiver, its credentials and (in `labels`) its labels; None for a file."""
     hourly_calls: int
     identity: dict[str, Any]
 
@@ -150,20 +171,38 @@ def run_backfill(argv: Sequence[str], env: dict[str, str], stdout: Any = None,
 
 def _request(argv: Sequence[str], env: dict[str, str], now: float) -> Request:
     args = build_backfill_parser().parse_args(list(argv))
-    config = config_from(resolve(args, env), env, require_credentials=False)
+    values = dict(resolve(args, env))
+    if args.remote_write is not None:
+        url = args.remote_write.strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise HistoryError(f"--remote-write {shown_url(url)!r} is not an http(s) URL")
+        if args.format is not None:
+            raise HistoryError("--format is for --output; --remote-write sends the readings "
+                               "as remote write")
+        values["history_url"] = url  # its labels and credentials: the --history.* settings
+    config = config_from(values, env, require_credentials=False)
     try:
         labels = check_labels(args.label)
     except ValueError as exc:
         raise HistoryError(str(exc)) from None
+    remote = config.history if args.remote_write is not None else None
+    output_format: OutputFormat = args.format or "openmetrics"
+    if remote is not None:
+        given = dict(labels)
+        labels = (*((n, v) for n, v in remote.labels if n not in given), *labels)
     if not 1 <= args.hourly_calls <= USER_PER_HOUR:
         raise HistoryError(f"--hourly-calls {args.hourly_calls}: give 1 to {USER_PER_HOUR}")
     start = parse_when(args.start, now, "--from")
     stop = parse_when(args.stop, now, "--to") if args.stop.strip() else None
-    identity = {"from": args.start, "to": args.stop, "format": args.format,
+    identity = {"from": args.start, "to": args.stop, "format": output_format,
                 "labels": [list(pair) for pair in labels], "scope": config.scope,
                 "api_url": config.api_url}
-    return Request(config, start, stop, args.output, args.format, labels, args.hourly_calls,
-                   identity)
+    if remote is not None:
+        identity["format"] = "remote-write"
+        identity["remote_write"] = shown_url(remote.url)
+    return Request(config, start, stop, args.output or "", output_format, labels, remote,
+                   args.hourly_calls, identity)
 
 
 class _Run:
@@ -178,6 +217,7 @@ class _Run:
         self._signal = 0
         self._client: NetatmoClient | None = None
         self._progress: Progress | None = None
+        self._receiver: RemoteWriteReceiver | None = None
 
     def say(self, text: str) -> None:
         print(text, file=self._stderr, flush=True)
@@ -186,15 +226,19 @@ class _Run:
         self._install_signals()
         request = self._request
         config = request.config
-        _check_output(request.output)
-        spool = Spool(work_dir_for(request.output), request.format, request.labels)
+        spool = self._sink()
         resumed = spool.load(request.identity)
         fresh = None
         if resumed is None:
             now = self._clock.now()
-            fresh = resolve_range(request.start,
-                                  now - HEAD_BLOCK if request.stop is None else request.stop,
-                                  now, request.format, request.stop is None)
+            if request.remote_write is not None:
+                # Only promtool's blocks stop at the head block: a receiver takes the present.
+                fresh = resolve_range(request.start, now if request.stop is None
+                                      else request.stop, now, "prometheus")
+            else:
+                fresh = resolve_range(request.start, now - HEAD_BLOCK if request.stop is None
+                                      else request.stop, now, request.format,
+                                      request.stop is None)
         self._client = client = NetatmoClient(config.api_url, config.client_id,
                                               config.client_secret, self._clock)
         started = time.monotonic()
@@ -236,11 +280,25 @@ class _Run:
             return 1
         finally:
             client.close()
+            if self._receiver is not None:
+                self._receiver.close()
         self._summary(plan, span, cursors, samples, time.monotonic() - started)
         return 0
 
+    def _sink(self) -> Spool | RemoteWriteSink:
+        request = self._request
+        settings = request.remote_write
+        if settings is None:
+            _check_output(request.output)
+            return Spool(work_dir_for(request.output), request.format, request.labels)
+        self._receiver = receiver = RemoteWriteReceiver(
+            settings.url, request.labels, username=settings.username,
+            password_file=settings.password_file,
+            bearer_token_file=settings.bearer_token_file, ca_file=settings.ca_file)
+        return RemoteWriteSink(Path(REMOTE_WORK_DIR), receiver, self._wait, self._waiting)
+
     def _fetch(self, plan: Plan, span: TimeRange, cursors: Cursors, calls: Calls,
-               spool: Spool) -> int:
+               spool: Spool | RemoteWriteSink) -> int:
         """Every page still missing, then the output; returns the samples written."""
         assert self._client is not None
         for note in plan.notes:
@@ -257,6 +315,9 @@ class _Run:
         finally:
             progress.finish()
             spool.close()
+        if isinstance(spool, RemoteWriteSink):
+            spool.remove()
+            return spool.written
         return spool.assemble(plan, cursors, self._request.output, self._stdout)
 
     def _tokens(self, config: Config, client: NetatmoClient) -> tuple[AccessTokens, str]:
@@ -351,13 +412,16 @@ class _Run:
         request = self._request
         series = sum(1 for s in plan.series if cursors.spooled.get(s.key, 0) > 0)
         where = "standard output" if request.output == "-" else request.output
+        if request.remote_write is not None:
+            where = (f"{shown_url(request.remote_write.url)} (remote write; "
+                     f"{sum(cursors.spooled.values())} samples in all)")
         self.say(f"done: {_count(plan, 'module')} modules, {_count(plan, 'room')} rooms, "
                  f"{series} series, {samples} samples, {self._calls()} calls in this run "
                  f"({cursors.calls} pages in all), {took:.0f}s; written to {where}")
         for key, why in cursors.skipped.items():
             title = next((s.title for s in plan.sources if s.key == key), key)
             self.say(f"without {title}: Netatmo refused its history ({why})")
-        if request.output == "-":
+        if request.output == "-" or request.remote_write is not None:
             return
         path = os.path.abspath(request.output)
         if request.format == "openmetrics":

@@ -77,20 +77,30 @@ class Setup:
         return (("job", "netatmo"), ("instance", f"127.0.0.1:{self.exporter.port}"))
 
     def backfill(self, output: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(self.command("--output", str(output), *flags),
+                                capture_output=True, text=True, timeout=120, check=False,
+                                env=self.environment())
+        assert result.returncode == 0, result.stderr
+        assert "through the running exporter" in result.stderr
+        return result
+
+    def command(self, *flags: str, begin: int | None = None, end: int | None = None
+                ) -> list[str]:
+        """The backfill of the range (or of `begin` to `end`) beside the running exporter,
+        with the extra labels."""
         settings = exporter_args(self.cloud, self.workdir / "token.json", "--scope",
                                  " ".join(ALL_SCOPES), "--control-socket",
                                  str(self.workdir / "control.sock"))
         labels = [arg for name, value in self.extra_labels
                   for arg in ("--label", f"{name}={value}")]
-        result = subprocess.run(
-            [sys.executable, "-m", "netatmo_exporter", "backfill", *settings,
-             "--from", _rfc3339(self.begin), "--to", _rfc3339(self.end),
-             "--output", str(output), "--hourly-calls", "500", *labels, *flags],
-            capture_output=True, text=True, timeout=120, check=False,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
-        assert result.returncode == 0, result.stderr
-        assert "through the running exporter" in result.stderr
-        return result
+        return [sys.executable, "-m", "netatmo_exporter", "backfill", *settings,
+                "--from", _rfc3339(self.begin if begin is None else begin),
+                "--to", _rfc3339(self.end if end is None else end),
+                "--hourly-calls", "500", *labels, *flags]
+
+    @staticmethod
+    def environment() -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 @pytest.fixture(scope="module")

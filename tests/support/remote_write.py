@@ -111,6 +111,8 @@ class Received:
     headers: dict[str, str]
     body: bytes
     series: Decoded
+    status: int
+    """What the fake answered."""
 
 
 @dataclass
@@ -128,8 +130,8 @@ class FakeReceiver:
             return self.answers.pop(0) if self.answers else (204, {}, b"")
 
     @property
-    def samples(self) -> int:
-        return sum(len(samples) for r in self.received for _, samples in r.series)
+    def accepted(self) -> list[Received]:
+        return [r for r in self.received if 200 <= r.status < 300]
 
 
 @contextmanager
@@ -144,7 +146,7 @@ def fake_receiver(path: str = "/api/v1/write") -> Iterator[FakeReceiver]:
                 with state.lock:
                     state.received.append(Received(
                         dict(self.headers.items()), body,
-                        decode_write_request(snappy_decompress(body))))
+                        decode_write_request(snappy_decompress(body)), status))
             else:
                 status, headers, text = 404, {}, b"404 page not found\n"
             self.send_response(status)
