@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import stat
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from netatmo_exporter.adapters.file_owner import foreign_path
 from netatmo_exporter.domain.errors import (
@@ -26,12 +30,84 @@ from netatmo_exporter.domain.errors import (
     TokenFileError,
     TransientError,
 )
+from netatmo_exporter.domain.history_calls import USER_PER_HOUR, WINDOW_SHARE
 from netatmo_exporter.domain.ports import AccessTokens, EventLog
 
 MAX_REQUEST = 4096
 REJECT = "reject-access-token "
 BOOK = "book-call "
-MAX_SHARE = 500
+MAX_SHARE = USER_PER_HOUR
+"""The largest share a client may ask for (the backfill's `--hourly-calls`)."""
+BOOKED_SHARE_CAP = USER_PER_HOUR * 4 // 5
+"""The most of the account's hour the service books for its clients, whatever they ask:
+the service keeps a fifth of it for itself."""
+BOOKINGS = (WINDOW_SHARE, 10.0)
+"""At most this many bookings in any this many seconds: the backfill's own pace."""
+REJECTIONS = (3, 60.0)
+"""At most this many rejected access tokens honoured (each forces a renewal) a minute."""
+MAX_CONNECTIONS = 16
+MAX_TOKEN_REQUESTS = 4
+"""`access-token` requests waiting at once (for a renewal, say): the other connections
+stay free for `flush`."""
+REQUEST_DEADLINE = 2.0
+"""A client has this long to send its whole request line."""
+ANSWER_DEADLINE = 5.0
+UNKNOWN = b"error unknown command\n"
+"""What an exporter from before a command answers; clients fall back on it."""
+BUSY = b"error busy too many requests at once; try again\n"
+_COMMAND = re.compile(rb"(flush|access-token|reject-access-token|book-call)(?: ([!-~]{1,2048}))?")
+_SHARE = re.compile(rb"[0-9]{1,4}")
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One request line, checked: `name` is a known command, `argument` its checked value."""
+
+    name: str
+    argument: str | int | None = None
+
+
+class BadRequest(ValueError):
+    """A request line that is not a command; its message is the answer's reason."""
+
+
+def parse_command(line: bytes) -> Command:
+    """The command a request line holds; raises `BadRequest` saying why it is none."""
+    match = _COMMAND.fullmatch(line.removesuffix(b"\n").removesuffix(b"\r"))
+    if match is None:
+        raise BadRequest("unknown command")
+    name, argument = match.group(1).decode(), match.group(2)
+    if name in ("flush", "access-token"):
+        if argument is not None:
+            raise BadRequest(f"{name} takes no argument")
+        return Command(name)
+    if argument is None:
+        raise BadRequest(f"{name} needs an argument")
+    if name == "book-call":
+        if _SHARE.fullmatch(argument) is None or not 1 <= int(argument) <= MAX_SHARE:
+            raise BadRequest(f"bad_share give 1 to {MAX_SHARE} calls an hour")
+        return Command(name, int(argument))
+    return Command(name, argument.decode())
+
+
+class _Window:
+    """At most `limit` events in any `seconds`; thread-safe."""
+
+    def __init__(self, limit: int, seconds: float, clock: Callable[[], float]) -> None:
+        self._limit, self._seconds, self._clock = limit, seconds, clock
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def take(self) -> float:
+        """Counts one event and returns 0, or returns how long until one is allowed."""
+        with self._lock:
+            now = self._clock()
+            while self._times and self._times[0] <= now - self._seconds:
+                self._times.popleft()
+            if len(self._times) >= self._limit:
+                return self._times[0] + self._seconds - now
+            self._times.append(now)
+            return 0.0
 
 
 class UnsafeSocketPath(Exception):
@@ -55,13 +131,23 @@ def socket_path_problem(path: str) -> str | None:
 
 class ControlSocketServer:
     """Answers `flush\\n` with `ok <path>\\n` once the token is on disk, `access-token\\n`
-    with `ok <token>\\n`, or `error <reason> <why>\\n`."""
+    with `ok <token>\\n`, or `error <reason> <why>\\n`.
+
+    One request a connection, each connection served by a thread of its own (at most
+    `MAX_CONNECTIONS`, of which `MAX_TOKEN_REQUESTS` may wait for a token), so that a
+    flush never waits behind a renewal or a slow client: a request line must arrive whole
+    within `REQUEST_DEADLINE`, in at most `MAX_REQUEST` bytes. Whatever a line holds, it
+    gets one answer and the server lives on. Bookings and honoured rejections are rate
+    limited for all clients together (`BOOKINGS`, `REJECTIONS`), and no client's share
+    goes beyond `BOOKED_SHARE_CAP`."""
 
     def __init__(self, path: str, flush: Callable[[], str], log: EventLog,
                  tokens: AccessTokens | None = None,
-                 book: Callable[[int], float] | None = None) -> None:
+                 book: Callable[[int], float] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """`book(share)`: books one backfill call in the service's budget within `share`
-        calls an hour; returns 0, or the seconds to wait (nothing booked)."""
+        calls an hour; returns 0, or the seconds to wait (nothing booked). `clock` paces
+        the rate limits."""
         self._path = path
         self._flush = flush
         self._log = log
@@ -69,6 +155,10 @@ class ControlSocketServer:
         self._book = book
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self._connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._token_requests = threading.BoundedSemaphore(MAX_TOKEN_REQUESTS)
+        self._bookings = _Window(*BOOKINGS, clock)
+        self._rejections = _Window(*REJECTIONS, clock)
 
     def start(self) -> None:
         """Raises `UnsafeSocketPath` for a path it must not replace."""
@@ -83,13 +173,14 @@ class ControlSocketServer:
             sock.bind(self._path)
         finally:
             os.umask(old_umask)
-        sock.listen(8)
+        sock.listen(MAX_CONNECTIONS)
         self._sock = sock
         self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
         self._thread.start()
         self._log.info("control_socket_listening", path=self._path)
 
     def stop(self) -> None:
+        """Stops listening; requests in flight (a token waiting on Netatmo) are abandoned."""
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
@@ -104,23 +195,48 @@ class ControlSocketServer:
                 conn, _ = self._sock.accept()
             except OSError:
                 return
-            with conn:
-                conn.settimeout(5.0)
-                with contextlib.suppress(OSError):
-                    conn.sendall(self._answer(_read_line(conn)))
+            if not self._connections.acquire(blocking=False):
+                _answer_and_close(conn, BUSY)
+                continue
+            threading.Thread(target=self._serve_one, args=(conn,), name="control-request",
+                             daemon=True).start()
 
-    def _answer(self, request: bytes) -> bytes:
-        command = request.decode(errors="replace").strip()
-        if command == "access-token" and self._tokens is not None:
-            return self._access_token(self._tokens)
-        if command.startswith(BOOK) and self._book is not None:
-            return _booking(self._book, command.removeprefix(BOOK))
-        if command.startswith(REJECT) and self._tokens is not None:
-            self._tokens.reject_access_token(command.removeprefix(REJECT))
-            self._log.info("access_token_rejected_by_client")
-            return b"ok\n"
-        if command != "flush":
-            return b"error unknown command\n"
+    def _serve_one(self, conn: socket.socket) -> None:
+        try:
+            line, problem = _read_request(conn, time.monotonic() + REQUEST_DEADLINE)
+            if problem is not None:
+                _answer_and_close(conn, problem, unread=True)
+                return
+            _answer_and_close(conn, self._answer(line))
+        except Exception as exc:  # one request's failure must not take the socket down
+            self._log.error("control_request_failed", error=type(exc).__name__)
+            _answer_and_close(conn, f"error internal {type(exc).__name__}\n".encode())
+        finally:
+            self._connections.release()
+
+    def _answer(self, line: bytes) -> bytes:
+        try:
+            command = parse_command(line)
+        except BadRequest as exc:
+            return f"error {exc}\n".encode()
+        if command.name == "flush":
+            return self._flush_answer()
+        if command.name == "book-call":
+            assert isinstance(command.argument, int)
+            return UNKNOWN if self._book is None else self._booking(self._book, command.argument)
+        if self._tokens is None:
+            return UNKNOWN
+        if command.name == "access-token":
+            if not self._token_requests.acquire(blocking=False):
+                return BUSY
+            try:
+                return self._access_token(self._tokens)
+            finally:
+                self._token_requests.release()
+        assert isinstance(command.argument, str)
+        return self._rejection(self._tokens, command.argument)
+
+    def _flush_answer(self) -> bytes:
         try:
             path = self._flush()
         except TokenFileError as exc:
@@ -135,18 +251,59 @@ class ControlSocketServer:
         except NetatmoError as exc:
             self._log.warning("access_token_refused", reason=exc.reason, error=str(exc))
             return f"error {exc.reason} {exc}\n".encode()
-        except Exception as exc:  # the control thread must outlive any one request
-            self._log.error("access_token_failed", error=type(exc).__name__)
-            return f"error internal {type(exc).__name__}\n".encode()
         self._log.debug("access_token_handed_out")
         return f"ok {token}\n".encode()
 
+    def _booking(self, book: Callable[[int], float], share: int) -> bytes:
+        wait = self._bookings.take()
+        if wait <= 0.0:
+            wait = book(min(share, BOOKED_SHARE_CAP))
+        return b"ok\n" if wait <= 0.0 else f"wait {wait:.3f}\n".encode()
 
-def _booking(book: Callable[[int], float], share: str) -> bytes:
-    if not share.isdigit() or not 1 <= int(share) <= MAX_SHARE:
-        return f"error bad_share give 1 to {MAX_SHARE} calls an hour\n".encode()
-    wait = book(int(share))
-    return b"ok\n" if wait <= 0.0 else f"wait {wait:.3f}\n".encode()
+    def _rejection(self, tokens: AccessTokens, access_token: str) -> bytes:
+        wait = self._rejections.take()
+        if wait > 0.0:
+            self._log.warning("access_token_rejections_limited",
+                              limit=f"{REJECTIONS[0]} per {REJECTIONS[1]:g}s")
+            return f"error rate_limited try again in {wait:.0f}s\n".encode()
+        tokens.reject_access_token(access_token)
+        self._log.info("access_token_rejected_by_client")
+        return b"ok\n"
+
+
+def _read_request(conn: socket.socket, deadline: float) -> tuple[bytes, bytes | None]:
+    """The request line, or the error answer for a client too slow or too long."""
+    data = b""
+    while b"\n" not in data:
+        if len(data) >= MAX_REQUEST:
+            return data, f"error too_long a request is at most {MAX_REQUEST} bytes\n".encode()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return data, f"error timeout no request line within {REQUEST_DEADLINE:g}s\n".encode()
+        conn.settimeout(remaining)
+        try:
+            chunk = conn.recv(MAX_REQUEST - len(data))
+        except TimeoutError:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    return data.partition(b"\n")[0], None
+
+
+def _answer_and_close(conn: socket.socket, answer: bytes, unread: bool = False) -> None:
+    """Sends the answer and closes; with `unread` (the client may still be sending),
+    reads on a moment first, as closing with unread data would reset the connection
+    and destroy the answer."""
+    with conn, contextlib.suppress(OSError):
+        conn.settimeout(ANSWER_DEADLINE)
+        conn.sendall(answer)
+        if unread:
+            conn.shutdown(socket.SHUT_WR)
+            conn.settimeout(0.5)
+            for _ in range(16):
+                if not conn.recv(MAX_REQUEST):
+                    break
 
 
 def _read_line(conn: socket.socket) -> bytes:
@@ -160,28 +317,41 @@ def _read_line(conn: socket.socket) -> bytes:
 
 
 def request_flush(path: str, timeout: float) -> tuple[int, str]:
-    """Ask a running exporter to flush; returns (exit code, one line for the user)."""
+    """Ask a running exporter to flush; returns (exit code, one line for the user). A busy
+    exporter is asked again until `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, message, busy = _flush_once(path, timeout, deadline)
+        if not busy or time.monotonic() + 0.1 >= deadline:
+            return code, message
+        time.sleep(0.1)
+
+
+def _flush_once(path: str, timeout: float, deadline: float) -> tuple[int, str, bool]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
+    sock.settimeout(max(0.1, deadline - time.monotonic()))
     with sock:
         try:
             sock.connect(path)
         except (FileNotFoundError, ConnectionRefusedError):
-            return 0, "exporter not running; nothing to flush"
+            return 0, "exporter not running; nothing to flush", False
         except OSError as exc:
-            return 1, f"cannot reach the exporter at {path}: {exc.strerror or exc}"
+            return 1, f"cannot reach the exporter at {path}: {exc.strerror or exc}", False
         try:
             sock.sendall(b"flush\n")
-            answer = sock.recv(4096).decode(errors="replace").strip()
+            answer = _read_line(sock).decode(errors="replace").strip()
         except TimeoutError:
-            return 1, f"the exporter did not confirm the flush within {timeout:g}s"
+            return 1, f"the exporter did not confirm the flush within {timeout:g}s", False
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            # Closed on us unread: an exporter with every connection busy does that.
+            return 1, f"flush interrupted: {exc.strerror or exc}", True
         except OSError as exc:
-            return 1, f"flush interrupted: {exc.strerror or exc}"
+            return 1, f"flush interrupted: {exc.strerror or exc}", False
     if answer.startswith("ok "):
-        return 0, f"token flushed to {answer[3:]}"
+        return 0, f"token flushed to {answer[3:]}", False
     if not answer:
-        return 1, "the exporter closed the control socket without confirming the flush"
-    return 1, f"flush failed: {answer.removeprefix('error ')}"
+        return 1, "the exporter closed the control socket without confirming the flush", False
+    return 1, f"flush failed: {answer.removeprefix('error ')}", answer == BUSY.decode().strip()
 
 
 class ServiceUnreachable(NetatmoError):
