@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -53,7 +54,7 @@ from netatmo_exporter.adapters.web_guards import BasicAuth, HostPolicy, with_sec
 from netatmo_exporter.adapters.web_templates import Templates
 from netatmo_exporter.build_info import build_commit
 from netatmo_exporter.domain.authorization import TokenManager
-from netatmo_exporter.domain.call_policy import CallBudget, event_wait
+from netatmo_exporter.domain.call_policy import CallBudget, PollLoop, event_wait
 from netatmo_exporter.domain.energy import HomeSetup
 from netatmo_exporter.domain.energy_poller import EnergyPoller, EnergyState
 from netatmo_exporter.domain.errors import TokenFileError
@@ -67,7 +68,13 @@ from netatmo_exporter.domain.renewal import TokenRenewal
 from netatmo_exporter.domain.scopes import THERMOSTAT_SCOPE
 from netatmo_exporter.entrypoints.config import Config, HistorySettings
 
-HISTORY_STOP_WAIT = 5.0
+STOP_WAIT = 5.0
+"""How long a stop waits for the loops' Netatmo calls in flight (so that a renewal whose
+answer is arriving is written first); then they are abandoned and the process ends
+without them, well within systemd's TimeoutStopSec (30 s)."""
+FINAL_FLUSH_WAIT = 0.5
+"""The least the final flush waits for a renewal in flight elsewhere (the control socket)."""
+LOOPS = ("refresher", "renewal", "energy", "history")
 
 
 @dataclass
@@ -86,6 +93,9 @@ class Application:
     history: HistoryFollower | None = None
     remote_write: RemoteWriteReceiver | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
+    abandoned: tuple[str, ...] = ()
+    """The loops still waiting on the network when `stop` returned: the process must end
+    without them (`os._exit`), as they may wake up at any time."""
 
     @property
     def url(self) -> str:
@@ -141,36 +151,40 @@ class Application:
         return 0 if self.stop() else 1
 
     def stop(self) -> bool:
-        """Stop serving, write the token; False if the final write failed."""
+        """Stop serving and every loop, write the token if the file lacks it; False if that
+        write failed. Never waits on Netatmo longer than `STOP_WAIT`."""
+        deadline = time.monotonic() + STOP_WAIT
+        for loop in self._loops():
+            loop.stop()
         self.server.shutdown()
-        self.refresher.loop.stop()
-        self.renewal.loop.stop()
-        if self.energy is not None:
-            self.energy.loop.stop()
-        if self.history is not None:
-            self.history.loop.stop()
-        # Let a refresh in flight finish, so its rotated token is what the flush writes.
+        # A renewal in flight writes its rotated token before its loop ends: let it.
+        # A write to the history receiver in flight is sent again after the restart (its
+        # checkpoint is saved only once the receiver took it).
         for thread in self._threads:
-            if thread.name in ("refresher", "renewal", "energy"):
-                thread.join(timeout=60.0)
-            elif thread.name == "history":
-                # A write in flight is sent again after the restart (its checkpoint is
-                # saved only once the receiver took it): no reason to wait on the network.
-                thread.join(timeout=HISTORY_STOP_WAIT)
+            if thread.name in LOOPS:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
         ok = True
         try:
-            self.tokens.flush()
+            self.tokens.flush(wait=max(FINAL_FLUSH_WAIT, deadline - time.monotonic()))
         except TokenFileError as exc:
             self.log.error("final_flush_failed", problem=str(exc))
             ok = False
         if self.control is not None:
             self.control.stop()
-        self.client.close()
-        if self.remote_write is not None and not any(
-                thread.name == "history" and thread.is_alive() for thread in self._threads):
-            self.remote_write.close()  # else a write hangs in it: the process ends it
-        self.log.info("stopped")
+        self.abandoned = tuple(thread.name for thread in self._threads
+                               if thread.name in LOOPS and thread.is_alive())
+        if not self.abandoned:  # else a call hangs in them: the process ends it
+            self.client.close()
+            if self.remote_write is not None:
+                self.remote_write.close()
+        self.log.info("stopped", **({"abandoned": ",".join(self.abandoned)}
+                                    if self.abandoned else {}))
         return ok
+
+    def _loops(self) -> list[PollLoop]:
+        optional = (self.energy, self.history)
+        return [self.refresher.loop, self.renewal.loop,
+                *(each.loop for each in optional if each is not None)]
 
 
 def build_app(

@@ -70,7 +70,14 @@ def serve(argv: list[str], env: dict[str, str]) -> int:
         print(f"{PROG}: cannot listen on {config.host or '*'}:{config.port}: {exc.strerror}",
               file=sys.stderr)
         return 1
-    return app.run_until_signalled(env)
+    code = app.run_until_signalled(env)
+    if app.abandoned:
+        # Loops still blocked on Netatmo: ending the interpreter normally would run them
+        # into its finalization. The token is on disk; end the process here.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def flush(argv: list[str], env: dict[str, str]) -> int:
