@@ -16,6 +16,7 @@ import pytest
 from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver
 from netatmo_exporter.domain.history import Series
 from netatmo_exporter.domain.remote_write import Batch, ReceiverError
+from tests.support.harness import self_signed_certificate
 from tests.support.remote_write import fake_receiver
 from tests.support.tsdb import (
     PrometheusServer,
@@ -191,3 +192,17 @@ def test_answers_of_a_receiver_over_http(answers: Sequence[tuple[int, dict[str, 
             assert caught.value.reason == reason
             assert caught.value.retry_after == (7.0 if reason == "rate_limited" else None)
     assert [sum(len(s) for _, s in r.series) for r in receiver.received] == sent
+
+
+def test_tls_is_verified_and_a_ca_file_adds_a_ca(tmp_path: Path) -> None:
+    key, cert = self_signed_certificate(tmp_path, "receiver.example.org")
+    batch = [(TEMPERATURE, [(1_733_000_000, 1.0)])]
+    with fake_receiver(tls=(key, cert)) as receiver:
+        with pytest.raises(ReceiverError) as caught:
+            _write(receiver.url, batch)
+        assert _write(receiver.url, batch, ca_file=str(cert)) == 1
+    assert caught.value.reason == "unreachable" and caught.value.retry
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+    assert "give it with --history.remote-write-ca-file" in str(caught.value)
+    assert receiver.url.startswith("https://")
+    assert len(receiver.received) == 1

@@ -16,7 +16,13 @@ import pytest
 
 from netatmo_exporter.simulator import FakeNetatmoCloud
 from tests.conftest import exporter_args
-from tests.support.harness import REPO, ExporterProcess, free_port, seed_token
+from tests.support.harness import (
+    REPO,
+    ExporterProcess,
+    free_port,
+    seed_token,
+    self_signed_certificate,
+)
 
 NAME = "netatmo.example.org"
 
@@ -38,12 +44,7 @@ def proxied(cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path,
                                              "--external-url", f"https://{NAME}"), tmp_path)
     exporters.append(exporter)
     exporter.start(wait_ready=True)
-    key, cert = tmp_path / "proxy.key", tmp_path / "proxy.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                    "-days", "1", "-subj", f"/CN={NAME}",
-                    "-addext", f"subjectAltName=DNS:{NAME},IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    key, cert = self_signed_certificate(tmp_path, NAME)
     port = free_port()
     block = (_nginx_block()
              .replace("listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;")

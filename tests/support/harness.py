@@ -27,6 +27,17 @@ CLIENT_SECRET = "test-secret-5d41402abc4b2a76"
 REPO = Path(__file__).resolve().parents[2]
 
 
+def self_signed_certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    """A key and a certificate for `name` and 127.0.0.1, valid for a day (openssl)."""
+    key, cert = directory / f"{name}.key", directory / f"{name}.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-days", "1", "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return key, cert
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -6,12 +6,14 @@ told, for the answers real receivers are hard to make give (401, 413, 429, 5xx).
 
 from __future__ import annotations
 
+import ssl
 import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 Decoded = list[tuple[dict[str, str], list[tuple[int, float]]]]
 """Each `TimeSeries`: its labels and its samples (milliseconds, value), as sent."""
@@ -135,7 +137,9 @@ class FakeReceiver:
 
 
 @contextmanager
-def fake_receiver(path: str = "/api/v1/write") -> Iterator[FakeReceiver]:
+def fake_receiver(path: str = "/api/v1/write", tls: tuple[Path, Path] | None = None
+                  ) -> Iterator[FakeReceiver]:
+    """Over HTTPS with `tls` (key, certificate)."""
     state = FakeReceiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -160,9 +164,15 @@ def fake_receiver(path: str = "/api/v1/write") -> Iterator[FakeReceiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile=tls[1], keyfile=tls[0])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
+    state.url = f"{scheme}://127.0.0.1:{server.server_address[1]}{path}"
     try:
         yield state
     finally:

@@ -182,8 +182,11 @@ class RemoteWriteReceiver:
         except httpx.TimeoutException:
             raise self._error("unreachable", "no answer in time", retry=True) from None
         except httpx.HTTPError as exc:
-            raise self._error("unreachable", f"cannot connect: {_clean(str(exc))}",
-                              retry=True) from None
+            what = _clean(str(exc))
+            if "CERTIFICATE_VERIFY_FAILED" in what:
+                what += ("; if a private CA signed the receiver's certificate, give it with "
+                         "--history.remote-write-ca-file")
+            raise self._error("unreachable", f"cannot connect: {what}", retry=True) from None
         if 200 <= answer.status_code < 300:
             return
         raise self._refusal(answer)
