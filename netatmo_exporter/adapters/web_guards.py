@@ -105,10 +105,12 @@ class BasicAuth:
 
     A verified credential is remembered (as a salted digest, never in clear), so a scrape
     costs a hash lookup, not bcrypt. Unremembered credentials take turns at a `FairGate`:
-    one check at a time, one per client address, waiting clients served least recently
-    served first. A flood of guesses from one address then costs that address its own
-    turn only: another address's correct password is checked next. Refusals are counted
-    by reason and logged at most once per address and user per window.
+    one check at a time, one per client address; waiting, a network that passed a check
+    before goes first, then one that made no attempt lately, then the least recently
+    served. A flood of guesses from one address, or from many in turn, then costs the
+    guesser its own turns only: another address's first check of a correct password goes
+    next. Refusals are counted by reason and logged at most once per address and user per
+    window.
     """
 
     def __init__(self, app: WSGIApp, users: dict[str, bytes], log: EventLog | None,
