@@ -1,16 +1,19 @@
-"""Backfilled history and live scrapes as one series on Prometheus's own graph page, with a
-screenshot (Grafana is not packaged in Debian, so the shipped dashboard cannot be shown
-here; Prometheus's graph page of the same query stands in for it).
+"""Backfilled history, the history follower's readings and live scrapes as one series on
+Prometheus's own graph page, with a screenshot (Grafana is not packaged in Debian, so the
+shipped dashboard cannot be shown here; Prometheus's graph page of the same query stands in
+for it).
 
-The scene: the simulated cloud and a running exporter; `netatmo-exporter backfill` writes
-the garden temperature's stored history up to 3 hours ago (Prometheus' head block), promtool
-turns it into blocks in a fresh TSDB, and a Prometheus on that TSDB scrapes the exporter for
-NETATMO_HISTORY_LIVE_SECONDS (default 15 s; the documentation's picture took 30 minutes).
-The 3 hours between the two stay empty here, as Prometheus was not scraping then; in a real
-installation the exporter has been scraped all along and the line is unbroken."""
+The scene: the simulated cloud; `netatmo-exporter backfill` writes the garden temperature's
+stored history from 9 hours ago up to 3 hours ago (Prometheus' head block), promtool turns
+it into blocks in a fresh TSDB; a Prometheus on that TSDB (remote-write receiver on, a
+1-day out-of-order window) scrapes an exporter whose history follower writes the last 3
+hours, the hours promtool's blocks may not reach, for NETATMO_HISTORY_LIVE_SECONDS (default
+15 s; the documentation's picture took 30 minutes). The line runs unbroken from the backfill
+through the follower's readings into the live scrapes."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -26,7 +29,7 @@ from netatmo_exporter.simulator import FakeNetatmoCloud, demo_account
 from tests.browser.webdriver import ChromeDriver
 from tests.conftest import exporter_args
 from tests.support.harness import CLIENT_ID, CLIENT_SECRET, REPO, ExporterProcess, seed_token
-from tests.support.tsdb import RETENTION, create_blocks, prometheus_server
+from tests.support.tsdb import create_blocks, prometheus_receiver
 
 QUERY = 'netatmo_sensor_temperature_celsius{module=~"Jardin.*"}'
 GRAPH_RANGE = "8h"
@@ -40,24 +43,23 @@ def scene(tmp_path: Path, exporters: list[ExporterProcess]) -> Iterator[tuple[st
     with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=demo_account()) as cloud:
         token = tmp_path / "token.json"
         seed_token(cloud, token, scope=SCOPES)
-        settings = exporter_args(cloud, token, "--control-socket", str(tmp_path / "ctl.sock"),
-                                 "--refresh-interval", "30s")
+        settings = exporter_args(cloud, token, "--refresh-interval", "30s")
         exporter = ExporterProcess(settings, tmp_path)
-        exporters.append(exporter)
-        exporter.start(wait_ready=True)
+        labels = ("job=netatmo", f"instance=127.0.0.1:{exporter.port}")
         history = tmp_path / "history.om"
         result = subprocess.run(
             [sys.executable, "-m", "netatmo_exporter", "backfill", *settings, "--from", "9h",
-             "--output", str(history), "--label", "job=netatmo",
-             "--label", f"instance=127.0.0.1:{exporter.port}"],
+             "--output", str(history), *(f"--label={label}" for label in labels)],
             capture_output=True, text=True, timeout=120, check=False,
             env={**os.environ, "PYTHONPATH": str(REPO)})
         assert result.returncode == 0, result.stderr
         create_blocks(history, tmp_path / "tsdb")
-        config = ("global: {scrape_interval: 2s}\nscrape_configs:\n  - job_name: netatmo\n"
-                  f"    static_configs: [{{targets: ['127.0.0.1:{exporter.port}']}}]\n")
-        with prometheus_server(tmp_path, tmp_path / "tsdb", config,
-                               f"--storage.tsdb.retention.time={RETENTION}") as prometheus:
+        with prometheus_receiver(tmp_path, "1d",
+                                 scrape=("netatmo", f"127.0.0.1:{exporter.port}")) as prometheus:
+            exporter.args += ["--history.remote-write-url", prometheus.write_url,
+                              *(f"--history.label={label}" for label in labels)]
+            exporters.append(exporter)
+            exporter.start(wait_ready=True)
             started = time.time()
             time.sleep(float(os.environ.get("NETATMO_HISTORY_LIVE_SECONDS") or 15))
             yield prometheus.url, started
@@ -69,9 +71,12 @@ def test_backfilled_history_and_live_scrapes_are_one_series(scene: tuple[str, fl
     with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=30) as answer:
         (series,) = json.load(answer)["data"]["result"]
     stamps = [float(stamp) for stamp, _ in series["values"]]
-    backfilled = [t for t in stamps if t < started - 3 * 3600 + 600]
+    backfilled = [t for t in stamps if t < started - 3 * 3600 - 600]
+    followed = [t for t in stamps if started - 3 * 3600 + 600 <= t < started - 600]
     live = [t for t in stamps if t >= started]
-    assert len(backfilled) > 50 and len(live) >= 2
+    assert len(backfilled) > 50 and len(followed) >= 30 and len(live) >= 2
+    # No hole longer than a missed reading or two (readings come about every 5 minutes).
+    assert max(b - a for a, b in itertools.pairwise(stamps)) < 900
     assert series["metric"]["job"] == "netatmo"
 
 
