@@ -26,6 +26,7 @@ from netatmo_exporter.simulator import FakeNetatmoCloud
 from netatmo_exporter.simulator.faults import Fault
 from tests.conftest import exporter_args
 from tests.integration.test_backfill import _wait_for_calls, backfill_args, run
+from tests.robustness.conftest import StartExporter, wait_until
 from tests.support.harness import REPO, seed_token
 
 OTHER = pwd.getpwnam("nobody")
@@ -242,3 +243,30 @@ def test_a_backfill_takes_no_token_from_another_users_socket_in_a_shared_folder(
                       f"{OTHER.pw_uid}), in a folder others may write: this run will not "
                       "take tokens from it", 1)
     assert cloud.count("requests") == 0
+
+
+def test_a_renewal_lock_another_user_makes_after_the_start_is_named_and_waited_on_never(
+        cloud: FakeNetatmoCloud, shared: Path, start_exporter: StartExporter) -> None:
+    """Made between the start and the first renewal: each renewal says why it cannot run
+    (a transient failure, retried), the service lives on, and a renewal works again as
+    soon as the file is gone."""
+    token_path = shared / "token.json"
+    seed_token(cloud, token_path)
+    exporter = start_exporter("--refresh-interval", "300ms", token_file=token_path)
+    exporter.wait_for_metric("netatmo_up", 1.0)
+    lock = shared / "token.json.lock"
+    as_other("sh", "-c", f"umask 0; : > {lock}")
+
+    cloud.expire_access_tokens()
+    wait_until(lambda: "token_lock_refused" in exporter.log.getvalue(), 15.0,
+               "a renewal refusing the lock")
+    refused = [line for line in exporter.log.lines() if "token_lock_refused" in line]
+    subprocess.run(["rm", "-f", str(lock)], check=True)
+    wait_until(lambda: exporter.metric("netatmo_up") == 1.0
+               and exporter.app.tokens.status().valid, 30.0, "a renewal once the lock is gone")
+
+    print(f"\n{len(refused)} renewal(s) refused the lock: {refused[0]}")
+    assert f"the renewal lock {lock} belongs to another user (uid {OTHER.pw_uid})" in \
+        refused[0]
+    assert "Traceback" not in exporter.log.getvalue()
+    assert cloud.count("invalid_grant") == 0
