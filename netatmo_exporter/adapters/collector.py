@@ -26,6 +26,7 @@ from netatmo_exporter import __version__
 from netatmo_exporter.adapters.metric_spec import MetricSpec
 from netatmo_exporter.adapters.weather_metrics import (
     BUDGET_METRIC,
+    BUDGET_WAIT_METRICS,
     COUNTER_METRICS,
     DEVICE_METRICS,
     EXPORTER_METRICS,
@@ -36,7 +37,7 @@ from netatmo_exporter.adapters.weather_metrics import (
     WEATHER_METRICS,
 )
 from netatmo_exporter.domain.authorization import AuthState, TokenManager
-from netatmo_exporter.domain.call_policy import BudgetUse
+from netatmo_exporter.domain.call_policy import BudgetUse, BudgetWaitState
 from netatmo_exporter.domain.labels import ModuleLabels, label_modules
 from netatmo_exporter.domain.model import (
     NEVER_PAIRED_BATTERY_VP,
@@ -67,7 +68,8 @@ class NetatmoCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         """The families by name, so that a scrape's `name[]` filter finds them."""
-        others = {*COUNTER_METRICS.values(), BUDGET_METRIC}  # their own collectors'
+        others = {*COUNTER_METRICS.values(), BUDGET_METRIC,  # their own collectors'
+                  *BUDGET_WAIT_METRICS.values()}
         return (spec.family() for spec in WEATHER_METRICS if spec not in others)
 
     def collect(self) -> Iterator[Metric]:
@@ -197,15 +199,24 @@ BUDGET_CALLERS = ("backfill", "energy", "weather")
 BUDGET_WINDOWS = (("10s", "by_caller_10s"), ("1h", "by_caller"))
 
 
+POLLERS = ("energy", "weather")
+
+
 class BudgetCollector(Collector):
     """`netatmo_exporter_api_budget_calls{caller,window}`: the service's budget for the
-    account as it stands, the calls a backfill booked through the control socket included."""
+    account as it stands, the calls a backfill booked through the control socket included;
+    `netatmo_exporter_api_budget_waiting{caller}` and `..._wait_seconds_total{caller}`: the
+    service's pollers waiting for room in it."""
 
-    def __init__(self, use: Callable[[], BudgetUse]) -> None:
+    def __init__(self, use: Callable[[], BudgetUse],
+                 waits: Callable[[], BudgetWaitState] = BudgetWaitState) -> None:
         self._use = use
+        self._waits = waits
 
     def describe(self) -> Iterator[Metric]:
         yield BUDGET_METRIC.family()
+        for spec in BUDGET_WAIT_METRICS.values():
+            yield spec.family()
 
     def collect(self) -> Iterator[Metric]:
         use = self._use()
@@ -216,6 +227,17 @@ class BudgetCollector(Collector):
             for caller, count in sorted(counts.items()):
                 family.add_metric([caller, window], float(count))
         yield family
+        waits = self._waits()
+        waiting = {wait.caller for wait in waits.waiting}
+        waited = {**dict.fromkeys(POLLERS, 0.0), **dict(waits.waited)}
+        gauge = _family(BUDGET_WAIT_METRICS["waiting"])
+        counter = BUDGET_WAIT_METRICS["waited"].family()
+        assert isinstance(counter, CounterMetricFamily)
+        for caller in sorted(waited):
+            gauge.add_metric([caller], 1.0 if caller in waiting else 0.0)
+            counter.add_metric([caller], waited[caller])
+        yield gauge
+        yield counter
 
 
 def _family(spec: MetricSpec) -> GaugeMetricFamily:

@@ -30,7 +30,7 @@ from netatmo_exporter.domain.errors import (
     TokenFileError,
     TransientError,
 )
-from netatmo_exporter.domain.history_calls import USER_PER_HOUR, WINDOW_SHARE
+from netatmo_exporter.domain.history_calls import MAX_HOURLY_SHARE, USER_PER_HOUR, WINDOW_SHARE
 from netatmo_exporter.domain.ports import AccessTokens, EventLog
 
 MAX_REQUEST = 4096
@@ -38,7 +38,7 @@ REJECT = "reject-access-token "
 BOOK = "book-call "
 MAX_SHARE = USER_PER_HOUR
 """The largest share a client may ask for (the backfill's `--hourly-calls`)."""
-BOOKED_SHARE_CAP = USER_PER_HOUR * 4 // 5
+BOOKED_SHARE_CAP = MAX_HOURLY_SHARE
 """The most of the account's hour the service books for its clients, whatever they ask:
 the service keeps a fifth of it for itself."""
 BOOKINGS = (WINDOW_SHARE, 10.0)

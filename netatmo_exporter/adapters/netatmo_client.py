@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -51,9 +50,12 @@ T = TypeVar("T")
 class NetatmoClient:
     """Satisfies `TokenEndpoint`, `WeatherSource`, `EnergySource` and `HistorySource`.
 
-    Transient failures (timeouts, connection errors, 5xx, proxy error pages, garbled
-    bodies) are retried with exponential backoff; everything else is classified into a
-    domain error at once. Tokens travel in form bodies and headers, never in URLs.
+    A data call is one request: its retries belong to the call policy, which books each
+    in the budget and ends its waits on a stop. A token request is retried after transient
+    failures (timeouts, connection errors, 5xx, proxy error pages, garbled bodies) with
+    exponential backoff, `attempts` tries at most; `close()` ends those waits at once.
+    Everything else is classified into a domain error at once. Tokens travel in form
+    bodies and headers, never in URLs.
     """
 
     def __init__(
@@ -66,7 +68,7 @@ class NetatmoClient:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         attempts: int = 3,
         backoff: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._http = httpx.Client(
             base_url=api_url.rstrip("/"),
@@ -82,11 +84,16 @@ class NetatmoClient:
         self._clock = clock
         self._attempts = attempts
         self._backoff = backoff
-        self._sleep = sleep
+        self._closing = threading.Event()
+        self._sleep = sleep or self._wait_unless_closed
         self._counts_lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
 
+    def _wait_unless_closed(self, seconds: float) -> None:
+        self._closing.wait(seconds)
+
     def close(self) -> None:
+        self._closing.set()
         self._http.close()
 
     def request_counts(self) -> dict[tuple[str, str], int]:
@@ -157,7 +164,17 @@ class NetatmoClient:
                                   timeout=self._token_timeout)
             return self._token_from(response)
 
-        return self._with_retries(send)
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(
+                lambda exc: isinstance(exc, TransientError | BadResponse)
+            ),
+            stop=(tenacity.stop_after_attempt(self._attempts)
+                  | tenacity.stop_when_event_set(self._closing)),
+            wait=tenacity.wait_exponential(multiplier=self._backoff, max=30),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return retrying(send)
 
     def _data_request(
         self, endpoint: str, access_token: str, params: dict[str, str],
@@ -165,26 +182,14 @@ class NetatmoClient:
     ) -> T:
         headers = {"Authorization": f"Bearer {access_token}"}
 
-        def send() -> T:
-            response = self._send(endpoint, "GET", f"/api/{endpoint}", params=params,
-                                  headers=headers)
-            return parse(_json(response, endpoint))
-
-        return self._with_retries(send)
-
-    def _with_retries(self, call: Callable[[], T]) -> T:
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(
-                lambda exc: isinstance(exc, TransientError | BadResponse)
-            ),
-            stop=tenacity.stop_after_attempt(self._attempts),
-            wait=tenacity.wait_exponential(multiplier=self._backoff, max=30),
-            sleep=self._sleep,
-            reraise=True,
-        )
-        return retrying(call)
+        response = self._send(endpoint, "GET", f"/api/{endpoint}", params=params,
+                              headers=headers)
+        return parse(_json(response, endpoint))
 
     def _send(self, endpoint: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if self._closing.is_set():
+            raise TransientError(f"Netatmo {endpoint}: not sent, the exporter is stopping",
+                                 "stopped")
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:

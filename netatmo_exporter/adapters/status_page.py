@@ -13,6 +13,7 @@ from netatmo_exporter.adapters.form_guard import FormGuard
 from netatmo_exporter.adapters.site_address import SiteAddress
 from netatmo_exporter.adapters.web_templates import Templates
 from netatmo_exporter.domain.authorization import AuthState, TokenManager
+from netatmo_exporter.domain.call_policy import BudgetWaitState
 from netatmo_exporter.domain.energy_poller import EnergyState
 from netatmo_exporter.domain.history_follower import HistoryState
 from netatmo_exporter.domain.ports import Clock
@@ -32,7 +33,8 @@ class StatusPage:
                  energy: Callable[[], EnergyState] | None,
                  host_names: tuple[str, ...] = (), basic_auth: bool = False,
                  history: Callable[[], HistoryState] | None = None,
-                 history_receiver: str = "", history_interval: float = 0.0) -> None:
+                 history_receiver: str = "", history_interval: float = 0.0,
+                 budget_waits: Callable[[], BudgetWaitState] = BudgetWaitState) -> None:
         self._templates = templates
         self._address = address
         self._forms = forms
@@ -48,6 +50,7 @@ class StatusPage:
         self._history = history
         self._history_receiver = history_receiver
         self._history_interval = history_interval
+        self._budget_waits = budget_waits
 
     def handlers(self) -> dict[str, Callable[[], Any]]:
         return {"status": self.status}
@@ -90,6 +93,7 @@ class StatusPage:
             scopes=" ".join(self._scopes),
             host_warning=self._address.host_mismatch(),
             rows=status_view.module_lines(snapshot, now, self._age_stale),
+            budget_waits=status_view.budget_waits(self._budget_waits(), now),
             schedule=status_view.schedule(weather.settings, refresh, weather.cadences,
                                           snapshot, now),
             fetched=_relative(snapshot.fetched_at if snapshot is not None else None, now),

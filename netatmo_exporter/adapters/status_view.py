@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from netatmo_exporter.domain.authorization import AuthState, TokenStatus
+from netatmo_exporter.domain.call_policy import BudgetWaitState
 from netatmo_exporter.domain.labels import label_modules
 from netatmo_exporter.domain.model import Module, Snapshot, Station, is_stale
 from netatmo_exporter.domain.refresher import RefreshSettings, RefreshStatus
@@ -89,6 +90,14 @@ def schedule(settings: RefreshSettings, refresh: RefreshStatus,
         next_call=f"{relative(c.next_call, now)} ({CADENCE_STATES[c.state]})",
     ) for c in cadences]
     return Schedule(settings.mode, explanation, next_call, rows)
+
+
+def budget_waits(state: BudgetWaitState, now: float) -> list[str]:
+    """One line per poller waiting for room in Netatmo's call budget."""
+    return [f"The {wait.caller} poller has waited {span(now - wait.since)} for {wait.why}; "
+            f"next try {relative(wait.until, now)}. A backfill beside the service takes part "
+            "of the budget (its --hourly-calls)."
+            for wait in state.waiting]
 
 
 def local_time(timestamp: float) -> str:

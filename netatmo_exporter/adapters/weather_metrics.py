@@ -105,6 +105,17 @@ BUDGET_METRIC = _metric(
     "Calls to Netatmo's data API in the last window (10s: of 50 allowed, 1h: of 500), by "
     "caller: weather, energy, and a backfill run beside the service",
     ("caller", "window"))
+BUDGET_WAIT_METRICS = {
+    "waiting": _metric(
+        "netatmo_exporter_api_budget_waiting", "",
+        "1 while the service's poller (weather, energy) waits for room in Netatmo's call "
+        "budget, as when a backfill beside the service takes much of the hour",
+        ("caller",)),
+    "waited": _metric(
+        "netatmo_exporter_api_budget_wait_seconds_total", "seconds",
+        "Time the service's pollers spent waiting for room in Netatmo's call budget",
+        ("caller",), "counter"),
+}
 
 # Readings of a fresh, reachable module. The first block are the Go exporter's names.
 READING_METRICS = (
@@ -219,6 +230,7 @@ WEATHER_METRICS: tuple[MetricSpec, ...] = (
     *EXPORTER_METRICS.values(),
     *COUNTER_METRICS.values(),
     BUDGET_METRIC,
+    *BUDGET_WAIT_METRICS.values(),
     *GO_MODULE_METRICS.values(),
     *(reading.metric for reading in READING_METRICS),
     *HEALTH_METRICS.values(),

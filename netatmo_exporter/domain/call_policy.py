@@ -21,16 +21,23 @@ shows why it waits:
   in the hour, and in the caller's own `hourly_share` of the hour (None: no share of its
   own, only the windows). `Stopped` is raised if the caller is stopped meanwhile;
 - then (after the wait, which may outlast an access token) hands `fetch` an access token
-  from `tokens` (the `AccessTokens` port). On
+  from `tokens` (the `AccessTokens` port), whose failures are raised as they come (the
+  token endpoint has its own bounded retries). On
   `AccessTokenRejected` it rejects that token and calls once more with a fresh one (that
   second call counts against the budget too); a second rejection is raised;
+- retries a transient failure of `fetch` (timeout, connection error, 5xx) as its
+  `TransientRetries` say: each try booked in the budget like the first, each wait a pause
+  that a stop ends. This is the only retry of a data call: the HTTP client sends each
+  data request once;
 - raises every other `NetatmoError` unchanged. A rate-limit refusal (code 26 or 11, HTTP
   429) is `RateLimited`: the caller waits `Backoff.after(exc, interval)` (the interval
   doubled per refusal in a row, at least Netatmo's `retry_after`, at most `MAX_BACKOFF`)
   before its next call, and calls `Backoff.reset()` after a poll that went through.
-  `calls.call_patiently(fetch, interval, transient_tries=n)` does exactly that itself,
-  and also retries a transient failure up to `n` tries in all (waits from 5 s, doubling),
-  for a caller (the backfill) that would rather wait than give up.
+  `calls.call_patiently(fetch, interval)` does exactly that itself, for a caller (the
+  backfill) that would rather wait than give up.
+
+A caller that must wait for room says so through `BudgetWaits` (the service's pollers: one
+log line per wait, the status page, a metric) or its `Pauses` (the backfill's progress).
 
 Stdlib only, no I/O of its own: time comes from the injected clock and every pause goes
 through the injected wait, so unit tests run on a fake clock without sleeping.
@@ -45,7 +52,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from netatmo_exporter.domain.errors import AccessTokenRejected, NetatmoError, RateLimited
-from netatmo_exporter.domain.ports import AccessTokens, Clock, Wait
+from netatmo_exporter.domain.ports import AccessTokens, Clock, EventLog, Wait
 
 T = TypeVar("T")
 
@@ -56,6 +63,22 @@ LONG_WINDOW = 3600.0
 LONG_LIMIT = 500
 FIRST_TRANSIENT_WAIT = 5.0
 MAX_TRANSIENT_WAIT = MAX_BACKOFF / 12
+
+
+@dataclass(frozen=True, slots=True)
+class TransientRetries:
+    """How many tries a call gets when transient failures come in a row, and the first wait
+    between two (doubling, at most `MAX_TRANSIENT_WAIT`)."""
+
+    tries: int = 1
+    first_wait: float = FIRST_TRANSIENT_WAIT
+
+    def wait(self, failures: int) -> float:
+        return min(MAX_TRANSIENT_WAIT, self.first_wait * 2.0 ** (failures - 1))
+
+
+POLLER_RETRIES = TransientRetries(tries=3, first_wait=1.0)
+"""The service's pollers: a passing failure costs seconds, not a refresh interval."""
 
 
 class Stopped(Exception):
@@ -97,6 +120,59 @@ class BudgetUse:
     by_caller: tuple[tuple[str, int], ...]
     """In the hour."""
     by_caller_10s: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetWait:
+    """A caller waiting for room in the budget since `since`, until `until` at the latest."""
+
+    caller: str
+    since: float
+    until: float
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetWaitState:
+    """Who waits for the budget now, and how long each caller waited in all (seconds)."""
+
+    waiting: tuple[BudgetWait, ...] = ()
+    waited: tuple[tuple[str, float], ...] = ()
+
+
+class BudgetWaits:
+    """The service's callers waiting for room in the budget, so that a wait is never
+    silent: one log line when a wait begins (not one per look at the budget), and the state
+    the status page and the metrics show. Thread-safe."""
+
+    def __init__(self, log: EventLog) -> None:
+        self._log = log
+        self._lock = threading.Lock()
+        self._waiting: dict[str, BudgetWait] = {}
+        self._waited: dict[str, float] = {}
+
+    def waiting(self, caller: str, now: float, seconds: float, why: str) -> None:
+        with self._lock:
+            ongoing = self._waiting.get(caller)
+            since = now if ongoing is None else ongoing.since
+            self._waiting[caller] = BudgetWait(caller, since, now + seconds, why)
+        if ongoing is None:
+            self._log.warning("budget_wait", caller=caller, wait=round(seconds, 1), why=why)
+
+    def done(self, caller: str, now: float) -> None:
+        with self._lock:
+            ended = self._waiting.pop(caller, None)
+            if ended is not None:
+                self._waited[caller] = self._waited.get(caller, 0.0) + max(0.0, now - ended.since)
+
+    def state(self, now: float) -> BudgetWaitState:
+        """The waits as they stand; a wait in progress counts in `waited` up to `now`."""
+        with self._lock:
+            waiting = tuple(sorted(self._waiting.values(), key=lambda w: w.caller))
+            waited = dict(self._waited)
+        for wait in waiting:
+            waited[wait.caller] = waited.get(wait.caller, 0.0) + max(0.0, now - wait.since)
+        return BudgetWaitState(waiting, tuple(sorted(waited.items())))
 
 
 class CallBudget:
@@ -268,53 +344,68 @@ class CallPolicy:
     """One caller's way to Netatmo (see the module docstring)."""
 
     def __init__(self, tokens: AccessTokens, budget: Budget, clock: Clock,
-                 pauses: Pauses, *, caller: str, hourly_share: int | None = None) -> None:
+                 pauses: Pauses, *, caller: str, hourly_share: int | None = None,
+                 retries: TransientRetries = TransientRetries(),
+                 waits: BudgetWaits | None = None) -> None:
         if hourly_share is not None and not 1 <= hourly_share <= LONG_LIMIT:
             raise ValueError(f"the hourly share must be 1 to {LONG_LIMIT}")
         self._tokens = tokens
         self._budget = budget
         self._clock = clock
         self._pauses = pauses
+        self._retries = retries
+        self._waits = waits
         self.caller = caller
         self.hourly_share = hourly_share
 
     def call(self, fetch: Callable[[str], T]) -> T:
-        # The token is taken after the wait for room, never before: the wait may outlast
-        # the access token (a backfill can wait most of an hour), which would cost a
-        # rejected call and a renewal.
-        self._reserve()
-        access_token = self._tokens.access_token()
-        try:
-            return fetch(access_token)
-        except AccessTokenRejected:
-            self._tokens.reject_access_token(access_token)
-        self._reserve()
-        access_token = self._tokens.access_token()
-        return fetch(access_token)
-
-    def call_patiently(self, fetch: Callable[[str], T], interval: float, *,
-                       transient_tries: int = 1) -> T:
-        """`call`, pausing after each rate-limit refusal as `Backoff` says, and after a
-        transient failure while fewer than `transient_tries` failed, until it goes through
-        (or raises what may not be retried, or `Stopped`)."""
-        backoff = Backoff()
+        """`fetch(access_token)` within the budget; once more with a fresh token after a
+        rejected one; again after transient failures as the policy's `TransientRetries`
+        say. Raises the last failure, and the token's own failures at once (the token
+        endpoint retries those itself)."""
         failures = 0
+        rejected = False
+        while True:
+            # The token is taken after the wait for room, never before: the wait may
+            # outlast the access token (a backfill can wait most of an hour), which would
+            # cost a rejected call and a renewal.
+            self._reserve()
+            access_token = self._tokens.access_token()
+            try:
+                return fetch(access_token)
+            except AccessTokenRejected:
+                if rejected:
+                    raise
+                rejected = True
+                self._tokens.reject_access_token(access_token)
+            except RateLimited:
+                raise
+            except NetatmoError as exc:
+                failures += 1
+                if not exc.transient or failures >= self._retries.tries:
+                    raise
+                self._pauses.pause(self._retries.wait(failures),
+                                   f"a passing failure ({exc.reason})")
+
+    def call_patiently(self, fetch: Callable[[str], T], interval: float) -> T:
+        """`call`, pausing after each rate-limit refusal as `Backoff` says, until it goes
+        through (or raises what may not be retried, or `Stopped`)."""
+        backoff = Backoff()
         while True:
             try:
                 return self.call(fetch)
             except RateLimited as refusal:
                 self._pauses.pause(backoff.after(refusal, interval),
                                    "Netatmo's rate limit (code 26)")
-            except NetatmoError as exc:
-                failures += 1
-                if not exc.transient or failures >= transient_tries:
-                    raise
-                self._pauses.pause(min(MAX_TRANSIENT_WAIT,
-                                       FIRST_TRANSIENT_WAIT * 2.0 ** (failures - 1)),
-                                   f"a passing failure ({exc.reason})")
 
     def _reserve(self) -> None:
-        while (wait := self._budget.take(self.caller, self.hourly_share,
-                                         now := self._clock.now())) > 0:
-            self._pauses.pause(wait, self._budget.waits_for(self.caller, self.hourly_share,
-                                                            now))
+        try:
+            while (wait := self._budget.take(self.caller, self.hourly_share,
+                                             now := self._clock.now())) > 0:
+                why = self._budget.waits_for(self.caller, self.hourly_share, now)
+                if self._waits is not None:
+                    self._waits.waiting(self.caller, now, wait, why)
+                self._pauses.pause(wait, why)
+        finally:
+            if self._waits is not None:
+                self._waits.done(self.caller, self._clock.now())

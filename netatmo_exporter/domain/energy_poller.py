@@ -10,7 +10,9 @@ from types import MappingProxyType
 
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.call_policy import (
+    POLLER_RETRIES,
     Backoff,
+    BudgetWaits,
     CallBudget,
     CallPolicy,
     PollLoop,
@@ -53,7 +55,8 @@ class EnergyPoller:
 
     def __init__(self, tokens: TokenManager, source: EnergySource, interval: float,
                  clock: Clock, log: EventLog, *, setup_interval: float = SETUP_INTERVAL,
-                 wait: Wait = event_wait, budget: CallBudget | None = None) -> None:
+                 wait: Wait = event_wait, budget: CallBudget | None = None,
+                 waits: BudgetWaits | None = None) -> None:
         self._tokens = tokens
         self._source = source
         self._interval = interval
@@ -63,7 +66,8 @@ class EnergyPoller:
         self.loop = PollLoop(clock, wait)
         """`loop.wake()` when a new token arrives: read the homes again now."""
         self._calls = CallPolicy(tokens, budget or CallBudget(), clock,
-                                 self.loop, caller="energy")
+                                 self.loop, caller="energy", retries=POLLER_RETRIES,
+                                 waits=waits)
         self._backoff = Backoff()
         self._refused = RefusedScopes(tokens, log)
         self._homes: tuple[HomeSetup, ...] | None = None

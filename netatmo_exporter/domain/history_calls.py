@@ -20,6 +20,7 @@ from netatmo_exporter.domain.call_policy import (
     CallBudget,
     CallPolicy,
     Stopped,
+    TransientRetries,
 )
 from netatmo_exporter.domain.ports import AccessTokens, Clock
 
@@ -29,10 +30,14 @@ USER_PER_WINDOW = SHORT_LIMIT
 USER_PER_HOUR = LONG_LIMIT
 DEFAULT_HOURLY_SHARE = 250
 """Half of Netatmo's 500 calls per user and hour: the service needs far fewer."""
+MAX_HOURLY_SHARE = 400
+"""The most a backfill may take of the hour: the service always keeps 100 calls (an
+aligned service with a few devices makes about 6 to 20 an hour, more while retrying)."""
 WINDOW_SHARE = USER_PER_WINDOW // 2
 RATE_LIMIT_INTERVAL = 30.0
 """The first wait after a rate-limit refusal is twice this, doubling after each other."""
-TRANSIENT_TRIES = 6
+TRANSIENT_RETRIES = TransientRetries(tries=6)
+"""A passing failure is tried again after 5, 10, 20, 40 and 80 s, each try booked."""
 CALLER = "backfill"
 
 Wait = Callable[[float], bool]
@@ -89,11 +94,11 @@ class BudgetedCalls:
         budget: Budget = self._budget if service is None else _BothBudgets(self._budget,
                                                                              service)
         self._policy = CallPolicy(tokens, budget, clock, _ReportedPauses(wait, on_wait),
-                                  caller=CALLER, hourly_share=hourly_share)
+                                  caller=CALLER, hourly_share=hourly_share,
+                                  retries=TRANSIENT_RETRIES)
 
     def call(self, request: Callable[[str], T]) -> T:
-        return self._policy.call_patiently(request, RATE_LIMIT_INTERVAL,
-                                           transient_tries=TRANSIENT_TRIES)
+        return self._policy.call_patiently(request, RATE_LIMIT_INTERVAL)
 
     def recent(self) -> list[float]:
         """When the calls of the last hour went out, for the checkpoint."""

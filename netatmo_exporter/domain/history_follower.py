@@ -33,6 +33,7 @@ from typing import Protocol
 
 from netatmo_exporter.domain.backfill import HistorySource, fetch_rows, series_samples
 from netatmo_exporter.domain.call_policy import (
+    POLLER_RETRIES,
     Backoff,
     CallBudget,
     CallPolicy,
@@ -195,7 +196,8 @@ class HistoryFollower:
         self.loop = PollLoop(clock, wait)
         """`loop.wake()` when a new token arrives; `loop.stop()` ends the follower."""
         self._calls = CallPolicy(tokens, budget or CallBudget(), clock, self.loop,
-                                 caller=CALLER, hourly_share=hourly_share)
+                                 caller=CALLER, hourly_share=hourly_share,
+                                 retries=POLLER_RETRIES)
         self._netatmo_backoff = Backoff()
         self._last_call = -math.inf
         self._receiver_failures = 0

@@ -10,7 +10,9 @@ from types import MappingProxyType
 
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.call_policy import (
+    POLLER_RETRIES,
     Backoff,
+    BudgetWaits,
     CallBudget,
     CallPolicy,
     PollLoop,
@@ -107,6 +109,7 @@ class Refresher:
         log: EventLog,
         wait: Wait = event_wait,
         budget: CallBudget | None = None,
+        waits: BudgetWaits | None = None,
     ) -> None:
         self._tokens = tokens
         self._source = source
@@ -116,7 +119,8 @@ class Refresher:
         self.loop = PollLoop(clock, wait)
         """`loop.wake()` when a new token arrives: fetch now, not at the end of the wait."""
         self._calls = CallPolicy(tokens, budget or CallBudget(), clock,
-                                 self.loop, caller="weather")
+                                 self.loop, caller="weather", retries=POLLER_RETRIES,
+                                 waits=waits)
         self._backoff = Backoff()
         self._refused = RefusedScopes(tokens, log)
         self._planner = UploadPlanner(settings.interval)

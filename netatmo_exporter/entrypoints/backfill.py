@@ -59,6 +59,7 @@ from netatmo_exporter.domain.history import (
 )
 from netatmo_exporter.domain.history_calls import (
     DEFAULT_HOURLY_SHARE,
+    MAX_HOURLY_SHARE,
     USER_PER_HOUR,
     BudgetedCalls,
 )
@@ -132,8 +133,8 @@ def build_backfill_parser() -> argparse.ArgumentParser:
                             "name)")
     group.add_argument("--hourly-calls", type=int, default=DEFAULT_HOURLY_SHARE, metavar="N",
                        help=f"the backfill's share of Netatmo's {USER_PER_HOUR} calls per "
-                            f"hour and user (default: {DEFAULT_HOURLY_SHARE}, leaving the "
-                            "service the rest)")
+                            f"hour and user, 1 to {MAX_HOURLY_SHARE} (default: "
+                            f"{DEFAULT_HOURLY_SHARE}, leaving the service the rest)")
     return parser
 
 
@@ -191,8 +192,11 @@ def _request(argv: Sequence[str], env: dict[str, str], now: float) -> Request:
     if remote is not None:
         given = dict(labels)
         labels = (*((n, v) for n, v in remote.labels if n not in given), *labels)
-    if not 1 <= args.hourly_calls <= USER_PER_HOUR:
-        raise HistoryError(f"--hourly-calls {args.hourly_calls}: give 1 to {USER_PER_HOUR}")
+    if not 1 <= args.hourly_calls <= MAX_HOURLY_SHARE:
+        raise HistoryError(
+            f"--hourly-calls {args.hourly_calls}: give 1 to {MAX_HOURLY_SHARE}; the running "
+            f"service keeps at least {USER_PER_HOUR - MAX_HOURLY_SHARE} of Netatmo's "
+            f"{USER_PER_HOUR} calls an hour")
     start = parse_when(args.start, now, "--from")
     stop = parse_when(args.stop, now, "--to") if args.stop.strip() else None
     identity = {"from": args.start, "to": args.stop, "format": output_format,

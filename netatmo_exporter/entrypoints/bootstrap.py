@@ -54,7 +54,13 @@ from netatmo_exporter.adapters.web_guards import BasicAuth, HostPolicy, with_sec
 from netatmo_exporter.adapters.web_templates import Templates
 from netatmo_exporter.build_info import build_commit
 from netatmo_exporter.domain.authorization import TokenManager
-from netatmo_exporter.domain.call_policy import CallBudget, PollLoop, event_wait
+from netatmo_exporter.domain.call_policy import (
+    BudgetWaits,
+    BudgetWaitState,
+    CallBudget,
+    PollLoop,
+    event_wait,
+)
 from netatmo_exporter.domain.energy import HomeSetup
 from netatmo_exporter.domain.energy_poller import EnergyPoller, EnergyState
 from netatmo_exporter.domain.errors import TokenFileError
@@ -210,18 +216,19 @@ def build_app(
     tokens = TokenManager(client, RedactingTokenStore(store or FileTokenStore(config.token_file),
                                                       redactor), clock, log)
     budget = CallBudget()  # Netatmo's limits are per user: one budget for every poller
+    waits = BudgetWaits(log)
     refresher = Refresher(
         tokens, client,
         RefreshSettings(config.refresh_interval, config.scopes, config.favorites,
                         config.refresh_mode),
-        clock, log, wait, budget)
+        clock, log, wait, budget, waits)
     renewal = TokenRenewal(tokens, clock, log, config.refresh_interval, wait)
     registry = CollectorRegistry(auto_describe=False)
     weather = NetatmoCollector(refresher.state, tokens, clock, config.age_stale)
     energy = None
     if THERMOSTAT_SCOPE in config.scopes:
         energy = EnergyPoller(tokens, client, config.refresh_interval, clock, log, wait=wait,
-                              budget=budget)
+                              budget=budget, waits=waits)
         registry.register(MergedCollector(weather, EnergyCollector(energy.state, tokens)))
     else:
         registry.register(weather)
@@ -247,14 +254,15 @@ def build_app(
                            history.state().generation if history else 0))
     web = _web_app(config, tokens, refresher.state, clock, log, redactor,
                    energy.state if energy else None, refusals,
-                   history.state if history else None)
+                   history.state if history else None, lambda: waits.state(clock.now()))
     app = dispatch({"metrics": metrics}, web)
     web_config = config.web_config
     if web_config is not None and web_config.basic_auth_users:
         app = BasicAuth(app, web_config.basic_auth_users, log, refusals)
     app = with_security_headers(app, web_config.headers if web_config is not None else ())
     server = make_server(config.host, config.port, app, server_limits, log, refusals)
-    registry.register(BudgetCollector(lambda: budget.use(clock.now())))
+    registry.register(BudgetCollector(lambda: budget.use(clock.now()),
+                                      lambda: waits.state(clock.now())))
     control = (ControlSocketServer(config.control_socket, tokens.flush, log, tokens,
                                    lambda share: budget.take(BACKFILL, share, clock.now()))
                if config.control_socket else None)
@@ -294,7 +302,8 @@ def _history_follower(config: Config, settings: HistorySettings, tokens: TokenMa
 def _web_app(config: Config, tokens: TokenManager, weather: Callable[[], WeatherState],
              clock: Clock, log: EventLog, redactor: SecretRedactor,
              energy: Callable[[], EnergyState] | None, refusals: RefusalCounts,
-             history: Callable[[], HistoryState] | None) -> WSGIApp:
+             history: Callable[[], HistoryState] | None,
+             budget_waits: Callable[[], BudgetWaitState]) -> WSGIApp:
     """The pages, each handed what it uses."""
     templates = Templates(__version__)
     host_policy = HostPolicy(urlsplit(config.external_url).netloc, config.allowed_hosts,
@@ -308,7 +317,8 @@ def _web_app(config: Config, tokens: TokenManager, weather: Callable[[], Weather
                         basic_auth=bool(config.web_config and config.web_config.basic_auth_users),
                         history=history,
                         history_receiver=config.history.url if config.history else "",
-                        history_interval=config.history.interval if config.history else 0.0)
+                        history_interval=config.history.interval if config.history else 0.0,
+                        budget_waits=budget_waits)
     oauth = OAuthPages(templates, address, forms, tokens, PendingStates(clock),
                        api_url=config.api_url, client_id=config.client_id,
                        scopes=config.scopes, register_secret=redactor.add, log=log,

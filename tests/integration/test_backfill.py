@@ -275,7 +275,8 @@ def _one_line_failure(result: subprocess.CompletedProcess[str], *expected: str) 
     (("--to", "1 week"), ("--to: '1 week' is neither",)),
     (("--from", "1h", "--to", ""), ("within the last 3 hours", "--format prometheus")),
     (("--label", "module=x"), ("--label module",)),
-    (("--hourly-calls", "900"), ("--hourly-calls 900: give 1 to 500",)),
+    (("--hourly-calls", "900"), ("--hourly-calls 900: give 1 to 400",)),
+    (("--hourly-calls", "500"), ("--hourly-calls 500: give 1 to 400", "keeps at least 100")),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(
         cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path, change: tuple[str, ...],

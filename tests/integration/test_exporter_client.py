@@ -3,6 +3,7 @@ domain error with a clear message, and tokens travel only in headers and form bo
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -14,7 +15,6 @@ from netatmo_exporter.adapters.netatmo_client import NetatmoClient
 from netatmo_exporter.domain.errors import (
     AccessTokenRejected,
     ApiError,
-    BadResponse,
     InvalidClient,
     InvalidGrant,
     InvalidRequest,
@@ -24,6 +24,7 @@ from netatmo_exporter.domain.errors import (
     TransientError,
 )
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
+from tests.robustness.conftest import wait_until
 from tests.support.harness import CLIENT_ID, CLIENT_SECRET
 
 
@@ -168,22 +169,45 @@ def test_real_expired_token_and_missing_scope(
     (Fault.html_503(), TransientError),
     (Fault.truncated_body(), TransientError),
     (Fault.connection_reset(), TransientError),
-    (Fault.malformed_json(), BadResponse),
 ])
-def test_transient_failures_are_retried_then_reported(
+def test_a_data_call_is_one_request_its_retries_are_the_call_policys(
     cloud: FakeNetatmoCloud, client: NetatmoClient, fault: Fault, error: type[NetatmoError]
 ) -> None:
     access = str(cloud.issue_tokens()["access_token"])
-    cloud.inject("getstationsdata", fault, times=3)
+    cloud.inject("getstationsdata", fault)
 
     with pytest.raises(error) as caught:
         client.fetch_stations(access, favorites=False)
 
     assert caught.value.transient
     assert_clean(caught.value, cloud)
-    assert cloud.count("getstationsdata") == 3
-    cloud.inject("getstationsdata", fault, times=2)
+    assert cloud.count("getstationsdata") == 1
     assert len(client.fetch_stations(access, favorites=False)) == 3
+
+
+def test_a_token_request_waiting_to_retry_ends_when_the_client_closes(
+    cloud: FakeNetatmoCloud
+) -> None:
+    netatmo = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, SystemClock(),
+                            attempts=3, backoff=600.0)
+    cloud.inject("token", Fault.html_502(), times=None)
+    failed: list[BaseException] = []
+
+    def renew() -> None:
+        try:
+            netatmo.refresh(cloud.mint_refresh_token())
+        except NetatmoError as exc:
+            failed.append(exc)
+
+    worker = threading.Thread(target=renew, daemon=True)
+    worker.start()
+    wait_until(lambda: cloud.count("token") == 1, 10.0, "the first token request")
+    netatmo.close()  # the service stopping: the 600 s wait before the retry ends now
+    worker.join(10.0)
+
+    assert not worker.is_alive()
+    assert [type(exc) for exc in failed] == [TransientError]
+    assert cloud.count("token") == 1
 
 
 def test_timeout_is_transient(cloud: FakeNetatmoCloud) -> None:
@@ -230,9 +254,12 @@ def test_request_counts_by_endpoint_and_outcome(
 ) -> None:
     access = str(cloud.issue_tokens()["access_token"])
     cloud.inject("getstationsdata", Fault.html_502())
+    with pytest.raises(TransientError):
+        client.fetch_stations(access, favorites=False)
     client.fetch_stations(access, favorites=False)
 
     counts = client.request_counts()
 
     assert counts[("getstationsdata", "server_error")] == 1
     assert counts[("getstationsdata", "ok")] == 1
+

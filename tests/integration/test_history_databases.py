@@ -96,7 +96,7 @@ class Setup:
         return [sys.executable, "-m", "netatmo_exporter", "backfill", *settings,
                 "--from", _rfc3339(self.begin if begin is None else begin),
                 "--to", _rfc3339(self.end if end is None else end),
-                "--hourly-calls", "500", *labels, *flags]
+                "--hourly-calls", "400", *labels, *flags]
 
     @staticmethod
     def environment() -> dict[str, str]:

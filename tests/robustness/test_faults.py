@@ -122,3 +122,21 @@ def test_control_characters_from_netatmo_are_escaped_in_log_lines(
     assert "\x1b" not in text and "\r" not in text
     assert all(line.startswith("ts=") for line in text.splitlines())
     assert "\\u001b[2J" in text and "\\r\\nts=2026-01-01T00:00:00Z" in text
+
+
+def test_each_retry_of_a_data_call_is_booked_in_the_budget(
+    cloud: FakeNetatmoCloud, token_path: Path, start_exporter: StartExporter
+) -> None:
+    seed_token(cloud, token_path)
+    cloud.inject("getstationsdata", Fault.html_502(), times=2)
+    exporter = start_exporter("--refresh-interval", "1h", "--scope", "read_station")
+    exporter.wait_for_metric("netatmo_up", 1.0)
+
+    booked = exporter.metric("netatmo_exporter_api_budget_calls", caller="weather",
+                             window="1h")
+
+    assert cloud.count("getstationsdata") == 3  # two passing failures, then the answer
+    assert booked == 3.0
+    assert exporter.metric("netatmo_api_requests_total", endpoint="getstationsdata",
+                           outcome="server_error") == 2.0
+    assert len(_failure_lines(exporter.log.lines())) == 0

@@ -5,15 +5,22 @@ from __future__ import annotations
 import threading
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from netatmo_exporter.adapters.collector import BudgetCollector
+from netatmo_exporter.adapters.status_view import budget_waits
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.call_policy import (
     MAX_BACKOFF,
+    POLLER_RETRIES,
     Backoff,
+    BudgetWaits,
+    BudgetWaitState,
     CallBudget,
     CallPolicy,
     PollLoop,
     Stopped,
+    TransientRetries,
 )
 from netatmo_exporter.domain.errors import (
     AccessTokenRejected,
@@ -55,12 +62,16 @@ class Calls:
         return f"data for {access_token}"
 
 
+ONE_TRY = TransientRetries()
+
+
 def policy(budget: CallBudget | None = None, caller: str = "weather",
-           share: int | None = None) -> tuple[CallPolicy, FakeClock, FakeAccessTokens]:
+           share: int | None = None, retries: TransientRetries = ONE_TRY
+           ) -> tuple[CallPolicy, FakeClock, FakeAccessTokens]:
     clock = FakeClock()
     tokens = FakeAccessTokens()
     calls = CallPolicy(tokens, budget or CallBudget(), clock, PollLoop(clock, clock.wait),
-                       caller=caller, hourly_share=share)
+                       caller=caller, hourly_share=share, retries=retries)
     return calls, clock, tokens
 
 
@@ -223,17 +234,90 @@ def test_call_patiently_waits_out_code_26_and_goes_through() -> None:
     assert clock.waits == [120.0, 240.0]
 
 
-def test_call_patiently_retries_transient_failures_a_bounded_number_of_times() -> None:
-    calls, clock, _ = policy()
+def test_transient_failures_are_retried_a_bounded_number_of_times_each_try_booked() -> None:
+    budget = CallBudget()
+    calls, clock, _ = policy(budget, retries=TransientRetries(tries=3))
 
-    assert calls.call_patiently(Calls(TransientError("5xx")), 60.0, transient_tries=3) == (
-        "data for access-0")
+    assert calls.call_patiently(Calls(TransientError("5xx")), 60.0) == "data for access-0"
     with pytest.raises(TransientError):
-        calls.call_patiently(Calls(*[TransientError("5xx")] * 5), 60.0, transient_tries=3)
+        calls.call(Calls(*[TransientError("5xx")] * 5))
     with pytest.raises(MissingScope):
-        calls.call_patiently(Calls(MissingScope("getmeasure")), 60.0, transient_tries=3)
+        calls.call(Calls(MissingScope("getmeasure")))
 
     assert clock.waits == [5.0, 5.0, 10.0]
+    assert budget.use(clock.now()).last_hour == 2 + 3 + 1
+
+
+def test_the_pollers_retry_a_passing_failure_after_one_then_two_seconds() -> None:
+    calls, clock, _ = policy(retries=POLLER_RETRIES)
+    fetch = Calls(TransientError("timeout"), TransientError("HTTP 502"))
+
+    assert calls.call(fetch) == "data for access-0"
+
+    assert clock.waits == [1.0, 2.0]
+    assert len(fetch.tokens) == 3
+
+
+def test_a_rate_limit_refusal_is_not_retried_by_call() -> None:
+    calls, clock, _ = policy(retries=POLLER_RETRIES)
+    fetch = Calls(RateLimited("code 26"))
+
+    with pytest.raises(RateLimited):
+        calls.call(fetch)
+
+    assert clock.waits == [] and len(fetch.tokens) == 1
+
+
+def test_a_stop_ends_the_wait_before_a_retry() -> None:
+    clock = FakeClock()
+    loop = PollLoop(clock, clock.wait)
+    fetch = Calls(TransientError("timeout"))
+
+    def failing_then_stopped(access_token: str) -> str:
+        loop.stop()  # SIGTERM arrives while the call is out
+        return fetch(access_token)
+
+    calls = CallPolicy(FakeAccessTokens(), CallBudget(), clock, loop, caller="weather",
+                       retries=POLLER_RETRIES)
+
+    with pytest.raises(Stopped):
+        calls.call(failing_then_stopped)
+
+    assert clock.waits == [] and len(fetch.tokens) == 1
+
+
+# -- saying that a poller waits for the budget --------------------------------------------
+
+
+def test_a_wait_for_the_budget_is_logged_once_shown_while_it_lasts_and_counted() -> None:
+    budget = CallBudget(long_limit=3)
+    clock = FakeClock()
+    log = FakeLog()
+    waits = BudgetWaits(log)
+    seen: list[BudgetWaitState] = []
+
+    def wait(event: threading.Event, timeout: float) -> bool:
+        seen.append(waits.state(clock.now()))
+        return clock.wait(event, min(timeout, 600.0))  # six looks at the budget
+
+    calls = CallPolicy(FakeAccessTokens(), budget, clock, PollLoop(clock, wait),
+                       caller="weather", waits=waits)
+    for _ in range(3):
+        budget.take("backfill", 400, clock.now())
+    start = clock.now()
+
+    assert calls.call(Calls()) == "data for access-0"
+
+    assert log.names() == ["budget_wait"]
+    _, _, said = log.events[0]
+    assert said["caller"] == "weather" and said["wait"] == 3600.0
+    assert said["why"] == "room in the hour (3 calls per hour)"
+    assert len(seen) == 6
+    assert [w.caller for w in seen[-1].waiting] == ["weather"]
+    assert seen[-1].waiting[0].since == start
+    after = waits.state(clock.now())
+    assert after.waiting == ()
+    assert after.waited == (("weather", pytest.approx(3600.0)),)
 
 
 def test_an_hourly_share_beyond_netatmos_hour_is_refused() -> None:
@@ -313,3 +397,28 @@ def test_unauthorized_renewal_looks_for_a_token_file_written_by_login() -> None:
 
     assert renewal.renew_if_due() == TOKEN_FILE_POLL
     assert endpoint.refreshes == []
+
+
+def test_the_wait_shows_on_the_metrics_and_the_status_page() -> None:
+    clock = FakeClock()
+    budget = CallBudget(long_limit=1)
+    waits = BudgetWaits(FakeLog())
+    budget.take("backfill", 400, clock.now())
+    waits.waiting("weather", clock.now(), 3000.0, "room in Netatmo's budget")
+    clock.advance(600.0)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BudgetCollector(lambda: budget.use(clock.now()),
+                                      lambda: waits.state(clock.now())))
+
+    def sample(name: str, caller: str) -> float | None:
+        return registry.get_sample_value(name, {"caller": caller})
+
+    assert sample("netatmo_exporter_api_budget_waiting", "weather") == 1.0
+    assert sample("netatmo_exporter_api_budget_waiting", "energy") == 0.0
+    assert sample("netatmo_exporter_api_budget_wait_seconds_total", "weather") == 600.0
+    assert budget_waits(waits.state(clock.now()), clock.now()) == [
+        "The weather poller has waited 10 min for room in Netatmo's budget; next try in "
+        "40 min. A backfill beside the service takes part of the budget (its --hourly-calls)."]
+    waits.done("weather", clock.now())
+    assert sample("netatmo_exporter_api_budget_waiting", "weather") == 0.0
+    assert budget_waits(waits.state(clock.now()), clock.now()) == []

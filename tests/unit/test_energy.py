@@ -97,12 +97,13 @@ class World:
                                    self.clock, self.log)
         self.tokens.load()
         self.source = FakeEnergySource()
-        self.poller = EnergyPoller(self.tokens, self.source, INTERVAL, self.clock, self.log)
+        self.poller = EnergyPoller(self.tokens, self.source, INTERVAL, self.clock, self.log,
+                                   wait=self.clock.wait)
 
     def registry(self) -> CollectorRegistry:
         refresher = Refresher(self.tokens, FakeWeatherSource((station(now=self.clock.now()),)),
                               RefreshSettings(INTERVAL, ALL_SCOPES, False), self.clock,
-                              self.log)
+                              self.log, self.clock.wait)
         refresher.refresh_once()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(MergedCollector(
@@ -408,7 +409,8 @@ def test_energy_only_scope_is_no_weather_failure() -> None:
     world = World(granted=("read_thermostat",))
     weather = FakeWeatherSource((station(now=world.clock.now()),))
     refresher = Refresher(world.tokens, weather, RefreshSettings(INTERVAL, ("read_thermostat",),
-                                                                 False), world.clock, world.log)
+                                                                 False), world.clock, world.log,
+                                world.clock.wait)
 
     refresher.refresh_once()
     world.poller.poll_once()
@@ -442,7 +444,7 @@ def test_a_failed_hourly_setup_read_keeps_the_known_homes_and_tries_again() -> N
 def test_a_first_setup_read_failing_is_shown_and_counted() -> None:
     world = World()
     world.source.errors["homesdata"] = [TransientError("Netatmo homesdata: HTTP 502",
-                                                       "server_error")]
+                                                       "server_error")] * 3  # every try
 
     wait = world.poller.poll_once()
 

@@ -286,7 +286,7 @@ def test_a_module_netatmo_refuses_is_skipped_and_the_others_go_on() -> None:
 
 def test_a_passing_netatmo_failure_waits_a_minute_and_keeps_the_checkpoint() -> None:
     rig = Rig()
-    rig.history.failures = [TransientError("Netatmo: timeout")]
+    rig.history.failures = [TransientError("Netatmo: timeout")] * 3  # the poller's 3 tries
 
     assert rig.poll() == 60.0
     assert rig.store.saved == []

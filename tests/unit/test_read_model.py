@@ -40,7 +40,8 @@ class LockedClock(FakeClock):
 
 
 class StampingSource(FakeWeatherSource):
-    """Each answer is measured at the moment of the call; every third call fails."""
+    """Each answer is measured at the moment of the call; every third refresh fails (three
+    calls in a row: the poller's tries)."""
 
     def __init__(self, clock: FakeClock) -> None:
         super().__init__()
@@ -51,7 +52,7 @@ class StampingSource(FakeWeatherSource):
                 ) -> tuple[Station, ...]:
         self.count += 1
         now = self.clock.now()
-        if self.count % 3 == 0:
+        if self.count % 9 >= 6:
             raise TransientError("HTTP 502", "server_error")
         base = station(now=now)
         main = dataclasses.replace(base.main, readings=Readings(time_utc=now, temperature=20.0))
@@ -132,9 +133,10 @@ def test_published_error_counts_cannot_be_changed_under_a_reader() -> None:
     log = FakeLog()
     tokens = authorized(clock, log)
     source = FakeWeatherSource()
-    source.errors["stations"] = [TransientError("HTTP 502", "server_error")] * 2
+    # Two failed refreshes of three tries each.
+    source.errors["stations"] = [TransientError("HTTP 502", "server_error")] * 6
     refresher = Refresher(tokens, source, RefreshSettings(60.0, ("read_station",), False),
-                          clock, log)
+                          clock, log, clock.wait)
     refresher.refresh_once()
     read = refresher.state()
 

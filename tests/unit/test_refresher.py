@@ -47,7 +47,7 @@ class World:
         self.source = FakeWeatherSource((station(now=self.clock.now()),))
         self.refresher = Refresher(self.tokens, self.source,
                                    RefreshSettings(INTERVAL, scopes, False), self.clock,
-                                   self.log)
+                                   self.log, self.clock.wait)
 
     def endpoints_called(self) -> list[str]:
         return [endpoint for endpoint, _ in self.source.calls]
@@ -196,7 +196,7 @@ def test_failure_keeps_the_last_snapshot_and_counts_the_reason() -> None:
     world = World()
     world.refresher.refresh_once()
     first = world.refresher.state().snapshot
-    world.source.errors["stations"] = [TransientError("HTTP 502", "server_error")]
+    world.source.errors["stations"] = [TransientError("HTTP 502", "server_error")] * 3
 
     assert world.refresher.refresh_once() == INTERVAL
 
@@ -301,7 +301,7 @@ def aligned_world(mode: RefreshMode) -> tuple[World, UploadingSource]:
     world.source = source
     world.refresher = Refresher(world.tokens, source,
                                 RefreshSettings(480.0, ("read_station",), False, mode),
-                                world.clock, world.log)
+                                world.clock, world.log, world.clock.wait)
     return world, source
 
 
@@ -377,7 +377,7 @@ def test_an_endpoint_refused_for_scope_drops_its_devices_from_the_plan() -> None
     source = UploadingSource(world.clock, {"a": start - 50.0, "c": start - 250.0},
                              coaches=("c",))
     world.refresher = Refresher(world.tokens, source, RefreshSettings(480.0, BOTH, False),
-                                world.clock, world.log)
+                                world.clock, world.log, world.clock.wait)
     run_for(world, 4 * UPLOAD_PERIOD)
     assert {c.device_id for c in world.refresher.state().cadences} == {"a", "c"}
     source.errors["homecoaches"] = [MissingScope("gethomecoachsdata")] * 10

@@ -26,6 +26,9 @@
 % if schedule.next_call:
 <dt>Next data call</dt><dd id="next-call">{{schedule.next_call}}</dd>
 % end
+% for line in budget_waits:
+<dt>Call budget</dt><dd class="budget-wait">{{line}}</dd>
+% end
 <dt>Token file</dt><dd><code>{{token.token_file}}</code></dd>
 </dl>
 % for item in advice:
