@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from netatmo_exporter.adapters.control_socket import socket_path_problem
+from netatmo_exporter.adapters.file_owner import foreign_in_shared_folder
 from netatmo_exporter.entrypoints.bootstrap import build_app
 from netatmo_exporter.entrypoints.config import (
     EXIT_BAD_SETTING,
@@ -104,6 +105,11 @@ def flush(argv: list[str], env: dict[str, str]) -> int:
     except ValueError as exc:
         print(f"{PROG} flush: --timeout: {exc}", file=sys.stderr)
         return 2
+    problem = foreign_in_shared_folder(path)
+    if problem:  # its "ok" would say a token is on disk that no one wrote
+        print(f"{PROG} flush: the control socket {path} {problem}, in a folder others may "
+              "write: not asked", file=sys.stderr)
+        return 1
     code, message = request_flush(path, timeout)
     print(message, file=sys.stdout if code == 0 else sys.stderr)
     return code

@@ -220,10 +220,9 @@ def test_a_control_socket_path_taken_stops_the_start_in_one_line(
         assert path.read_text() == "keep me\n"
 
 
-def test_a_backfill_takes_no_token_from_another_users_socket_in_a_shared_folder(
-        cloud: FakeNetatmoCloud, shared: Path, private: Path) -> None:
-    token_path = private / "token.json"
-    seed_token(cloud, token_path)
+@pytest.fixture
+def impostor_socket(shared: Path) -> Iterator[Path]:
+    """Another user listening on a control socket path in the shared folder."""
     path = shared / "control.sock"
     impostor = as_other("/usr/bin/python3", "-c", "import socket, sys, time; "
                         "s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); "
@@ -232,17 +231,34 @@ def test_a_backfill_takes_no_token_from_another_users_socket_in_a_shared_folder(
         deadline = time.monotonic() + 10
         while not path.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        args = backfill_args(cloud, token_path, private / "h.om", 1)
-        args[args.index("--control-socket") + 1] = str(path)
-        result = run(args)
+        yield path
     finally:
         impostor.kill()
         impostor.wait(10)
 
-    _one_line(result, f"the control socket {path} belongs to another user (uid "
+
+def test_a_backfill_takes_no_token_from_another_users_socket_in_a_shared_folder(
+        cloud: FakeNetatmoCloud, private: Path, impostor_socket: Path) -> None:
+    token_path = private / "token.json"
+    seed_token(cloud, token_path)
+    args = backfill_args(cloud, token_path, private / "h.om", 1)
+    args[args.index("--control-socket") + 1] = str(impostor_socket)
+
+    result = run(args)
+
+    _one_line(result, f"the control socket {impostor_socket} belongs to another user (uid "
                       f"{OTHER.pw_uid}), in a folder others may write: this run will not "
                       "take tokens from it", 1)
     assert cloud.count("requests") == 0
+
+
+def test_flush_does_not_ask_another_users_socket_in_a_shared_folder(
+        impostor_socket: Path) -> None:
+    result = run([sys.executable, "-m", "netatmo_exporter", "flush", "--control-socket",
+                  str(impostor_socket), "--timeout", "2s"])
+
+    _one_line(result, f"flush: the control socket {impostor_socket} belongs to another user "
+                      f"(uid {OTHER.pw_uid}), in a folder others may write: not asked", 1)
 
 
 def test_a_renewal_lock_another_user_makes_after_the_start_is_named_and_waited_on_never(
