@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -46,8 +47,9 @@ def backfill_command(program: str, api_url: str, control_socket: Path, output: P
     """A backfill of the simulated account's last two days, through the demo's exporter,
     into `output` (outside the clone: a clone stays clean, and the Debian package built
     from it is not -dirty)."""
-    return (f"{program} backfill --api-url {api_url} --control-socket {control_socket} "
-            f"--scope '{' '.join(DEMO_SCOPES)}' --from 48h --output {output}")
+    return (f"{program} backfill --api-url {api_url} "
+            f"--control-socket {shlex.quote(str(control_socket))} "
+            f"--scope '{' '.join(DEMO_SCOPES)}' --from 48h --output {shlex.quote(str(output))}")
 
 
 DEMO_PROMETHEUS_CONFIG = """global:
