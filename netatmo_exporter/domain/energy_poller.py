@@ -19,11 +19,20 @@ from netatmo_exporter.domain.call_policy import (
     event_wait,
 )
 from netatmo_exporter.domain.energy import EnergySnapshot, HomeReport, HomeSetup
-from netatmo_exporter.domain.errors import MissingScope, NetatmoError, RateLimited
+from netatmo_exporter.domain.errors import (
+    InvalidClient,
+    InvalidGrant,
+    MissingScope,
+    NetatmoError,
+    NotAuthorized,
+    RateLimited,
+)
 from netatmo_exporter.domain.ports import Clock, EnergySource, EventLog, Wait
 from netatmo_exporter.domain.scopes import THERMOSTAT_SCOPE, RefusedScopes
 
 SETUP_INTERVAL = 3600.0
+TOKEN_FAILURES = (NotAuthorized, InvalidGrant, InvalidClient)
+"""Failures of the token, never of one home's answer."""
 
 ErrorCounts = Mapping[tuple[str, str], int]
 """Failed reads by (home id, or "" for the whole refresh, reason)."""
@@ -49,8 +58,11 @@ class EnergyPoller:
     `CallPolicy` it shares with the weather refresher's budget.
 
     One home's failure is recorded for that home only; the others and the weather data are
-    unaffected. A scope the token lacks is reported once and not asked for again until the
-    user authorizes anew.
+    unaffected. A failure of the token (not authorized, refused, the token endpoint down)
+    fails the whole refresh, as it does the weather refresher's, and is never a home's.
+    Counted alike too: not being authorized yet is no error. A scope the token lacks is
+    reported once and not asked for again until the user authorizes anew; a new
+    authorization also ends a rate-limit backoff.
     """
 
     def __init__(self, tokens: TokenManager, source: EnergySource, interval: float,
@@ -87,6 +99,7 @@ class EnergyPoller:
         with self.loop.lock:
             if self.loop.take_news():
                 self._refused.clear()
+                self._backoff.reset()
                 self._homes = None
             if THERMOSTAT_SCOPE in self._refused:
                 return self._interval
@@ -95,20 +108,18 @@ class EnergyPoller:
                 return self._scope_refused()
             started = self._clock.now()
             try:
+                # A token that cannot be had fails the refresh here, not each home below.
+                self._tokens.access_token()
                 homes = self._current_homes(started)
+                reports = tuple(self._report(home) for home in homes)
             except MissingScope as exc:
                 return self._scope_refused(str(exc))
             except NetatmoError as exc:
                 return self._publish_failure(started, exc)
-            try:
-                reports = tuple(self._report(home) for home in homes)
-            except MissingScope as exc:
-                return self._scope_refused(str(exc))
-            except RateLimited as exc:
-                return self._publish_failure(started, exc)
             self._backoff.reset()
             self._publish(EnergySnapshot(reports, fetched_at=started))
             failed = [r.setup.id for r in reports if r.status is None]
+            # A home's own failure was said in its own line: the refresh went through.
             self._log.info("energy_refresh_ok", homes=len(reports), failed_homes=len(failed),
                            took=round(self._clock.now() - started, 3))
             return self._interval
@@ -120,7 +131,7 @@ class EnergyPoller:
             return self._homes
         try:
             self._homes = self._calls.call(self._source.fetch_homes)
-        except (MissingScope, RateLimited):
+        except (MissingScope, RateLimited, *TOKEN_FAILURES):
             raise
         except NetatmoError as exc:
             if self._homes is None:
@@ -136,7 +147,7 @@ class EnergyPoller:
         try:
             status = self._calls.call(partial(self._source.fetch_home_status,
                                               home_id=home.id))
-        except (MissingScope, RateLimited):
+        except (MissingScope, RateLimited, *TOKEN_FAILURES):
             raise
         except NetatmoError as exc:
             self._count(home.id, exc.reason)
@@ -156,7 +167,8 @@ class EnergyPoller:
         wait = self._interval
         if isinstance(exc, RateLimited):
             wait = self._backoff.after(exc, wait)
-        self._count("", exc.reason)
+        if not isinstance(exc, NotAuthorized):
+            self._count("", exc.reason)
         previous = self._state.snapshot.homes if self._state.snapshot is not None else ()
         self._publish(EnergySnapshot(previous, fetched_at=started, error_reason=exc.reason,
                                      error_message=str(exc)))
