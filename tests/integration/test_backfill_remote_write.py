@@ -164,3 +164,24 @@ def test_a_run_stopped_while_waiting_for_the_receiver_continues(
     assert receiver.received[1].series == receiver.received[2].series
     assert _received(receiver) == _within(stored_history(setup), begin, end)
     assert not (tmp_path / REMOTE_WORK_DIR).exists()
+
+
+def test_history_labels_and_a_bearer_token_come_from_the_services_settings(
+        setup: Setup, tmp_path: Path) -> None:  # noqa: F811
+    token = tmp_path / "token"
+    token.write_text("b3arer-never-shown\n")
+    begin, end = setup.end - HOUR, setup.end
+    env = {**setup.environment(), "NETATMO_HISTORY_LABELS": "site=garden,instance=replaced",
+           "NETATMO_HISTORY_REMOTE_WRITE_BEARER_TOKEN_FILE": str(token)}
+    with fake_receiver() as receiver:
+        result = subprocess.run(
+            setup.command("--remote-write", receiver.url, begin=begin, end=end),
+            capture_output=True, text=True, timeout=300, check=False, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "b3arer-never-shown" not in result.stderr + result.stdout
+    assert {r.headers["Authorization"] for r in receiver.received} == {
+        "Bearer b3arer-never-shown"}
+    # --label instance (the Setup's) replaces the history label of that name
+    expected = {frozenset({**dict(key), "site": "garden"}.items()): samples
+                for key, samples in _within(stored_history(setup), begin, end).items()}
+    assert _received(receiver) == expected
