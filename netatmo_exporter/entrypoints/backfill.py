@@ -12,6 +12,7 @@ same command continues from its last checkpoint.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import signal
@@ -66,6 +67,7 @@ from netatmo_exporter.domain.history_calls import (
 from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.ports import AccessTokens
 from netatmo_exporter.domain.scopes import HOMECOACH_SCOPE, STATIONS_SCOPE, THERMOSTAT_SCOPE
+from netatmo_exporter.entrypoints.bootstrap import remote_write_receiver
 from netatmo_exporter.entrypoints.config import (
     EXIT_BAD_SETTING,
     Config,
@@ -295,10 +297,8 @@ class _Run:
         if settings is None:
             _check_output(request.output)
             return Spool(work_dir_for(request.output), request.format, request.labels)
-        self._receiver = receiver = RemoteWriteReceiver(
-            settings.url, request.labels, username=settings.username,
-            password_file=settings.password_file,
-            bearer_token_file=settings.bearer_token_file, ca_file=settings.ca_file)
+        self._receiver = receiver = remote_write_receiver(
+            dataclasses.replace(settings, labels=request.labels))
         return RemoteWriteSink(Path(REMOTE_WORK_DIR), receiver, self._wait, self._waiting)
 
     def _fetch(self, plan: Plan, span: TimeRange, cursors: Cursors, calls: Calls,

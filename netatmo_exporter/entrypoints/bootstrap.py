@@ -235,7 +235,7 @@ def build_app(
     history, remote_write = None, None
     if config.history is not None:
         if history_receiver is None:
-            history_receiver = remote_write = _remote_write(config.history)
+            history_receiver = remote_write = remote_write_receiver(config.history)
         history = _history_follower(config, config.history, tokens, client, budget, refresher,
                                     energy, clock, log, wait, history_receiver)
     tokens.set_on_new_token(_each(refresher.loop.wake, renewal.loop.wake,
@@ -270,7 +270,8 @@ def build_app(
                        redactor, control, energy, history, remote_write)
 
 
-def _remote_write(settings: HistorySettings) -> RemoteWriteReceiver:
+def remote_write_receiver(settings: HistorySettings) -> RemoteWriteReceiver:
+    """The receiver of the history settings (the follower's, `backfill --remote-write`'s)."""
     return RemoteWriteReceiver(settings.url, settings.labels, username=settings.username,
                                password_file=settings.password_file,
                                bearer_token_file=settings.bearer_token_file,
