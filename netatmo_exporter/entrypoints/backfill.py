@@ -141,7 +141,7 @@ def build_backfill_parser() -> argparse.ArgumentParser:
 
 
 @dataclass(frozen=True)
-class Request:
+class BackfillRequest:
     config: Config
     start: float
     stop: float | None
@@ -172,7 +172,7 @@ def run_backfill(argv: Sequence[str], env: dict[str, str], stdout: Any = None,
         return 1
 
 
-def _request(argv: Sequence[str], env: dict[str, str], now: float) -> Request:
+def _request(argv: Sequence[str], env: dict[str, str], now: float) -> BackfillRequest:
     args = build_backfill_parser().parse_args(list(argv))
     values = dict(resolve(args, env))
     if args.remote_write is not None:
@@ -207,12 +207,12 @@ def _request(argv: Sequence[str], env: dict[str, str], now: float) -> Request:
     if remote is not None:
         identity["format"] = "remote-write"
         identity["remote_write"] = shown_url(remote.url)
-    return Request(config, start, stop, args.output or "", output_format, labels, remote,
+    return BackfillRequest(config, start, stop, args.output or "", output_format, labels, remote,
                    args.hourly_calls, identity)
 
 
 class _Run:
-    def __init__(self, request: Request, clock: SystemClock, stdout: Any, stderr: TextIO,
+    def __init__(self, request: BackfillRequest, clock: SystemClock, stdout: Any, stderr: TextIO,
                  budget_speedup: float) -> None:
         self._request = request
         self._clock = clock

@@ -20,8 +20,8 @@ from .accounts import (
     Ago,
     Drift,
     HomeCoach,
-    Module,
-    Station,
+    SimModule,
+    SimStation,
     demo_account,
     demo_history,
     empty_account,
@@ -40,7 +40,7 @@ from .cloud import (
 )
 from .energy import EnergyHome, EnergyModule, EnergyRoom
 from .faults import Fault, FaultKind
-from .history import History, Outage, Series
+from .history import History, Outage, SimSeries
 
 __all__ = [
     "DEFAULT_SCOPE",
@@ -57,12 +57,12 @@ __all__ = [
     "FaultKind",
     "History",
     "HomeCoach",
-    "Module",
     "Outage",
     "RequestRecord",
     "ScaledClock",
-    "Series",
-    "Station",
+    "SimModule",
+    "SimSeries",
+    "SimStation",
     "Upload",
     "demo_account",
     "demo_history",

@@ -93,7 +93,7 @@ from typing import Any
 
 from .cadence import Cadence
 from .energy import EnergyHome, demo_energy_homes, homesdata_home, homestatus_body
-from .history import DAY, ROOM_TYPES, WEATHER_TYPES, History, Outage, Series, today
+from .history import DAY, ROOM_TYPES, WEATHER_TYPES, History, Outage, SimSeries, today
 
 JSON = Any
 
@@ -130,7 +130,7 @@ class Ago:
 
 
 @dataclass(frozen=True)
-class Module:
+class SimModule:
     """A radio module of a station; ``dashboard=None`` means no ``dashboard_data``.
     ``stored`` (measure type -> ``Drift`` or constant) is what its history holds when its
     ``dashboard`` cannot say (default: the dashboard's measured fields)."""
@@ -144,7 +144,7 @@ class Module:
 
 
 @dataclass(frozen=True)
-class Station:
+class SimStation:
     """A weather station: its main (NAMain) module and its radio modules."""
 
     id: str
@@ -155,7 +155,7 @@ class Station:
     place: Mapping[str, JSON]
     attributes: Mapping[str, JSON] = field(default_factory=dict)
     dashboard: Mapping[str, JSON] | None = None
-    modules: tuple[Module, ...] = ()
+    modules: tuple[SimModule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,8 +175,8 @@ class Account:
     """Everything a Netatmo user's data endpoints return."""
 
     user: Mapping[str, JSON]
-    stations: tuple[Station, ...] = ()
-    favorites: tuple[Station, ...] = ()
+    stations: tuple[SimStation, ...] = ()
+    favorites: tuple[SimStation, ...] = ()
     home_coaches: tuple[HomeCoach, ...] = ()
     frozen: bool = False
     energy_homes: tuple[EnergyHome, ...] = ()
@@ -203,13 +203,13 @@ class Account:
             return int(now), None
         return upload.stored_at + CADENCE_LEAD, upload.stored_at
 
-    def find_station(self, device_id: str) -> Station | None:
+    def find_station(self, device_id: str) -> SimStation | None:
         for station in (*self.stations, *self.favorites):
             if station.id == device_id:
                 return station
         return None
 
-    def weather_series(self, device_id: str, module_id: str | None) -> Series | None:
+    def weather_series(self, device_id: str, module_id: str | None) -> SimSeries | None:
         """What ``getmeasure`` reads for a device (``module_id`` None or the device's own
         id) or one of its modules; None for a device or module not in the account."""
         own = module_id in (None, "", device_id)
@@ -222,14 +222,14 @@ class Account:
                     values = module.stored
                     if values is None:
                         return _series(module.id, device_id, "read_station", module.dashboard)
-                    return Series(module.id, device_id, "read_station", values)
+                    return SimSeries(module.id, device_id, "read_station", values)
             return None
         for coach in self.home_coaches:
             if coach.id == device_id and own:
                 return _series(device_id, device_id, "read_homecoach", coach.dashboard)
         return None
 
-    def room_series(self, home_id: str, room_id: str) -> Series | None:
+    def room_series(self, home_id: str, room_id: str) -> SimSeries | None:
         """What ``getroommeasure`` reads for a room; None for a home or room not in the
         account."""
         for home in self.energy_homes:
@@ -237,14 +237,14 @@ class Account:
                 if room.id == room_id:
                     values = {kind: room.status[key] for kind, key in ROOM_TYPES.items()
                               if key in room.status}
-                    return Series(room.id, home.id, "read_thermostat", values)
+                    return SimSeries(room.id, home.id, "read_thermostat", values)
         return None
 
     def stations_body(
         self, now: float, *, favorites: bool = False, device_id: str | None = None
     ) -> dict[str, JSON]:
         """The ``body`` of a ``getstationsdata`` answer at data time ``now``."""
-        stations: list[tuple[Station, bool]] = [(s, False) for s in self.stations]
+        stations: list[tuple[SimStation, bool]] = [(s, False) for s in self.stations]
         if favorites:
             stations += [(s, True) for s in self.favorites]
         if device_id is not None:
@@ -275,10 +275,10 @@ class Account:
 
 
 def _series(key: str, device_id: str, scope: str, dashboard: Mapping[str, JSON] | None
-            ) -> Series:
+            ) -> SimSeries:
     values = {kind: dashboard[key] for kind, key in WEATHER_TYPES.items()
               if dashboard is not None and key in dashboard}
-    return Series(key, device_id, scope, values)
+    return SimSeries(key, device_id, scope, values)
 
 
 def _stored(device: dict[str, JSON], last_status_store: int | None) -> dict[str, JSON]:
@@ -299,7 +299,7 @@ def _render(value: JSON, now: int, frozen: bool) -> JSON:
     return value
 
 
-def _render_module(module: Module, now: int, frozen: bool) -> dict[str, JSON]:
+def _render_module(module: SimModule, now: int, frozen: bool) -> dict[str, JSON]:
     out: dict[str, JSON] = {"_id": module.id, "type": module.type}
     if module.name is not None:
         out["module_name"] = module.name
@@ -310,7 +310,7 @@ def _render_module(module: Module, now: int, frozen: bool) -> dict[str, JSON]:
     return out
 
 
-def _render_station(station: Station, favorite: bool, now: int, frozen: bool) -> dict[str, JSON]:
+def _render_station(station: SimStation, favorite: bool, now: int, frozen: bool) -> dict[str, JSON]:
     out: dict[str, JSON] = {"_id": station.id, "type": "NAMain"}
     if station.station_name is not None:
         out["station_name"] = station.station_name
@@ -476,8 +476,8 @@ DEMO_USER: Mapping[str, JSON] = {
     },
 }
 
-DEMO_STATIONS: tuple[Station, ...] = (
-    Station(
+DEMO_STATIONS: tuple[SimStation, ...] = (
+    SimStation(
         id="70:ee:50:00:00:01",
         home_id=_MAISON,
         home_name="Maison",
@@ -487,14 +487,14 @@ DEMO_STATIONS: tuple[Station, ...] = (
         attributes=_wifi(240, 56),
         dashboard=_indoor_dashboard(240, 21.5, 45, 620, 38, 1016.2, 995.4),
         modules=(
-            Module(
+            SimModule(
                 id="02:00:00:00:00:01",
                 type="NAModule1",
                 name='Jardin "Süd" \\ Terrasse',
                 attributes=_radio(300, 5210, 76, 64),
                 dashboard=_outdoor_dashboard(300, 12.3, 71, 8.4, 15.9, "down"),
             ),
-            Module(
+            SimModule(
                 id="06:00:00:00:00:01",
                 type="NAModule2",
                 name="Anémomètre",
@@ -510,7 +510,7 @@ DEMO_STATIONS: tuple[Station, ...] = (
                     "date_max_wind_str": Ago(300 + 4 * 3600),
                 },
             ),
-            Module(
+            SimModule(
                 id="05:00:00:00:00:01",
                 type="NAModule3",
                 name="Pluviomètre",
@@ -522,14 +522,14 @@ DEMO_STATIONS: tuple[Station, ...] = (
                     "sum_rain_24": 7.8,
                 },
             ),
-            Module(
+            SimModule(
                 id="03:00:00:00:00:01",
                 type="NAModule4",
                 name="Chambre",
                 attributes=_radio(360, 5400, 72, 58),
                 dashboard=_module4_dashboard(360, 19.8, 52, 780),
             ),
-            Module(
+            SimModule(
                 id="03:00:00:00:00:02",
                 type="NAModule4",
                 name="Chambre",
@@ -538,7 +538,7 @@ DEMO_STATIONS: tuple[Station, ...] = (
             ),
         ),
     ),
-    Station(
+    SimStation(
         id="70:ee:50:00:00:02",
         home_id=_MAISON,
         home_name="Maison",
@@ -548,14 +548,14 @@ DEMO_STATIONS: tuple[Station, ...] = (
         attributes=_wifi(200, 71),
         dashboard=_indoor_dashboard(200, 17.9, 58, 890, 52, 1016.0, 995.2),
         modules=(
-            Module(
+            SimModule(
                 id="02:00:00:00:00:02",
                 type="NAModule1",
                 name=None,
                 attributes=_radio(260, 5480, 98, 70),
                 dashboard=_outdoor_dashboard(260, 11.7, 74, 7.9, 14.8, "stable"),
             ),
-            Module(
+            SimModule(
                 id="03:00:00:00:00:03",
                 type="NAModule4",
                 name="Cave",
@@ -564,7 +564,7 @@ DEMO_STATIONS: tuple[Station, ...] = (
                 stored={"temperature": Drift(12.5, 0.8, phase=900),
                         "humidity": Drift(78, 3, digits=0), "co2": Drift(480, 40, digits=0)},
             ),
-            Module(
+            SimModule(
                 id="03:00:00:00:00:04",
                 type="NAModule4",
                 name="Grenier",
@@ -573,7 +573,7 @@ DEMO_STATIONS: tuple[Station, ...] = (
             ),
         ),
     ),
-    Station(
+    SimStation(
         id="70:ee:50:00:00:03",
         home_id=_CHALET,
         home_name="Chalet",
@@ -583,14 +583,14 @@ DEMO_STATIONS: tuple[Station, ...] = (
         attributes=_wifi(180, 86),
         dashboard=_indoor_dashboard(180, 18.2, 41, 510, 33, 1018.4, 897.6),
         modules=(
-            Module(
+            SimModule(
                 id="02:00:00:00:00 03",
                 type="NAModule1",
                 name="Balcon",
                 attributes=_radio(240, 4600, 22, 78),
                 dashboard=_outdoor_dashboard(240, -3.5, 83, -8.1, 1.2, "up"),
             ),
-            Module(
+            SimModule(
                 id="05:00:00:00:00:02",
                 type="NAModule3",
                 name="Pluie",
@@ -605,7 +605,7 @@ DEMO_STATIONS: tuple[Station, ...] = (
                 },
                 dashboard=None,
             ),
-            Module(
+            SimModule(
                 id="09:00:00:00:00:01",
                 type="NAModule9",
                 name="Capteur expérimental",
@@ -627,8 +627,8 @@ DEMO_STATIONS: tuple[Station, ...] = (
     ),
 )
 
-DEMO_FAVORITES: tuple[Station, ...] = (
-    Station(
+DEMO_FAVORITES: tuple[SimStation, ...] = (
+    SimStation(
         id="70:ee:50:00:ff:01",
         home_id=_OBSERVATOIRE,
         home_name="Observatoire",
@@ -646,7 +646,7 @@ DEMO_FAVORITES: tuple[Station, ...] = (
             "AbsolutePressure": Drift(970.5, 1.0),
         },
         modules=(
-            Module(
+            SimModule(
                 id="02:00:00:00:ff:01",
                 type="NAModule1",
                 name="Extérieur",
@@ -760,7 +760,7 @@ def empty_account() -> Account:
 _LARGE_MODULE_TYPES: Sequence[str] = ("NAModule1", "NAModule2", "NAModule3", "NAModule4")
 
 
-def _large_module(station_index: int, module_index: int) -> Module:
+def _large_module(station_index: int, module_index: int) -> SimModule:
     kind = _LARGE_MODULE_TYPES[module_index % len(_LARGE_MODULE_TYPES)]
     age = 120 + (station_index * 7 + module_index * 13) % 480
     dashboard: dict[str, JSON]
@@ -781,7 +781,7 @@ def _large_module(station_index: int, module_index: int) -> Module:
         dashboard = {"time_utc": Ago(age), "Rain": 0.101, "sum_rain_1": 0.404, "sum_rain_24": 2.1}
     else:
         dashboard = _module4_dashboard(age, 19.0 + module_index / 10, 50, 600)
-    return Module(
+    return SimModule(
         id=f"{module_index + 2:02x}:00:00:00:{station_index // 256:02x}:{station_index % 256:02x}",
         type=kind,
         name=f"Module {station_index:03d}-{module_index}",
@@ -790,7 +790,7 @@ def _large_module(station_index: int, module_index: int) -> Module:
     )
 
 
-def _large_station(index: int, modules: int, favorite: bool) -> Station:
+def _large_station(index: int, modules: int, favorite: bool) -> SimStation:
     prefix = "70:ee:51" if favorite else "70:ee:50"
     station_id = f"{prefix}:01:{index // 256:02x}:{index % 256:02x}"
     home = f"{'fav' if favorite else 'home'}{index:021d}"
@@ -799,7 +799,7 @@ def _large_station(index: int, modules: int, favorite: bool) -> Station:
         module_list = tuple(
             replace(m, id="f" + m.id[1:], attributes={"reachable": True}) for m in module_list
         )
-    return Station(
+    return SimStation(
         id=station_id,
         home_id=home,
         home_name=f"{'Favourite' if favorite else 'Home'} {index:03d}",
@@ -832,7 +832,7 @@ def quirks_account(*, frozen: bool = False) -> Account:
     return Account(
         user=DEMO_USER,
         stations=(
-            Station(
+            SimStation(
                 id="70:ee:50:00:0a:01",
                 home_id="8c4d5e6f7a8b9c0d1e2f3a4b",
                 home_name=None,

@@ -79,7 +79,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from . import pages
 from .accounts import Account, demo_account
 from .faults import Fault, FaultKind
-from .history import DERIVED_TYPES, MAX_LIMIT, ROOM_TYPES, SCALES, WEATHER_TYPES, Series, shape
+from .history import DERIVED_TYPES, MAX_LIMIT, ROOM_TYPES, SCALES, WEATHER_TYPES, SimSeries, shape
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ Transport = Literal["normal", "truncate", "reset", "lost"]
 
 
 @dataclass(frozen=True)
-class Request:
+class SimRequest:
     method: str
     path: str
     query: Mapping[str, str]
@@ -455,7 +455,7 @@ class FakeNetatmoCloud:
             for name in names:
                 self._state.counters[name] += 1
 
-    def _record(self, request: Request, target: str, endpoint: str, status: int) -> None:
+    def _record(self, request: SimRequest, target: str, endpoint: str, status: int) -> None:
         record = RequestRecord(
             self._clock(),
             request.method,
@@ -469,7 +469,7 @@ class FakeNetatmoCloud:
 
     # -- protocol --------------------------------------------------------------------
 
-    def handle(self, request: Request) -> tuple[Response, Fault | None]:
+    def handle(self, request: SimRequest) -> tuple[Response, Fault | None]:
         """Answer one request; the HTTP layer applies the returned fault's transport."""
         endpoint = ROUTES.get(request.path, "not_found")
         self._bump("requests", endpoint)
@@ -478,7 +478,7 @@ class FakeNetatmoCloud:
             return _fault_response(fault), fault
         return self._answer(endpoint, request), fault
 
-    def _answer(self, endpoint: str, request: Request) -> Response:
+    def _answer(self, endpoint: str, request: SimRequest) -> Response:
         if endpoint == "authorize":
             if request.method != "GET":
                 return _html(405, pages.error_page("Use GET."), (("Allow", "GET"),))
@@ -559,7 +559,7 @@ class FakeNetatmoCloud:
             )
         return code
 
-    def _client_credentials(self, request: Request) -> tuple[str, str]:
+    def _client_credentials(self, request: SimRequest) -> tuple[str, str]:
         client_id = request.form.get("client_id", "")
         secret = request.form.get("client_secret", "")
         authorization = request.headers.get("authorization", "")
@@ -572,7 +572,7 @@ class FakeNetatmoCloud:
             client_id, secret = client_id or basic_id, secret or basic_secret
         return client_id, secret
 
-    def _token(self, request: Request) -> Response:
+    def _token(self, request: SimRequest) -> Response:
         form = request.form
         grant_type = form.get("grant_type", "")
         client_id, secret = self._client_credentials(request)
@@ -625,7 +625,7 @@ class FakeNetatmoCloud:
             tokens = self._issue_locked(scope)
         return _json(200, tokens, headers=(("Cache-Control", "no-store"),))
 
-    def _data(self, endpoint: str, request: Request) -> Response:
+    def _data(self, endpoint: str, request: SimRequest) -> Response:
         if "access_token" in request.query:
             self._bump("token_in_query", "invalid_token")
             return _api_error(403, 2, "Invalid access token")
@@ -684,7 +684,7 @@ class FakeNetatmoCloud:
         document = {"body": body, "status": "ok", "time_exec": 0.03, "time_server": int(now)}
         return _json(200, document)
 
-    def _measure(self, endpoint: str, params: Mapping[str, str], series: Series | None,
+    def _measure(self, endpoint: str, params: Mapping[str, str], series: SimSeries | None,
                  data_now: int, now: float) -> Response:
         if endpoint == "getmeasure":
             if not params.get("device_id"):
@@ -799,7 +799,7 @@ class _Handler(BaseHTTPRequestHandler):
         form: dict[str, str] = {}
         if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
             form = _first_values(raw_body.decode("utf-8", "replace"))
-        request = Request(
+        request = SimRequest(
             method=self.command,
             path=url.path,
             query=_first_values(url.query),

@@ -90,7 +90,7 @@ class Outage:
 
 
 @dataclass(frozen=True)
-class Series:
+class SimSeries:
     """One measured thing: a module, a device's own sensors or a room; ``values`` maps a
     measure type (lower case) to a ``Drift``, a constant or nothing."""
 
@@ -119,7 +119,7 @@ class History:
         """The first moment a reading may be stored at."""
         return self.anchor - self.days * DAY
 
-    def times(self, series: Series, begin: int, end: int) -> Iterator[int]:
+    def times(self, series: SimSeries, begin: int, end: int) -> Iterator[int]:
         """Reading times of ``series`` within ``[begin, end]``, ascending, lazily."""
         begin = max(begin, self.start)
         end = min(end, self.stopped.get(series.key, end))
@@ -145,7 +145,7 @@ class History:
             stamps.append(base + index * self.step + error)
         return stamps
 
-    def value(self, series: Series, kind: str, stamp: int) -> JSON:
+    def value(self, series: SimSeries, kind: str, stamp: int) -> JSON:
         """The stored value of one type at a reading time (None: not stored)."""
         spec = series.values.get("temperature" if kind in DERIVED_TYPES else kind)
         if spec is None:
@@ -159,13 +159,13 @@ class History:
             return value_at(stamp, False)
         return spec if isinstance(spec, int | float) and not isinstance(spec, bool) else None
 
-    def readings(self, series: Series, kinds: Sequence[str], begin: int, end: int
+    def readings(self, series: SimSeries, kinds: Sequence[str], begin: int, end: int
                  ) -> Iterator[tuple[int, list[JSON]]]:
         """Every stored reading (scale ``max``) in ``[begin, end]``: time and values."""
         for stamp in self.times(series, begin, end):
             yield stamp, [self.value(series, kind, stamp) for kind in kinds]
 
-    def measure(self, series: Series, kinds: Sequence[str], scale: str, begin: int, end: int,
+    def measure(self, series: SimSeries, kinds: Sequence[str], scale: str, begin: int, end: int,
                 *, now: int, limit: int = MAX_LIMIT, real_time: bool = False
                 ) -> list[tuple[int, list[JSON]]]:
         """What a measure call answers before shaping: at most ``limit`` (time, values)
@@ -179,7 +179,7 @@ class History:
             return found
         return self._aggregate(series, kinds, scale, (begin, end), now, limit, real_time)
 
-    def _aggregate(self, series: Series, kinds: Sequence[str], scale: str,
+    def _aggregate(self, series: SimSeries, kinds: Sequence[str], scale: str,
                    stamps: tuple[int, int], now: int, limit: int, real_time: bool
                    ) -> list[tuple[int, list[JSON]]]:
         begin, end = stamps
