@@ -1,7 +1,7 @@
 """History benchmark: a year of a ten-module account backfilled from the simulator.
 
     python bench/history.py [--days 365] [--speedup 120] [--hourly-calls 250]
-                            [--format openmetrics] [--output FILE]
+                            [--format openmetrics|prometheus|remote-write] [--output FILE]
 
 The simulator serves `ten_module_account()`: two stations (a base station with five
 modules, a base station with its outdoor module) and two Home Coaches, a reading about
@@ -9,7 +9,8 @@ every 5 minutes each for a year, with a station outage. Netatmo's per-user limit
 per 10 s, 500 per hour) are enforced with windows `--speedup` times shorter, and the
 backfill runs as its own process (`run_backfill(..., budget_speedup=--speedup)`: its share
 of the budget paced on the same compressed hour) from the token file, `--from <days>d`
-to the default `--to` (3 hours ago).
+to the default `--to` (3 hours ago; now with `--format remote-write`, which runs
+`backfill --remote-write` into a VictoriaMetrics of its own and counts the samples it holds).
 
 Printed: the wall time and what it stands for at Netatmo's real pace (wall time x
 speedup: the pace is the budget's, not the CPU's, as long as the CPU time stays well under
@@ -22,6 +23,8 @@ the limits).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import math
 import os
 import platform
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +45,8 @@ from netatmo_exporter.simulator import (  # noqa: E402
     scaled_rate_limits,
     ten_module_account,
 )
-from tests.support.harness import CLIENT_ID, CLIENT_SECRET, seed_token  # noqa: E402
+from tests.support.harness import CLIENT_ID, CLIENT_SECRET, http_get, seed_token  # noqa: E402
+from tests.support.tsdb import VictoriaMetrics, victoria_metrics  # noqa: E402
 
 SCOPES = ("read_station", "read_homecoach")
 CHILD = ("import os, sys\n"
@@ -81,7 +86,8 @@ class Result:
                       f"readings per call allow: {self.fewest_calls})"),
             ("calls per hour", f"{self.calls / self.netatmo_hours:.0f} of Netatmo time"),
             ("readings per getmeasure", f"{self.readings / max(1, self.measure_calls):.0f}"),
-            ("samples written", f"{self.samples:,} ({self.size / 1e6:.0f} MB)"),
+            ("samples written", f"{self.samples:,}" + (
+                f" ({self.size / 1e6:.0f} MB)" if self.size else " (held by VictoriaMetrics)")),
             ("backfill CPU time", f"{self.cpu:.0f} s"),
             ("backfill peak RSS", f"{self.peak_rss_kib / 1024:.1f} MiB"),
             ("code 26 refusals", str(self.rate_limited)),
@@ -91,20 +97,27 @@ class Result:
 def run(days: int, speedup: float, hourly_calls: int, fmt: str, workdir: Path) -> Result:
     token = workdir / "token.json"
     output = workdir / ("history.om" if fmt == "openmetrics" else "history.prom")
-    with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=ten_module_account(),
-                          rate_limits=scaled_rate_limits(speedup)) as cloud:
+    with contextlib.ExitStack() as stack:
+        cloud = stack.enter_context(FakeNetatmoCloud(
+            CLIENT_ID, CLIENT_SECRET, account=ten_module_account(),
+            rate_limits=scaled_rate_limits(speedup)))
         seed_token(cloud, token, scope=SCOPES)
+        target = ["--output", str(output), "--format", fmt]
+        receiver: VictoriaMetrics | None = None
+        if fmt == "remote-write":
+            receiver = stack.enter_context(victoria_metrics(workdir))
+            target = ["--remote-write", receiver.write_url]
         args = ["--api-url", cloud.base_url, "--token-file", str(token),
                 "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
                 "--scope", " ".join(SCOPES), "--control-socket", str(workdir / "none.sock"),
-                "--from", f"{days * 24}h", "--output", str(output), "--format", fmt,
-                "--hourly-calls", str(hourly_calls)]
+                "--from", f"{days * 24}h", *target, "--hourly-calls", str(hourly_calls)]
         started, now = time.monotonic(), time.time()
         fewest = _fewest_calls(cloud.account, now - days * 86400, now - 3 * 3600)
         with open(workdir / "backfill.log", "wb") as log:
             child = subprocess.Popen(  # noqa: S603 - our interpreter, our arguments
                 [sys.executable, "-c", CHILD, str(speedup), *args], stdout=log,
-                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)},
+                cwd=workdir)
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - started
@@ -112,12 +125,27 @@ def run(days: int, speedup: float, hourly_calls: int, fmt: str, workdir: Path) -
             raise SystemExit(f"the backfill failed ({child.returncode}):\n"
                              + (workdir / "backfill.log").read_text())
         counters = cloud.counters
-    samples = sum(1 for line in output.open(encoding="utf-8") if not line.startswith("#"))
+        if receiver is not None:
+            samples, size = _held(receiver, days), 0
+        else:
+            samples = sum(1 for line in output.open(encoding="utf-8")
+                          if not line.startswith("#"))
+            size = output.stat().st_size
     return Result(days, speedup, hourly_calls, fmt, wall, usage.ru_utime + usage.ru_stime,
                   usage.ru_maxrss, sum(counters.get(f"{name}_ok", 0) for name in
                                        ("getmeasure", "getstationsdata", "gethomecoachsdata")),
                   counters.get("getmeasure_ok", 0), counters.get("measure_readings", 0),
-                  counters.get("rate_limited", 0), samples, output.stat().st_size, fewest)
+                  counters.get("rate_limited", 0), samples, size, fewest)
+
+
+def _held(receiver: VictoriaMetrics, days: int) -> int:
+    """The netatmo_* samples VictoriaMetrics holds."""
+    receiver.flush()
+    query = f'sum(count_over_time({{__name__=~"netatmo_.+"}}[{days + 2}d]))'
+    status, body = http_get(f"{receiver.url}/api/v1/query?"
+                            + urllib.parse.urlencode({"query": query}), timeout=120.0)
+    assert status == 200, body
+    return int(float(json.loads(body)["data"]["result"][0]["value"][1]))
 
 
 def _fewest_calls(account: Account, begin: float, end: float) -> int:
@@ -155,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="how many times faster the budget's hour and 10 s pass")
     parser.add_argument("--hourly-calls", type=int, default=250,
                         help="the backfill's share of the 500 calls per hour (its default)")
-    parser.add_argument("--format", choices=("openmetrics", "prometheus"),
+    parser.add_argument("--format", choices=("openmetrics", "prometheus", "remote-write"),
                         default="openmetrics")
     parser.add_argument("--output", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
