@@ -129,6 +129,13 @@ def test_labels_are_sorted_by_name_on_the_wire() -> None:
     assert names == sorted(names) == ["Zone", "__name__", "a", "module", "station"]
 
 
+def test_samples_go_out_in_time_order_whatever_order_they_come_in() -> None:
+    mock = MockReceiver()
+    mock.receiver().write([(TEMPERATURE, [(DAY + 600, 3.0), (DAY, 1.0), (DAY + 300, 2.0)])])
+    assert mock.decoded[0][0][1] == [(DAY * 1000, 1.0), ((DAY + 300) * 1000, 2.0),
+                                     ((DAY + 600) * 1000, 3.0)]
+
+
 def test_big_batches_are_split_into_requests_in_time_order() -> None:
     mock = MockReceiver()
     samples = _samples(2500)

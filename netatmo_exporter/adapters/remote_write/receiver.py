@@ -110,8 +110,8 @@ class RemoteWriteReceiver:
     def _chunks(self, series: Series, samples: Sequence[tuple[int, float]]) -> list[_Chunk]:
         family, labels = live_series(series, self._extra)
         wire_labels = tuple(sorted((("__name__", family.name), *labels)))
-        converted = tuple((time * 1000, float(family.convert(value)))
-                          for time, value in samples)
+        converted = tuple(sorted((time * 1000, float(family.convert(value)))
+                                 for time, value in samples))
         return [_Chunk(wire_labels, converted[start:start + self._max_samples])
                 for start in range(0, len(converted), self._max_samples)]
 
