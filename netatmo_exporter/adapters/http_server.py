@@ -33,8 +33,8 @@ from waitress import wasyncore
 from waitress.adjustments import Adjustments
 
 from netatmo_exporter.adapters.http_policy import MAX_BODY_BYTES, ROUTES, SECURITY_HEADERS
-from netatmo_exporter.adapters.lan_clients import RefusalCounts
 from netatmo_exporter.adapters.logging import raised_at
+from netatmo_exporter.adapters.refusals import RefusalCounts
 from netatmo_exporter.adapters.waitress_policy import DEFAULT_REQUEST_TIMEOUT, StrictServer
 from netatmo_exporter.domain.ports import EventLog
 

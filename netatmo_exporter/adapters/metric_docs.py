@@ -7,8 +7,8 @@ import sys
 
 from netatmo_exporter.adapters.energy_metrics import ENERGY_METRICS
 from netatmo_exporter.adapters.history_metrics import HISTORY_METRICS
-from netatmo_exporter.adapters.lan_clients import REFUSALS_METRIC
 from netatmo_exporter.adapters.metric_spec import MetricSpec
+from netatmo_exporter.adapters.refusals import REFUSALS_METRIC
 from netatmo_exporter.adapters.weather_metrics import WEATHER_METRICS
 
 METRICS: tuple[MetricSpec, ...] = (*WEATHER_METRICS, *ENERGY_METRICS, REFUSALS_METRIC,

@@ -12,7 +12,7 @@ from typing import Any
 import bottle
 
 from netatmo_exporter.adapters.form_guard import FormGuard
-from netatmo_exporter.adapters.lan_clients import CallBudget, RefusalCounts, client_key
+from netatmo_exporter.adapters.lan_clients import client_key
 from netatmo_exporter.adapters.logging import LogThrottle
 from netatmo_exporter.adapters.oauth_flow import (
     PendingStates,
@@ -21,7 +21,9 @@ from netatmo_exporter.adapters.oauth_flow import (
     authorize_url,
     callback_answer,
 )
+from netatmo_exporter.adapters.refusals import RefusalCounts
 from netatmo_exporter.adapters.site_address import SiteAddress
+from netatmo_exporter.adapters.token_call_limit import TokenCallLimit
 from netatmo_exporter.adapters.web_templates import Refusal, Templates
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.errors import InvalidGrant, NetatmoError
@@ -42,7 +44,7 @@ class OAuthPages:
                  tokens: TokenManager, states: PendingStates, *, api_url: str,
                  client_id: str, scopes: tuple[str, ...],
                  register_secret: Callable[[str], None], log: EventLog | None,
-                 budget: CallBudget | None = None, refusals: RefusalCounts | None = None
+                 budget: TokenCallLimit | None = None, refusals: RefusalCounts | None = None
                  ) -> None:
         self._templates = templates
         self._address = address
@@ -54,7 +56,7 @@ class OAuthPages:
         self._scopes = scopes
         self._register_secret = register_secret
         self._log = log
-        self._budget = budget or CallBudget()
+        self._budget = budget or TokenCallLimit()
         self._refusals = refusals or RefusalCounts()
         self._throttle = LogThrottle()
 

@@ -29,7 +29,8 @@ from waitress.task import ErrorTask, WSGITask
 from waitress.utilities import Error
 
 from netatmo_exporter.adapters.http_policy import BODY_LIMITS, SECURITY_HEADERS, parse_host
-from netatmo_exporter.adapters.lan_clients import RefusalCounts, client_key
+from netatmo_exporter.adapters.lan_clients import client_key
+from netatmo_exporter.adapters.refusals import RefusalCounts
 
 FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 # Names and URLs: ASCII by their grammar (RFC 9110 7.2, RFC 6454 7, RFC 3986). Any other

@@ -17,18 +17,15 @@ from typing import Any
 
 import bcrypt
 
+from netatmo_exporter.adapters.fair_gate import FairGate
 from netatmo_exporter.adapters.http_policy import (
     SECURITY_HEADERS,
     UNAUTHENTICATED_PATHS,
     parse_host,
 )
-from netatmo_exporter.adapters.lan_clients import (
-    FairGate,
-    RefusalCounts,
-    client_key,
-    client_network,
-)
+from netatmo_exporter.adapters.lan_clients import client_key, client_network
 from netatmo_exporter.adapters.logging import LogThrottle
+from netatmo_exporter.adapters.refusals import RefusalCounts
 from netatmo_exporter.domain.ports import EventLog
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

@@ -38,11 +38,11 @@ from netatmo_exporter.adapters.http_server import (
     dispatch,
     make_server,
 )
-from netatmo_exporter.adapters.lan_clients import RefusalCollector, RefusalCounts
 from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
 from netatmo_exporter.adapters.netatmo_client import NetatmoClient
 from netatmo_exporter.adapters.oauth_flow import PendingStates
 from netatmo_exporter.adapters.oauth_pages import OAuthPages
+from netatmo_exporter.adapters.refusals import RefusalCollector, RefusalCounts
 from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver
 from netatmo_exporter.adapters.service_pages import ServicePages
 from netatmo_exporter.adapters.site_address import SiteAddress

@@ -14,15 +14,12 @@ from typing import Any
 import bottle
 import pytest
 
+from netatmo_exporter.adapters.fair_gate import FairGate
 from netatmo_exporter.adapters.http_server import contain_errors
-from netatmo_exporter.adapters.lan_clients import (
-    CallBudget,
-    FairGate,
-    client_key,
-    client_network,
-)
+from netatmo_exporter.adapters.lan_clients import client_key, client_network
 from netatmo_exporter.adapters.logging import LogThrottle, SecretRedactor, configure_logging
 from netatmo_exporter.adapters.oauth_flow import PendingStates, StateProblem, TooManyPending
+from netatmo_exporter.adapters.token_call_limit import TokenCallLimit
 
 
 class Clock:
@@ -268,7 +265,7 @@ def test_an_unexpected_error_in_an_app_is_one_line_and_a_plain_500() -> None:
 
 def test_token_calls_are_budgeted_per_client_and_in_total() -> None:
     clock = Clock()
-    budget = CallBudget(per_client=2, total=3, window=60.0, clock=clock)
+    budget = TokenCallLimit(per_client=2, total=3, window=60.0, clock=clock)
 
     first = [budget.take("a") for _ in range(3)]
     other = [budget.take("b") for _ in range(2)]
