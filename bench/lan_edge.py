@@ -41,14 +41,13 @@ sys.path.insert(0, str(REPO))
 import bcrypt  # noqa: E402
 
 from netatmo_exporter.simulator import FakeNetatmoCloud, demo_account  # noqa: E402
-from tests.conftest import exporter_args  # noqa: E402
 from tests.support.harness import (  # noqa: E402
     CLIENT_ID,
     CLIENT_SECRET,
     ExporterProcess,
+    authorized_exporter,
     http_get,
     metric_value,
-    seed_token,
 )
 from tests.support.lan_attack import (  # noqa: E402
     ROTATING,
@@ -123,23 +122,17 @@ def rotating_flood(workdir: Path, cloud: FakeNetatmoCloud, seconds: float, guess
 def guarded_exporter(workdir: Path, cloud: FakeNetatmoCloud,
                      users: list[tuple[str, str]]) -> ExporterProcess:
     """An exporter process behind basic auth for `users` (bcrypt cost 10)."""
-    token = workdir / f"token-{len(users)}.json"
-    seed_token(cloud, token)
     web_config = workdir / f"web-{len(users)}.yml"
     web_config.write_text("basic_auth_users:\n" + "".join(
         f"  {user}: {bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()}\n"
         for user, password in users))
-    exporter = ExporterProcess(exporter_args(cloud, token, "--refresh-interval", "1h",
-                                             "--web.config.file", str(web_config)), workdir)
-    return exporter.start()
+    return authorized_exporter(cloud, workdir / f"token-{len(users)}.json", workdir,
+                               "--web.config.file", str(web_config)).start()
 
 
 def connection_crowd(workdir: Path, cloud: FakeNetatmoCloud, seconds: float,
                      connections: int) -> None:
-    token = workdir / "token-crowd.json"
-    seed_token(cloud, token)
-    exporter = ExporterProcess(exporter_args(cloud, token, "--refresh-interval", "1h"),
-                               workdir)
+    exporter = authorized_exporter(cloud, workdir / "token-crowd.json", workdir)
     exporter.start(wait_ready=True)
     previous = raise_file_limit()
     try:

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from netatmo_exporter.simulator import FakeNetatmoCloud, demo_account
-from tests.support.harness import CLIENT_ID, CLIENT_SECRET, ExporterProcess
+from tests.support.harness import CLIENT_ID, CLIENT_SECRET, ExporterProcess, exporter_args
+
+__all__ = ["exporter_args"]  # tests import it from here too
 
 
 @pytest.fixture
@@ -30,7 +32,3 @@ def exporters(tmp_path: Path) -> Iterator[list[ExporterProcess]]:
         if exporter.proc is not None and exporter.proc.poll() is None:
             exporter.kill()
 
-
-def exporter_args(cloud: FakeNetatmoCloud, token_path: Path, *extra: str) -> list[str]:
-    return ["--api-url", cloud.base_url, "--token-file", str(token_path),
-            "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, *extra]

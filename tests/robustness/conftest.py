@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,9 +21,10 @@ from tests.support.harness import (
     CLIENT_ID,
     CLIENT_SECRET,
     ExporterProcess,
+    authorized_exporter,
     http_get,
     metric_value,
-    seed_token,
+    wait_until,
 )
 
 CLIENT_TIMEOUT = 0.5
@@ -72,17 +72,8 @@ class RunningExporter:
 
     def wait_for_metric(self, name: str, value: float, timeout: float = 15.0,
                         **labels: str) -> None:
-        wait_until(lambda: self.metric(name, **labels) == value, timeout,
-                   f"{name}{labels} == {value}\n" + "\n".join(self.log.lines()[-20:]))
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout}s: {what}")
+        wait_until(f"{name}{labels} == {value}", lambda: self.metric(name, **labels) == value,
+                   timeout, detail=lambda: "\n".join(self.log.lines()[-20:]))
 
 
 StartExporter = Callable[..., RunningExporter]
@@ -114,8 +105,6 @@ def start_exporter(cloud: FakeNetatmoCloud, token_path: Path) -> Iterator[StartE
 def exporter_process(cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path,
                      exporters: list[ExporterProcess]) -> ExporterProcess:
     """An authorized exporter process with the shipped limits, data fetched once an hour."""
-    seed_token(cloud, token_path)
-    exporter = ExporterProcess(exporter_args(cloud, token_path, "--refresh-interval", "1h"),
-                               tmp_path)
+    exporter = authorized_exporter(cloud, token_path, tmp_path)
     exporters.append(exporter)
     return exporter.start(wait_ready=True)

@@ -15,8 +15,8 @@ import pytest
 from netatmo_exporter.adapters.token_store import FileTokenStore
 from netatmo_exporter.simulator import FakeNetatmoCloud
 from tests.conftest import exporter_args
-from tests.robustness.conftest import StartExporter, wait_until
-from tests.support.harness import REPO, seed_token
+from tests.robustness.conftest import StartExporter
+from tests.support.harness import REPO, seed_token, wait_until
 
 
 def _mount_tmpfs(directory: Path, size: str) -> bool:
@@ -71,7 +71,7 @@ def test_unwritable_disk_keeps_the_new_token_in_memory_until_it_returns(
     make_unwritable()
 
     cloud.expire_access_tokens()
-    wait_until(lambda: exporter.app.tokens.status().unsaved, 10.0, "a refresh that cannot save")
+    wait_until("refresh that cannot save", lambda: exporter.app.tokens.status().unsaved, 10.0)
     exporter.wait_for_metric("netatmo_up", 1.0)
     status, _ = exporter.get("/")
     failures = [line for line in exporter.log.lines() if "token_save_failed" in line]

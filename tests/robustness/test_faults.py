@@ -8,8 +8,8 @@ import pytest
 
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
 from netatmo_exporter.simulator.accounts import empty_account
-from tests.robustness.conftest import CLIENT_TIMEOUT, StartExporter, wait_until
-from tests.support.harness import metric_value, seed_token
+from tests.robustness.conftest import CLIENT_TIMEOUT, StartExporter
+from tests.support.harness import metric_value, seed_token, wait_until
 
 DATA_FAULTS = {
     "http_500": (Fault.http_500(), "server_error"),
@@ -63,8 +63,8 @@ def test_transient_token_fault_keeps_the_token_file(
     token_bytes = token_path.read_bytes()
     cloud.inject("token", fault, times=None)
     exporter = start_exporter("--refresh-interval", "300ms")
-    wait_until(lambda: any("event=refresh_failed" in line for line in exporter.log.lines()),
-               10.0, "a failed refresh")
+    wait_until("failed refresh",
+               lambda: any("event=refresh_failed" in line for line in exporter.log.lines()), 10.0)
 
     assert exporter.metric("netatmo_up") == 0.0
     assert token_path.read_bytes() == token_bytes
@@ -116,7 +116,7 @@ def test_control_characters_from_netatmo_are_escaped_in_log_lines(
     message = "Internal\x1b[2J error\r\nts=2026-01-01T00:00:00Z level=info event=forged"
     cloud.inject("getstationsdata", Fault.api_error(403, 42, message), times=None)
     exporter = start_exporter("--refresh-interval", "1h")
-    wait_until(lambda: bool(_failure_lines(exporter.log.lines())), 15.0, "a failure line")
+    wait_until("failure line", lambda: _failure_lines(exporter.log.lines()), 15.0)
 
     text = exporter.log.getvalue()
     assert "\x1b" not in text and "\r" not in text

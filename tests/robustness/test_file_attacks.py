@@ -26,8 +26,8 @@ from netatmo_exporter.simulator import FakeNetatmoCloud
 from netatmo_exporter.simulator.faults import Fault
 from tests.conftest import exporter_args
 from tests.integration.test_backfill import _wait_for_calls, backfill_args, run
-from tests.robustness.conftest import StartExporter, wait_until
-from tests.support.harness import REPO, seed_token
+from tests.robustness.conftest import StartExporter
+from tests.support.harness import REPO, seed_token, wait_until
 
 OTHER = pwd.getpwnam("nobody")
 REFUSED = ("this run will not use it; remove it, or give another --output")
@@ -274,12 +274,12 @@ def test_a_renewal_lock_another_user_makes_after_the_start_is_named_and_waited_o
     as_other("sh", "-c", f"umask 0; : > {lock}")
 
     cloud.expire_access_tokens()
-    wait_until(lambda: "token_lock_refused" in exporter.log.getvalue(), 15.0,
-               "a renewal refusing the lock")
+    wait_until("renewal refusing the lock",
+               lambda: "token_lock_refused" in exporter.log.getvalue(), 15.0)
     refused = [line for line in exporter.log.lines() if "token_lock_refused" in line]
     subprocess.run(["rm", "-f", str(lock)], check=True)
-    wait_until(lambda: exporter.metric("netatmo_up") == 1.0
-               and exporter.app.tokens.status().valid, 30.0, "a renewal once the lock is gone")
+    wait_until("renewal once the lock is gone", lambda: exporter.metric("netatmo_up") == 1.0
+               and exporter.app.tokens.status().valid, 30.0)
 
     print(f"\n{len(refused)} renewal(s) refused the lock: {refused[0]}")
     assert f"the renewal lock {lock} belongs to another user (uid {OTHER.pw_uid})" in \

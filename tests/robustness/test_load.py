@@ -11,8 +11,8 @@ import pytest
 
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
 from tests.conftest import exporter_args
-from tests.robustness.conftest import StartExporter, wait_until
-from tests.support.harness import ExporterProcess, http_get, metric_value, seed_token
+from tests.robustness.conftest import StartExporter
+from tests.support.harness import ExporterProcess, http_get, metric_value, seed_token, wait_until
 
 DATA_ENDPOINTS = ("getstationsdata", "gethomecoachsdata")
 
@@ -47,7 +47,7 @@ def test_concurrent_callers_around_expiry_cause_one_refresh(
 
     with ThreadPoolExecutor(callers) as pool:
         answers = list(pool.map(use_token, range(callers)))
-    wait_until(lambda: cloud.count("data_ok") >= 4, 5.0, "the woken refresh")
+    wait_until("woken refresh", lambda: cloud.count("data_ok") >= 4, 5.0)
 
     access_tokens = {answer for answer in answers if isinstance(answer, str)}
     assert cloud.count("refresh_grants") == 1

@@ -14,9 +14,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from netatmo_exporter.adapters.token_store import FileTokenStore
 from netatmo_exporter.domain.token import Token
@@ -25,6 +26,26 @@ from netatmo_exporter.simulator import FakeNetatmoCloud
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-secret-5d41402abc4b2a76"
 REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def wait_until(what: str, probe: Callable[[], T], timeout: float = 20.0, *,
+               every: float = 0.05, detail: Callable[[], str] = str,
+               ignoring: tuple[type[Exception], ...] = ()) -> T:
+    """Calls `probe` every `every` s until it returns something true, and returns that; after
+    `timeout` s fails naming `what`, with `detail()` (logs, last answer). An exception in
+    `ignoring` counts as "not yet"; any other ends the wait (a probe raises to say "never")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = probe()
+            if found:
+                return found
+        except ignoring:
+            pass
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"no {what} within {timeout}s\n{detail()}")
+        time.sleep(every)
 
 
 def self_signed_certificate(directory: Path, name: str) -> tuple[Path, Path]:
@@ -58,6 +79,11 @@ def seed_token(cloud: FakeNetatmoCloud, path: Path, *, refresh_only: bool = Fals
                                  time.time() if now is None else now, tuple(scope))
     FileTokenStore(path).save(token)
     return grant
+
+
+def exporter_args(cloud: FakeNetatmoCloud, token_path: Path, *extra: str) -> list[str]:
+    return ["--api-url", cloud.base_url, "--token-file", str(token_path),
+            "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, *extra]
 
 
 def http_get(url: str, timeout: float = 5.0, headers: dict[str, str] | None = None
@@ -114,19 +140,24 @@ class ExporterProcess:
         return self
 
     def wait_for(self, path: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"exporter exited with {self.proc.returncode}:\n{self.logs()}")
-            try:
-                status, _ = http_get(self.url + path, timeout=1.0)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"{path} not 200 within {timeout}s:\n{self.logs()}")
+        wait_until(f"200 on {path}", lambda: self._running() and http_get(
+            self.url + path, timeout=1.0)[0] == 200, timeout, detail=self.logs,
+            ignoring=(OSError,))
+
+    def metrics_when(self, accept: Callable[[str], object], what: str,
+                     timeout: float = 20.0) -> str:
+        """/metrics once `accept` takes its body (the exporter still running)."""
+        def body() -> str | None:
+            status, text = self.get("/metrics") if self._running() else (0, "")
+            return text if status == 200 and accept(text) else None
+        return wait_until(what, body, timeout, every=0.1, detail=self.logs)
+
+    def _running(self) -> bool:
+        """True while the process runs; an AssertionError with its logs once it ended."""
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"exporter exited with {self.proc.returncode}:\n{self.logs()}")
+        return True
 
     def get(self, path: str, **kwargs: object) -> tuple[int, str]:
         return http_get(self.url + path, **kwargs)  # type: ignore[arg-type]
@@ -150,3 +181,12 @@ class ExporterProcess:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
             raise AssertionError(f"exporter ignored signal {signum}:\n{self.logs()}") from None
+
+
+def authorized_exporter(cloud: FakeNetatmoCloud, token_path: Path, workdir: Path,
+                        *extra: str) -> ExporterProcess:
+    """An exporter process (not started yet) with a token file as an authorized exporter
+    leaves it, the shipped limits, data fetched once an hour; `extra`: more flags."""
+    seed_token(cloud, token_path)
+    return ExporterProcess(exporter_args(cloud, token_path, "--refresh-interval", "1h", *extra),
+                           workdir)
