@@ -22,6 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from netatmo_exporter.adapters.file_owner import foreign_path
+from netatmo_exporter.domain.call_policy import (
+    BACKFILL_MAX_HOURLY_SHARE,
+    BACKFILL_WINDOW_SHARE,
+    LONG_LIMIT,
+    SHORT_WINDOW,
+)
 from netatmo_exporter.domain.errors import (
     InvalidClient,
     InvalidGrant,
@@ -30,18 +36,17 @@ from netatmo_exporter.domain.errors import (
     TokenFileError,
     TransientError,
 )
-from netatmo_exporter.domain.history_calls import MAX_HOURLY_SHARE, USER_PER_HOUR, WINDOW_SHARE
 from netatmo_exporter.domain.ports import AccessTokens, EventLog
 
 MAX_REQUEST = 4096
 REJECT = "reject-access-token "
 BOOK = "book-call "
-MAX_SHARE = USER_PER_HOUR
+MAX_SHARE = LONG_LIMIT
 """The largest share a client may ask for (the backfill's `--hourly-calls`)."""
-BOOKED_SHARE_CAP = MAX_HOURLY_SHARE
+BOOKED_SHARE_CAP = BACKFILL_MAX_HOURLY_SHARE
 """The most of the account's hour the service books for its clients, whatever they ask:
 the service keeps a fifth of it for itself."""
-BOOKINGS = (WINDOW_SHARE, 10.0)
+BOOKINGS = (BACKFILL_WINDOW_SHARE, SHORT_WINDOW)
 """At most this many bookings in any this many seconds: the backfill's own pace."""
 REJECTIONS = (3, 60.0)
 """At most this many rejected access tokens honoured (each forces a renewal) a minute."""

@@ -6,14 +6,13 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import tenacity
 
 from netatmo_exporter import __version__
 from netatmo_exporter.adapters.energy_payload import parse_home_status, parse_homes
-from netatmo_exporter.adapters.measure_payload import parse_measure
 from netatmo_exporter.adapters.netatmo_payload import parse_devices
 from netatmo_exporter.domain.energy import HomeSetup, HomeStatus
 from netatmo_exporter.domain.errors import (
@@ -28,10 +27,12 @@ from netatmo_exporter.domain.errors import (
     RateLimited,
     TransientError,
 )
-from netatmo_exporter.domain.history import Row
 from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.ports import Clock
 from netatmo_exporter.domain.token import Token
+
+if TYPE_CHECKING:
+    from netatmo_exporter.domain.history import Row
 
 DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 # A refresh whose answer is lost has already rotated the token at Netatmo, so the token
@@ -150,6 +151,9 @@ class NetatmoClient:
     def _measure_request(self, endpoint: str, access_token: str, params: dict[str, str],
                          types: Sequence[str], date_begin: int, date_end: int, limit: int
                          ) -> tuple[Row, ...]:
+        # Only history calls measures: a service without them never loads their parser.
+        from netatmo_exporter.adapters.measure_payload import parse_measure
+
         params = {**params, "scale": "max", "type": ",".join(types),
                   "date_begin": str(date_begin), "date_end": str(date_end),
                   "limit": str(limit), "optimize": "true", "real_time": "false"}

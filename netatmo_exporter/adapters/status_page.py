@@ -4,20 +4,22 @@ last readings and the fetch schedule, the Energy rooms, and the two ways to auth
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bottle
 
-from netatmo_exporter.adapters import energy_view, history_view, status_view
+from netatmo_exporter.adapters import energy_view, status_view
 from netatmo_exporter.adapters.form_guard import FormGuard
 from netatmo_exporter.adapters.site_address import SiteAddress
 from netatmo_exporter.adapters.web_templates import Templates
 from netatmo_exporter.domain.authorization import AuthState, TokenManager
 from netatmo_exporter.domain.call_policy import BudgetWaitState
 from netatmo_exporter.domain.energy_poller import EnergyState
-from netatmo_exporter.domain.history_follower import HistoryState
 from netatmo_exporter.domain.ports import Clock
 from netatmo_exporter.domain.refresher import WeatherState
+
+if TYPE_CHECKING:
+    from netatmo_exporter.domain.history_follower import HistoryState
 
 FIRST_DATA_RELOAD_SECONDS = 3
 DONE_MESSAGES = {
@@ -101,9 +103,17 @@ class StatusPage:
             form_token=self._forms.issue(),
             debug_handlers=self._debug_handlers,
             **energy_view.page_values(self._energy),
-            **history_view.page_values(self._history, self._history_receiver,
-                                       self._history_interval, now),
+            **self._history_values(now),
         )
+
+    def _history_values(self, now: float) -> dict[str, Any]:
+        if self._history is None:
+            return {"history_enabled": False}
+        # The follower's view loads with the follower only.
+        from netatmo_exporter.adapters import history_view
+
+        return history_view.page_values(self._history, self._history_receiver,
+                                        self._history_interval, now)
 
 
 def _local(timestamp: float | None) -> str:

@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import bcrypt
-
 from netatmo_exporter.adapters.fair_gate import FairGate
 from netatmo_exporter.adapters.http_policy import (
     SECURITY_HEADERS,
@@ -123,6 +121,10 @@ class BasicAuth:
         self._verified: OrderedDict[bytes, None] = OrderedDict()
         self._in_flight: dict[bytes, _Flight] = {}
         self._lock = threading.Lock()
+        # bcrypt loads only with basic authentication on: a service without never holds it.
+        import bcrypt
+
+        self._checkpw = bcrypt.checkpw
         self._dummy = bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=10))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -196,7 +198,7 @@ class BasicAuth:
         hashed = self._users.get(user)
         try:
             # An unknown user costs a bcrypt check too, so timing does not tell users apart.
-            matches = bcrypt.checkpw(password.encode(), hashed or self._dummy)
+            matches = self._checkpw(password.encode(), hashed or self._dummy)
         except ValueError:  # bcrypt 5 refuses passwords over 72 bytes
             return False
         return hashed is not None and matches

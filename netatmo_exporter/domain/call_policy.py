@@ -61,6 +61,14 @@ SHORT_WINDOW = 10.0
 SHORT_LIMIT = 50
 LONG_WINDOW = 3600.0
 LONG_LIMIT = 500
+BACKFILL = "backfill"
+"""The backfill's name as a caller: in its own budget, and in the service's, where it
+books its calls through the control socket."""
+BACKFILL_WINDOW_SHARE = SHORT_LIMIT // 2
+"""The backfill's share of each 10-second window, leaving the service its calls."""
+BACKFILL_MAX_HOURLY_SHARE = 400
+"""The most a backfill may take of the hour: the service always keeps 100 calls (an
+aligned service with a few devices makes about 6 to 20 an hour, more while retrying)."""
 FIRST_TRANSIENT_WAIT = 5.0
 MAX_TRANSIENT_WAIT = MAX_BACKOFF / 12
 

@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from netatmo_exporter.domain.call_policy import (
+    BACKFILL,
+    BACKFILL_WINDOW_SHARE,
     LONG_LIMIT,
-    SHORT_LIMIT,
     Booking,
     Budget,
     CallBudget,
@@ -26,19 +27,13 @@ from netatmo_exporter.domain.ports import AccessTokens, Clock
 
 T = TypeVar("T")
 
-USER_PER_WINDOW = SHORT_LIMIT
 USER_PER_HOUR = LONG_LIMIT
 DEFAULT_HOURLY_SHARE = 250
 """Half of Netatmo's 500 calls per user and hour: the service needs far fewer."""
-MAX_HOURLY_SHARE = 400
-"""The most a backfill may take of the hour: the service always keeps 100 calls (an
-aligned service with a few devices makes about 6 to 20 an hour, more while retrying)."""
-WINDOW_SHARE = USER_PER_WINDOW // 2
 RATE_LIMIT_INTERVAL = 30.0
 """The first wait after a rate-limit refusal is twice this, doubling after each other."""
 TRANSIENT_RETRIES = TransientRetries(tries=6)
 """A passing failure is tried again after 5, 10, 20, 40 and 80 s, each try booked."""
-CALLER = "backfill"
 
 Wait = Callable[[float], bool]
 """Sleeps up to the given seconds; True when the run was asked to stop meanwhile."""
@@ -89,12 +84,12 @@ class BudgetedCalls:
                  service: Booking | None = None) -> None:
         # The backfill runs in a process of its own: this budget is its own too, so it
         # takes at most half of the 10-second window, leaving the service its calls.
-        self._budget = CallBudget(short_limit=WINDOW_SHARE)
+        self._budget = CallBudget(short_limit=BACKFILL_WINDOW_SHARE)
         self._clock = clock
         budget: Budget = self._budget if service is None else _BothBudgets(self._budget,
                                                                              service)
         self._policy = CallPolicy(tokens, budget, clock, _ReportedPauses(wait, on_wait),
-                                  caller=CALLER, hourly_share=hourly_share,
+                                  caller=BACKFILL, hourly_share=hourly_share,
                                   retries=TRANSIENT_RETRIES)
 
     def call(self, request: Callable[[str], T]) -> T:
@@ -102,9 +97,9 @@ class BudgetedCalls:
 
     def recent(self) -> list[float]:
         """When the calls of the last hour went out, for the checkpoint."""
-        return self._budget.booked(CALLER, self._clock.now())
+        return self._budget.booked(BACKFILL, self._clock.now())
 
     def carry_over(self, times: Sequence[float]) -> None:
         """Calls an earlier run of this backfill made within the hour count against its
         share, so that stopping and running it again does not take the service's calls."""
-        self._budget.book(CALLER, times)
+        self._budget.book(BACKFILL, times)

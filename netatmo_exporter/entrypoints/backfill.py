@@ -42,7 +42,7 @@ from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver, shown_ur
 from netatmo_exporter.adapters.token_store import FileTokenStore
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.backfill import Backfill, Calls
-from netatmo_exporter.domain.call_policy import Stopped
+from netatmo_exporter.domain.call_policy import BACKFILL_MAX_HOURLY_SHARE, Stopped
 from netatmo_exporter.domain.energy import HomeSetup
 from netatmo_exporter.domain.errors import MissingScope, NetatmoError
 from netatmo_exporter.domain.history import (
@@ -60,7 +60,6 @@ from netatmo_exporter.domain.history import (
 )
 from netatmo_exporter.domain.history_calls import (
     DEFAULT_HOURLY_SHARE,
-    MAX_HOURLY_SHARE,
     USER_PER_HOUR,
     BudgetedCalls,
 )
@@ -135,7 +134,7 @@ def build_backfill_parser() -> argparse.ArgumentParser:
                             "name)")
     group.add_argument("--hourly-calls", type=int, default=DEFAULT_HOURLY_SHARE, metavar="N",
                        help=f"the backfill's share of Netatmo's {USER_PER_HOUR} calls per "
-                            f"hour and user, 1 to {MAX_HOURLY_SHARE} (default: "
+                            f"hour and user, 1 to {BACKFILL_MAX_HOURLY_SHARE} (default: "
                             f"{DEFAULT_HOURLY_SHARE}, leaving the service the rest)")
     return parser
 
@@ -194,11 +193,11 @@ def _request(argv: Sequence[str], env: dict[str, str], now: float) -> BackfillRe
     if remote is not None:
         given = dict(labels)
         labels = (*((n, v) for n, v in remote.labels if n not in given), *labels)
-    if not 1 <= args.hourly_calls <= MAX_HOURLY_SHARE:
+    if not 1 <= args.hourly_calls <= BACKFILL_MAX_HOURLY_SHARE:
         raise HistoryError(
-            f"--hourly-calls {args.hourly_calls}: give 1 to {MAX_HOURLY_SHARE}; the running "
-            f"service keeps at least {USER_PER_HOUR - MAX_HOURLY_SHARE} of Netatmo's "
-            f"{USER_PER_HOUR} calls an hour")
+            f"--hourly-calls {args.hourly_calls}: give 1 to {BACKFILL_MAX_HOURLY_SHARE}; the "
+            f"running service keeps at least {USER_PER_HOUR - BACKFILL_MAX_HOURLY_SHARE} of "
+            f"Netatmo's {USER_PER_HOUR} calls an hour")
     start = parse_when(args.start, now, "--from")
     stop = parse_when(args.stop, now, "--to") if args.stop.strip() else None
     identity = {"from": args.start, "to": args.stop, "format": output_format,

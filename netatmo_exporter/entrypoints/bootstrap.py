@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
@@ -28,8 +28,6 @@ from netatmo_exporter.adapters.energy_collector import (
     MergedCollector,
 )
 from netatmo_exporter.adapters.form_guard import FormGuard
-from netatmo_exporter.adapters.history_checkpoint import FileCheckpointStore, checkpoint_path
-from netatmo_exporter.adapters.history_metrics import HistoryCollector
 from netatmo_exporter.adapters.host_names import own_names, search_domains
 from netatmo_exporter.adapters.http_server import (
     CachedMetricsApp,
@@ -43,7 +41,6 @@ from netatmo_exporter.adapters.netatmo_client import NetatmoClient
 from netatmo_exporter.adapters.oauth_flow import PendingStates
 from netatmo_exporter.adapters.oauth_pages import OAuthPages
 from netatmo_exporter.adapters.refusals import RefusalCollector, RefusalCounts
-from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver
 from netatmo_exporter.adapters.service_pages import ServicePages
 from netatmo_exporter.adapters.site_address import SiteAddress
 from netatmo_exporter.adapters.status_page import StatusPage
@@ -55,6 +52,7 @@ from netatmo_exporter.adapters.web_templates import Templates
 from netatmo_exporter.build_info import build_commit
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.call_policy import (
+    BACKFILL,
     BudgetWaits,
     BudgetWaitState,
     CallBudget,
@@ -64,15 +62,18 @@ from netatmo_exporter.domain.call_policy import (
 from netatmo_exporter.domain.energy import HomeSetup
 from netatmo_exporter.domain.energy_poller import EnergyPoller, EnergyState
 from netatmo_exporter.domain.errors import TokenFileError
-from netatmo_exporter.domain.history_calls import CALLER as BACKFILL
-from netatmo_exporter.domain.history_follower import HistoryFollower, HistoryState
 from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.ports import Clock, EventLog, TokenStore
 from netatmo_exporter.domain.refresher import Refresher, RefreshSettings, WeatherState
-from netatmo_exporter.domain.remote_write import HistoryReceiver
 from netatmo_exporter.domain.renewal import TokenRenewal
 from netatmo_exporter.domain.scopes import THERMOSTAT_SCOPE
 from netatmo_exporter.entrypoints.config import Config, HistorySettings
+
+if TYPE_CHECKING:
+    # The history follower's modules load only when it is configured.
+    from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver
+    from netatmo_exporter.domain.history_follower import HistoryFollower, HistoryState
+    from netatmo_exporter.domain.remote_write import HistoryReceiver
 
 STOP_WAIT = 5.0
 """How long a stop waits for the loops' Netatmo calls in flight (so that a renewal whose
@@ -247,6 +248,8 @@ def build_app(
     refusals = RefusalCounts()
     registry.register(RefusalCollector(refusals))
     if history is not None:
+        from netatmo_exporter.adapters.history_metrics import HistoryCollector
+
         registry.register(HistoryCollector(history.state, clock))
     metrics = CachedMetricsApp(
         registry, lambda: (refresher.state().generation, tokens.generation, int(clock.now()),
@@ -272,6 +275,8 @@ def build_app(
 
 def remote_write_receiver(settings: HistorySettings) -> RemoteWriteReceiver:
     """The receiver of the history settings (the follower's, `backfill --remote-write`'s)."""
+    from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver
+
     return RemoteWriteReceiver(settings.url, settings.labels, username=settings.username,
                                password_file=settings.password_file,
                                bearer_token_file=settings.bearer_token_file,
@@ -284,6 +289,9 @@ def _history_follower(config: Config, settings: HistorySettings, tokens: TokenMa
                       wait: Callable[[threading.Event, float], object],
                       receiver: HistoryReceiver) -> HistoryFollower:
     """The history follower (SPEC 13), planning from the live states only."""
+    from netatmo_exporter.adapters.history_checkpoint import FileCheckpointStore, checkpoint_path
+    from netatmo_exporter.domain.history_follower import HistoryFollower
+
     def stations() -> tuple[Station, ...] | None:
         snapshot = refresher.state().snapshot
         return None if snapshot is None else snapshot.stations

@@ -7,10 +7,19 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from netatmo_exporter.adapters.control_socket import socket_path_problem
-from netatmo_exporter.adapters.file_owner import foreign_in_shared_folder
-from netatmo_exporter.entrypoints.bootstrap import build_app
-from netatmo_exporter.entrypoints.config import (
+UNUSED_LIBRARY_EXTRAS = ("httpx._main", "rich")
+"""Optional imports of our libraries that no command uses, refused before the libraries
+load: httpx's command-line client, which httpx 0.23 (bookworm) loads with click, rich and
+pygments whenever they are installed (python3-httpx depends on them), and the rich
+tracebacks of structlog's console renderer, which we do not use: about 5 MB of the
+service's memory. Both libraries carry on without them."""
+for _extra in UNUSED_LIBRARY_EXTRAS:
+    sys.modules.setdefault(_extra, None)  # type: ignore[arg-type]
+
+from netatmo_exporter.adapters.control_socket import socket_path_problem  # noqa: E402
+from netatmo_exporter.adapters.file_owner import foreign_in_shared_folder  # noqa: E402
+from netatmo_exporter.entrypoints.bootstrap import build_app  # noqa: E402
+from netatmo_exporter.entrypoints.config import (  # noqa: E402
     EXIT_BAD_SETTING,
     Config,
     ConfigError,

@@ -8,15 +8,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from netatmo_exporter import __version__
 from netatmo_exporter.adapters.file_owner import foreign_path
 from netatmo_exporter.adapters.token_store import renewal_lock_path
-from netatmo_exporter.adapters.web_config import WebConfig, WebConfigError, load_web_config
 from netatmo_exporter.domain.durations import parse_duration as parse_duration
 from netatmo_exporter.domain.schedule import REFRESH_MODES, RefreshMode
 from netatmo_exporter.domain.scopes import DEFAULT_SCOPES, KNOWN_SCOPES
+
+if TYPE_CHECKING:
+    from netatmo_exporter.adapters.web_config import WebConfig
 
 DEFAULT_PORT = 9210
 EXIT_BAD_SETTING = 78
@@ -298,6 +301,9 @@ def config_from(values: Mapping[str, str], environ: Mapping[str, str],
         raise _fail("allowed_hosts", f"{bad_hosts[0]!r} is not a host name")
     web_config = None
     if values["web_config_file"].strip():
+        # YAML (and bcrypt, for its users) load only with a web configuration.
+        from netatmo_exporter.adapters.web_config import WebConfigError, load_web_config
+
         try:
             web_config = load_web_config(values["web_config_file"].strip())
         except WebConfigError as exc:
