@@ -51,3 +51,14 @@ def test_history_follower_benchmark_prints_its_figures(tmp_path: Path) -> None:
                    "(100.0 %), each at its own time |", "at the scrape's time |"):
         assert figure in result.stdout
     assert report.read_text() == result.stdout.rstrip("\n") + "\n"
+
+
+def test_token_stress_benchmark_prints_its_figures() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "token_stress.py"), "--seconds", "20",
+         "--cycle", "10"], capture_output=True, text=True, timeout=240, check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for figure in ("invalid_grant answers:          0", "refresh tokens lost:            0",
+                   "slowest", "backfill runs:", "file renewer:"):
+        assert figure in result.stdout
