@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from netatmo_exporter.domain.errors import NetatmoError, TokenFileError
@@ -58,6 +58,21 @@ class FakeLog:
 
     def names(self, level: str | None = None) -> list[str]:
         return [event for lvl, event, _ in self.events if level in (None, lvl)]
+
+
+class FakeAccessTokens:
+    """The `AccessTokens` port as the backfill's control-socket client would satisfy it."""
+
+    def __init__(self) -> None:
+        self.issued = 0
+        self.rejected: list[str] = []
+
+    def access_token(self) -> str:
+        return f"access-{self.issued}"
+
+    def reject_access_token(self, access_token: str) -> None:
+        self.rejected.append(access_token)
+        self.issued += 1
 
 
 class FakeTokenStore:
@@ -167,18 +182,24 @@ def fresh_token(clock: FakeClock, lifetime: float = 10800.0, tag: str = "0") -> 
 
 class FakeReceiver:
     """A remote-write receiver: takes every batch (`taken`: per "module or room/type", the
-    samples in arrival order) unless `errors` holds a refusal for the next write. With a
-    `gate`, a write waits (30 s at most) until it is set, `entered` set meanwhile."""
+    samples in arrival order; `stored`: all samples taken) unless `errors` holds a refusal
+    for the next write; `attempts`: every batch offered. With a `gate`, a write waits (30 s
+    at most) until it is set, `entered` set meanwhile."""
 
-    def __init__(self) -> None:
+    def __init__(self, errors: Sequence[ReceiverError] = ()) -> None:
         self.taken: dict[str, list[tuple[int, float]]] = {}
-        self.errors: list[ReceiverError] = []
-        self.writes = 0
+        self.stored: list[tuple[int, float]] = []
+        self.errors = list(errors)
+        self.attempts: list[Batch] = []
         self.gate: threading.Event | None = None
         self.entered = threading.Event()
 
+    @property
+    def writes(self) -> int:
+        return len(self.attempts)
+
     def write(self, batch: Batch) -> int:
-        self.writes += 1
+        self.attempts.append(list(batch))
         self.entered.set()
         if self.gate is not None:
             self.gate.wait(30.0)
@@ -187,12 +208,13 @@ class FakeReceiver:
         count = 0
         for series, samples in batch:
             self.taken.setdefault(_name(series), []).extend(samples)
+            self.stored += samples
             count += len(samples)
         return count
 
 
 def _name(series: Series) -> str:
-    return f"{dict(series.labels).get('module') or dict(series.labels)['room']}/" \
+    return f"{dict(series.labels).get('module') or dict(series.labels).get('room')}/" \
            f"{series.measure_type}"
 
 

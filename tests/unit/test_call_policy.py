@@ -30,22 +30,14 @@ from netatmo_exporter.domain.errors import (
 )
 from netatmo_exporter.domain.renewal import TOKEN_FILE_POLL, TokenRenewal
 from netatmo_exporter.domain.token import Token
-from tests.unit.fakes import FakeClock, FakeLog, FakeTokenEndpoint, FakeTokenStore, fresh_token
-
-
-class FakeAccessTokens:
-    """The `AccessTokens` port as the backfill's control-socket client would satisfy it."""
-
-    def __init__(self) -> None:
-        self.issued = 0
-        self.rejected: list[str] = []
-
-    def access_token(self) -> str:
-        return f"access-{self.issued}"
-
-    def reject_access_token(self, access_token: str) -> None:
-        self.rejected.append(access_token)
-        self.issued += 1
+from tests.unit.fakes import (
+    FakeAccessTokens,
+    FakeClock,
+    FakeLog,
+    FakeTokenEndpoint,
+    FakeTokenStore,
+    fresh_token,
+)
 
 
 class Calls:

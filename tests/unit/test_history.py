@@ -35,7 +35,7 @@ from netatmo_exporter.domain.history import (
 )
 from netatmo_exporter.domain.history_calls import BudgetedCalls
 from netatmo_exporter.domain.model import Module, Station
-from tests.unit.fakes import FakeClock
+from tests.unit.fakes import FakeAccessTokens, FakeClock
 
 T = TypeVar("T")
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -166,19 +166,6 @@ def test_budget_keeps_the_hourly_share_and_the_ten_second_share() -> None:
     assert budget.take("backfill", 5, 3600.5) == 0.0
 
 
-class FakeTokens:
-    def __init__(self) -> None:
-        self.issued = 0
-        self.rejected: list[str] = []
-
-    def access_token(self) -> str:
-        return f"access-{self.issued}"
-
-    def reject_access_token(self, access_token: str) -> None:
-        self.rejected.append(access_token)
-        self.issued += 1
-
-
 class RecordingWait:
     def __init__(self, clock: FakeClock, stop_after: int | None = None) -> None:
         self.clock = clock
@@ -191,10 +178,10 @@ class RecordingWait:
         return self.stop_after is not None and len(self.waits) >= self.stop_after
 
 
-def _calls(clock: FakeClock, tokens: FakeTokens | None = None, hourly: int = 500,
+def _calls(clock: FakeClock, tokens: FakeAccessTokens | None = None, hourly: int = 500,
            stop_after: int | None = None) -> tuple[BudgetedCalls, RecordingWait]:
     wait = RecordingWait(clock, stop_after)
-    return BudgetedCalls(tokens or FakeTokens(), hourly, clock, wait), wait
+    return BudgetedCalls(tokens or FakeAccessTokens(), hourly, clock, wait), wait
 
 
 def _failing(*errors: Exception) -> Callable[[str], str]:
@@ -208,7 +195,7 @@ def _failing(*errors: Exception) -> Callable[[str], str]:
 
 
 def test_a_rejected_token_is_reported_and_the_call_tried_once_more() -> None:
-    tokens = FakeTokens()
+    tokens = FakeAccessTokens()
     calls, _ = _calls(FakeClock(NOW), tokens)
     assert calls.call(_failing(AccessTokenRejected("code 3"))) == "answer with access-1"
     assert tokens.rejected == ["access-0"]
@@ -240,7 +227,7 @@ def test_beside_a_service_each_call_is_booked_in_both_budgets_within_the_share()
     for i in range(490):  # the service's own callers spent most of the hour
         service.take("weather", None, NOW - 3000.0 + i)
     wait = RecordingWait(clock)
-    calls = BudgetedCalls(FakeTokens(), 20, clock, wait, service=service)
+    calls = BudgetedCalls(FakeAccessTokens(), 20, clock, wait, service=service)
 
     for _ in range(15):
         calls.call(_failing())
@@ -255,7 +242,7 @@ def test_the_own_share_caps_the_backfill_even_when_the_service_has_room() -> Non
     clock = FakeClock(NOW)
     service = CallBudget()
     wait = RecordingWait(clock)
-    calls = BudgetedCalls(FakeTokens(), 3, clock, wait, service=service)
+    calls = BudgetedCalls(FakeAccessTokens(), 3, clock, wait, service=service)
     calls.carry_over([NOW - 100.0, NOW - 50.0])  # a stopped run's calls, unknown to it
 
     calls.call(_failing())
@@ -267,7 +254,7 @@ def test_the_own_share_caps_the_backfill_even_when_the_service_has_room() -> Non
 
 def _waits_said(hourly: int, service: CallBudget | None, calls_made: int) -> list[str]:
     clock, said = FakeClock(NOW), []
-    calls = BudgetedCalls(FakeTokens(), hourly, clock, RecordingWait(clock),
+    calls = BudgetedCalls(FakeAccessTokens(), hourly, clock, RecordingWait(clock),
                           lambda seconds, why: said.append(f"{seconds:.0f}s {why}"), service)
     for _ in range(calls_made):
         calls.call(_failing())

@@ -22,7 +22,13 @@ from netatmo_exporter.domain.history_follower import (
 )
 from netatmo_exporter.domain.model import Module, Station
 from netatmo_exporter.domain.remote_write import ReceiverError
-from tests.unit.fakes import FakeClock, FakeLog, FakeReceiver, MemoryCheckpoints
+from tests.unit.fakes import (
+    FakeAccessTokens,
+    FakeClock,
+    FakeLog,
+    FakeReceiver,
+    MemoryCheckpoints,
+)
 
 NOW = 1_767_225_600  # 2026-01-01T00:00:00Z
 STEP = 300
@@ -69,14 +75,6 @@ def value(time: int, index: int) -> float:
     return float(time % 997 + index)
 
 
-class FakeTokens:
-    def access_token(self) -> str:
-        return "access"
-
-    def reject_access_token(self, access_token: str) -> None:
-        pass
-
-
 STATIONS = (Station(MAIN, "station", Module(MAIN, "NAMain", "Salon"), name="Maison",
                     home_name="Home", modules=(Module(OUTDOOR, "NAModule1", "Jardin"),)),)
 HOMES = (HomeSetup(HOME, "Home", rooms=(RoomSetup(ROOM, "Bureau", module_ids=("09:01",)),)),)
@@ -94,7 +92,7 @@ class Rig:
         self.log = FakeLog()
         self.stations: tuple[Station, ...] | None = STATIONS
         self.follower = HistoryFollower(
-            FakeTokens(), self.history, self.receiver, self.store, self.clock, self.log,
+            FakeAccessTokens(), self.history, self.receiver, self.store, self.clock, self.log,
             lookback=LOOKBACK, interval=interval, stations=lambda: self.stations,
             homes=(lambda: HOMES) if homes else None, budget=budget, wait=self.clock.wait)
 

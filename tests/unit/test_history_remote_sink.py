@@ -4,7 +4,6 @@ retried answers are waited out a bounded number of times; a stop request ends th
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -12,27 +11,13 @@ import pytest
 from netatmo_exporter.adapters.history_remote_sink import FIRST_WAIT, RemoteWriteSink
 from netatmo_exporter.domain.call_policy import Stopped
 from netatmo_exporter.domain.history import Cursors, HistoryError, Plan, Series, Source, TimeRange
-from netatmo_exporter.domain.remote_write import Batch, ReceiverError
+from netatmo_exporter.domain.remote_write import ReceiverError
+from tests.unit.fakes import FakeReceiver
 
 SERIES = Series("m000-temperature", "temperature", "temperature", (("module", "Outdoor"),))
 PLAN = Plan((Source("m000", "module", ("70:ee:50:00:00:01", None), "read_station",
                     "Outdoor (Home)", (SERIES,)),))
 SPAN = TimeRange(1_733_000_000, 1_733_086_399)
-
-
-class FakeReceiver:
-    def __init__(self, errors: Sequence[ReceiverError] = ()) -> None:
-        self.errors = list(errors)
-        self.attempts: list[Batch] = []
-        self.stored: list[tuple[int, float]] = []
-
-    def write(self, batch: Batch) -> int:
-        self.attempts.append(list(batch))
-        if self.errors:
-            raise self.errors.pop(0)
-        samples = [sample for _, readings in batch for sample in readings]
-        self.stored += samples
-        return len(samples)
 
 
 class Waits:

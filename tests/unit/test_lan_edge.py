@@ -20,6 +20,7 @@ from netatmo_exporter.adapters.lan_clients import client_key, client_network
 from netatmo_exporter.adapters.logging import LogThrottle, SecretRedactor, configure_logging
 from netatmo_exporter.adapters.oauth_flow import PendingStates, StateProblem, TooManyPending
 from netatmo_exporter.adapters.token_call_limit import TokenCallLimit
+from tests.unit.fakes import FakeClock
 
 
 class Clock:
@@ -279,16 +280,8 @@ def test_token_calls_are_budgeted_per_client_and_in_total() -> None:
     assert budget.take("c") == 0.0
 
 
-class StateClock:
-    def __init__(self) -> None:
-        self.time = 1000.0
-
-    def now(self) -> float:
-        return self.time
-
-
 def test_a_clients_new_states_drop_only_its_own_and_a_full_table_refuses() -> None:
-    clock = StateClock()
+    clock = FakeClock(1000.0)
     states = PendingStates(clock, lifetime=600.0, capacity=6, per_client=2)
     owners = states.issue("http://owner/auth/callback", "owner")
     flood = [states.issue("http://a/auth/callback", "attacker") for _ in range(50)]
@@ -300,7 +293,7 @@ def test_a_clients_new_states_drop_only_its_own_and_a_full_table_refuses() -> No
     assert states.redeem(flood[0], flood[0]) is StateProblem.UNKNOWN  # its own, dropped
     assert states.redeem(flood[-1], flood[-1]) == "http://a/auth/callback"
     assert len(others) == 3
-    clock.time += 1201.0  # expired ones leave after twice the lifetime
+    clock.current += 1201.0  # expired ones leave after twice the lifetime
     assert states.issue("http://y/auth/callback", "one-more")
 
 
