@@ -11,14 +11,13 @@ Exposition, for a valve in a room and its home:
 
 Module health shares its families with the weather modules (`netatmo_module_reachable`,
 `_battery_volts`, `_rf_signal_strength`, `_wifi_signal_strength`, `_info`), labelled
-`module`, `room`, `home` instead of `module`, `station`, `home`; `MergedCollector` yields
+`module`, `room`, `home` instead of `module`, `station`, `home`; `ScrapeCollector` yields
 each shared family once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -49,7 +48,7 @@ from netatmo_exporter.domain.energy import (
     room_rows,
 )
 from netatmo_exporter.domain.energy_poller import EnergyState, ErrorCounts
-from netatmo_exporter.domain.ports import ScopeGrants
+from netatmo_exporter.domain.read_model import ReadService, ServiceReading
 from netatmo_exporter.domain.scopes import THERMOSTAT_SCOPE
 
 HOME_MODES = ("schedule", "away", "hg")
@@ -61,24 +60,26 @@ ALERTED_ENERGY_REQUESTS = tuple((endpoint, outcome) for endpoint in ("homesdata"
 
 
 class EnergyCollector(Collector):
-    """Rooms, heating modules and homes, rendered from the Energy poller's latest state,
-    read once per scrape."""
+    """Rooms, heating modules and homes, rendered from one reading of the service: the
+    Energy poller's state and the token's granted scopes of the same moment."""
 
-    def __init__(self, energy: Callable[[], EnergyState], tokens: ScopeGrants) -> None:
-        self._energy = energy
-        self._tokens = tokens
+    def __init__(self, read: ReadService) -> None:
+        self._read = read
 
     def describe(self) -> Iterator[Metric]:
         """The families by name, so that a scrape's `name[]` filter finds them."""
         return (spec.family() for spec in (*ENERGY_METRICS, SCOPE_MISSING))
 
     def collect(self) -> Iterator[Metric]:
-        state = self._energy()
+        return self.render(self._read())
+
+    def render(self, reading: ServiceReading) -> Iterator[Metric]:
+        state = reading.energy or EnergyState()
         snapshot = state.snapshot
         yield from self._room_metrics(room_rows(snapshot))
         yield from self._module_metrics(heating_module_rows(snapshot))
         yield from self._home_metrics(snapshot, state.error_counts)
-        granted = self._tokens.granted_scope()
+        granted = reading.token.scope
         missing = _gauge(SCOPE_MISSING)
         missing.add_metric([THERMOSTAT_SCOPE], 1.0 if (
             (snapshot is not None and snapshot.scope_missing)
@@ -151,38 +152,6 @@ class EnergyCollector(Collector):
         yield mode
         yield up
         yield errors
-
-
-class DescribedCollector(Protocol):
-    def describe(self) -> Iterable[Metric]: ...
-
-    def collect(self) -> Iterable[Metric]: ...
-
-
-class MergedCollector(Collector):
-    """Yields the families of several collectors, each name once: two families of one name
-    would make the exposition invalid, so samples of a shared name are joined into the
-    first family (its help text wins)."""
-
-    def __init__(self, *collectors: DescribedCollector) -> None:
-        self._collectors = collectors
-
-    def describe(self) -> Iterator[Metric]:
-        described: dict[str, Metric] = {}
-        for collector in self._collectors:
-            for family in collector.describe():
-                described.setdefault(family.name, family)
-        yield from described.values()
-
-    def collect(self) -> Iterator[Metric]:
-        merged: dict[str, Metric] = {}
-        for collector in self._collectors:
-            for family in collector.collect():
-                first = merged.setdefault(family.name, family)
-                if first is not family:
-                    assert first.type == family.type, family.name
-                    first.samples.extend(family.samples)
-        yield from merged.values()
 
 
 def _gauge(spec: MetricSpec) -> GaugeMetricFamily:

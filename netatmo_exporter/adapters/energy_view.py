@@ -4,7 +4,6 @@ as the stations table, and a line for each home Netatmo could not report on."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +49,10 @@ class HomeProblem:
     message: str
 
 
-def page_values(energy: Callable[[], EnergyState] | None) -> dict[str, Any]:
-    """What rooms.tpl needs; without read_thermostat in --scope only the hint."""
-    snapshot = None if energy is None else energy().snapshot
+def page_values(energy: EnergyState | None) -> dict[str, Any]:
+    """What rooms.tpl needs; without read_thermostat in --scope (no Energy state) only
+    the hint."""
+    snapshot = None if energy is None else energy.snapshot
     return {"energy_enabled": energy is not None, "energy_hint": ENERGY_HINT,
             "rooms": room_lines(snapshot), "home_problems": home_problems(snapshot)}
 

@@ -37,6 +37,21 @@ class MetricSpec:
                                     labels=list(self.labels))
         return GaugeMetricFamily(self.name, self.text, labels=list(self.labels))
 
+    def gauge(self) -> GaugeMetricFamily:
+        family = self.family()
+        assert isinstance(family, GaugeMetricFamily), self.name
+        return family
+
+    def counter(self) -> CounterMetricFamily:
+        family = self.family()
+        assert isinstance(family, CounterMetricFamily), self.name
+        return family
+
+    def info(self) -> InfoMetricFamily:
+        family = self.family()
+        assert isinstance(family, InfoMetricFamily), self.name
+        return family
+
 
 def metric(name: str, unit: str, text: str, labels: tuple[str, ...] = LABELS,
            kind: MetricType = "gauge", go: bool = False) -> MetricSpec:

@@ -12,18 +12,15 @@ from typing import Any
 
 import bottle
 
-from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.ports import Clock
-from netatmo_exporter.domain.refresher import WeatherState
+from netatmo_exporter.domain.read_model import ReadService
 
 STATIC = Path(__file__).with_name("static")
 
 
 class ServicePages:
-    def __init__(self, tokens: TokenManager, weather: Callable[[], WeatherState], clock: Clock, *,
-                 version: str, commit: str) -> None:
-        self._tokens = tokens
-        self._weather = weather
+    def __init__(self, read: ReadService, clock: Clock, *, version: str, commit: str) -> None:
+        self._read = read
         self._clock = clock
         self._version = json.dumps({"version": version, "commit": commit})
 
@@ -38,7 +35,7 @@ class ServicePages:
 
     def ready(self) -> str:
         bottle.response.content_type = "text/plain; charset=utf-8"
-        if self._weather().snapshot is None:
+        if self._read().weather.snapshot is None:
             bottle.response.status = 503
             return "not ready: no data from Netatmo yet\n"
         return "OK\n"
@@ -46,7 +43,7 @@ class ServicePages:
     def debug_data(self) -> str:
         """The cached snapshot as the refresher left it."""
         bottle.response.content_type = "application/json"
-        weather = self._weather()
+        weather = self._read().weather
         snapshot = weather.snapshot
         return json.dumps({
             "snapshot": None if snapshot is None else dataclasses.asdict(snapshot),
@@ -56,10 +53,9 @@ class ServicePages:
     def debug_token(self) -> str:
         """Facts about the token (validity, expiry, which parts exist)."""
         bottle.response.content_type = "application/json"
-        status = self._tokens.status()
+        status = self._read().token
         facts = dataclasses.asdict(status)
         facts["state"] = status.state.value
-        facts["authorized"] = self._tokens.authorized
         if status.expires_at is not None:
             facts["expires_in_seconds"] = round(status.expires_at - self._clock.now(), 1)
         return json.dumps(facts, indent=1)

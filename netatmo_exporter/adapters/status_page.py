@@ -12,11 +12,10 @@ from netatmo_exporter.adapters import energy_view, status_view
 from netatmo_exporter.adapters.form_guard import FormGuard
 from netatmo_exporter.adapters.site_address import SiteAddress
 from netatmo_exporter.adapters.web_templates import Templates
-from netatmo_exporter.domain.authorization import AuthState, TokenManager
+from netatmo_exporter.domain.authorization import AuthState
 from netatmo_exporter.domain.call_policy import BudgetWaitState
-from netatmo_exporter.domain.energy_poller import EnergyState
 from netatmo_exporter.domain.ports import Clock
-from netatmo_exporter.domain.refresher import WeatherState
+from netatmo_exporter.domain.read_model import ReadService
 
 if TYPE_CHECKING:
     from netatmo_exporter.domain.history_follower import HistoryState
@@ -30,9 +29,8 @@ DONE_MESSAGES = {
 
 class StatusPage:
     def __init__(self, templates: Templates, address: SiteAddress, forms: FormGuard,
-                 tokens: TokenManager, weather: Callable[[], WeatherState], clock: Clock, *,
+                 read: ReadService, clock: Clock, *,
                  scopes: tuple[str, ...], age_stale: float, debug_handlers: bool,
-                 energy: Callable[[], EnergyState] | None,
                  host_names: tuple[str, ...] = (), basic_auth: bool = False,
                  history: Callable[[], HistoryState] | None = None,
                  history_receiver: str = "", history_interval: float = 0.0,
@@ -40,13 +38,11 @@ class StatusPage:
         self._templates = templates
         self._address = address
         self._forms = forms
-        self._tokens = tokens
-        self._weather = weather
+        self._read = read
         self._clock = clock
         self._scopes = scopes
         self._age_stale = age_stale
         self._debug_handlers = debug_handlers
-        self._energy = energy
         self._host_names = host_names
         self._basic_auth = basic_auth  # else the page says anyone on the LAN may use it
         self._history = history
@@ -59,20 +55,21 @@ class StatusPage:
 
     def status(self) -> str:
         now = self._clock.now()
-        token = self._tokens.status()
-        weather = self._weather()  # once: the snapshot and status of one fetch
+        # Once: the snapshot and status of one fetch, the token's facts of that moment.
+        reading = self._read()
+        token, weather = reading.token, reading.weather
         refresh, snapshot = weather.status, weather.snapshot
         advice = [a for a in (status_view.token_advice(token, self._scopes),
                               status_view.refresh_advice(refresh, self._scopes),
                               status_view.file_advice(token)) if a is not None]
-        if token.state is AuthState.OK and self._tokens.authorized:
+        if token.state is AuthState.OK and token.authorized:
             state_word, headline = "authorized", "Authorized: the exporter reads your Netatmo data."
         elif token.state is AuthState.MISSING_SCOPE:
             state_word, headline = "missing-scope", "Authorized, but without every permission."
         else:
             state_word = "not-authorized"
             headline = "Not authorized: the exporter cannot read your Netatmo data yet."
-        waiting = self._tokens.authorized and snapshot is None
+        waiting = token.authorized and snapshot is None
         return self._templates.render(
             "status",
             title="Status",
@@ -102,7 +99,7 @@ class StatusPage:
             skipped=", ".join(snapshot.skipped) if snapshot is not None else "",
             form_token=self._forms.issue(),
             debug_handlers=self._debug_handlers,
-            **energy_view.page_values(self._energy),
+            **energy_view.page_values(reading.energy),
             **self._history_values(now),
         )
 

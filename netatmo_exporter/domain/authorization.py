@@ -62,6 +62,8 @@ class TokenStatus:
     """What may be shown about the token: facts, never values."""
 
     state: AuthState
+    authorized: bool
+    """A token the pollers can use or renew: no authorization is needed."""
     valid: bool
     expires_at: float | None
     has_access_token: bool
@@ -239,6 +241,7 @@ class TokenManager:
             now = self._clock.now()
             return TokenStatus(
                 state=self._state,
+                authorized=token_action(token, now) is not TokenAction.AUTHORIZE,
                 valid=access_token_valid(token, now),
                 expires_at=None if token is None else token.expires_at(),
                 has_access_token=token is not None and token.has_access_token,

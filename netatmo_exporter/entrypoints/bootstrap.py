@@ -14,19 +14,11 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry
 
 from netatmo_exporter import __version__
+from netatmo_exporter.adapters.api_collector import ALERTED_REQUESTS, ApiCounterCollector
+from netatmo_exporter.adapters.budget_collector import BudgetCollector
 from netatmo_exporter.adapters.clock import SystemClock
-from netatmo_exporter.adapters.collector import (
-    ALERTED_REQUESTS,
-    ApiCounterCollector,
-    BudgetCollector,
-    NetatmoCollector,
-)
 from netatmo_exporter.adapters.control_socket import ControlSocketServer
-from netatmo_exporter.adapters.energy_collector import (
-    ALERTED_ENERGY_REQUESTS,
-    EnergyCollector,
-    MergedCollector,
-)
+from netatmo_exporter.adapters.energy_collector import ALERTED_ENERGY_REQUESTS, EnergyCollector
 from netatmo_exporter.adapters.form_guard import FormGuard
 from netatmo_exporter.adapters.host_names import own_names, search_domains
 from netatmo_exporter.adapters.http_server import (
@@ -41,11 +33,13 @@ from netatmo_exporter.adapters.netatmo_client import NetatmoClient
 from netatmo_exporter.adapters.oauth_flow import PendingStates
 from netatmo_exporter.adapters.oauth_pages import OAuthPages
 from netatmo_exporter.adapters.refusals import RefusalCollector, RefusalCounts
+from netatmo_exporter.adapters.scrape_collector import ScrapeCollector
 from netatmo_exporter.adapters.service_pages import ServicePages
 from netatmo_exporter.adapters.site_address import SiteAddress
 from netatmo_exporter.adapters.status_page import StatusPage
 from netatmo_exporter.adapters.systemd_notify import notify
 from netatmo_exporter.adapters.token_store import FileTokenStore, RedactingTokenStore
+from netatmo_exporter.adapters.weather_collector import WeatherCollector
 from netatmo_exporter.adapters.web_app import WSGIApp, build_web_app
 from netatmo_exporter.adapters.web_guards import BasicAuth, HostPolicy, with_security_headers
 from netatmo_exporter.adapters.web_templates import Templates
@@ -60,11 +54,12 @@ from netatmo_exporter.domain.call_policy import (
     event_wait,
 )
 from netatmo_exporter.domain.energy import HomeSetup
-from netatmo_exporter.domain.energy_poller import EnergyPoller, EnergyState
+from netatmo_exporter.domain.energy_poller import EnergyPoller
 from netatmo_exporter.domain.errors import TokenFileError
 from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.ports import Clock, EventLog, TokenStore
-from netatmo_exporter.domain.refresher import Refresher, RefreshSettings, WeatherState
+from netatmo_exporter.domain.read_model import ReadService, service_reader
+from netatmo_exporter.domain.refresher import Refresher, RefreshSettings
 from netatmo_exporter.domain.renewal import TokenRenewal
 from netatmo_exporter.domain.scopes import THERMOSTAT_SCOPE
 from netatmo_exporter.entrypoints.config import Config, HistorySettings
@@ -225,14 +220,18 @@ def build_app(
         clock, log, wait, budget, waits)
     renewal = TokenRenewal(tokens, clock, log, config.refresh_interval, wait)
     registry = CollectorRegistry(auto_describe=False)
-    weather = NetatmoCollector(refresher.state, tokens, clock, config.age_stale)
     energy = None
     if THERMOSTAT_SCOPE in config.scopes:
         energy = EnergyPoller(tokens, client, config.refresh_interval, clock, log, wait=wait,
                               budget=budget, waits=waits)
-        registry.register(MergedCollector(weather, EnergyCollector(energy.state, tokens)))
-    else:
-        registry.register(weather)
+    # Each scrape and each page reads the weather state, the token's facts and the Energy
+    # state once, together.
+    read = service_reader(refresher.state, tokens.status, energy.state if energy else None)
+    registry.register(ScrapeCollector(
+        read, WeatherCollector(read, clock, config.age_stale),
+        *([EnergyCollector(read)] if energy else []),
+        ApiCounterCollector(read, client.request_counts,
+                            ALERTED_REQUESTS + (ALERTED_ENERGY_REQUESTS if energy else ()))))
     history, remote_write = None, None
     if config.history is not None:
         if history_receiver is None:
@@ -242,9 +241,6 @@ def build_app(
     tokens.set_on_new_token(_each(refresher.loop.wake, renewal.loop.wake,
                                   *([energy.loop.wake] if energy else []),
                                   *([history.loop.wake] if history else [])))
-    registry.register(ApiCounterCollector(
-        client.request_counts, lambda: refresher.state().error_counts,
-        ALERTED_REQUESTS + (ALERTED_ENERGY_REQUESTS if energy else ())))
     refusals = RefusalCounts()
     registry.register(RefusalCollector(refusals))
     if history is not None:
@@ -255,8 +251,7 @@ def build_app(
         registry, lambda: (refresher.state().generation, tokens.generation, int(clock.now()),
                            energy.state().generation if energy else 0,
                            history.state().generation if history else 0))
-    web = _web_app(config, tokens, refresher.state, clock, log, redactor,
-                   energy.state if energy else None, refusals,
+    web = _web_app(config, tokens, read, clock, log, redactor, refusals,
                    history.state if history else None, lambda: waits.state(clock.now()))
     app = dispatch({"metrics": metrics}, web)
     web_config = config.web_config
@@ -308,9 +303,8 @@ def _history_follower(config: Config, settings: HistorySettings, tokens: TokenMa
                            budget=budget, wait=wait)
 
 
-def _web_app(config: Config, tokens: TokenManager, weather: Callable[[], WeatherState],
-             clock: Clock, log: EventLog, redactor: SecretRedactor,
-             energy: Callable[[], EnergyState] | None, refusals: RefusalCounts,
+def _web_app(config: Config, tokens: TokenManager, read: ReadService,
+             clock: Clock, log: EventLog, redactor: SecretRedactor, refusals: RefusalCounts,
              history: Callable[[], HistoryState] | None,
              budget_waits: Callable[[], BudgetWaitState]) -> WSGIApp:
     """The pages, each handed what it uses."""
@@ -319,9 +313,9 @@ def _web_app(config: Config, tokens: TokenManager, weather: Callable[[], Weather
                              _own_names())
     address = SiteAddress(config.external_url, config.external_url_configured, host_policy)
     forms = FormGuard(address)
-    status = StatusPage(templates, address, forms, tokens, weather, clock,
+    status = StatusPage(templates, address, forms, read, clock,
                         scopes=config.scopes, age_stale=config.age_stale,
-                        debug_handlers=config.debug_handlers, energy=energy,
+                        debug_handlers=config.debug_handlers,
                         host_names=host_policy.names,
                         basic_auth=bool(config.web_config and config.web_config.basic_auth_users),
                         history=history,
@@ -332,7 +326,7 @@ def _web_app(config: Config, tokens: TokenManager, weather: Callable[[], Weather
                        api_url=config.api_url, client_id=config.client_id,
                        scopes=config.scopes, register_secret=redactor.add, log=log,
                        refusals=refusals)
-    service = ServicePages(tokens, weather, clock, version=__version__, commit=build_commit())
+    service = ServicePages(read, clock, version=__version__, commit=build_commit())
     return build_web_app({**status.handlers(), **oauth.handlers(), **service.handlers()},
                          templates, host_policy, log, debug_handlers=config.debug_handlers)
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 from prometheus_client import CollectorRegistry
 
-from netatmo_exporter.adapters.collector import BudgetCollector
+from netatmo_exporter.adapters.budget_collector import BudgetCollector
 from netatmo_exporter.adapters.status_view import budget_waits
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.call_policy import (

@@ -9,10 +9,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
-from netatmo_exporter.adapters.collector import NetatmoCollector
-from netatmo_exporter.adapters.energy_collector import EnergyCollector, MergedCollector
+from netatmo_exporter.adapters.energy_collector import EnergyCollector
 from netatmo_exporter.adapters.energy_payload import parse_home_status, parse_homes
 from netatmo_exporter.adapters.energy_view import home_problems, page_values, room_lines
+from netatmo_exporter.adapters.scrape_collector import ScrapeCollector
+from netatmo_exporter.adapters.weather_collector import WeatherCollector
 from netatmo_exporter.domain.authorization import AuthState, TokenManager
 from netatmo_exporter.domain.energy import (
     EnergySnapshot,
@@ -35,6 +36,7 @@ from netatmo_exporter.domain.errors import (
     RateLimited,
     TransientError,
 )
+from netatmo_exporter.domain.read_model import service_reader
 from netatmo_exporter.domain.refresher import Refresher, RefreshSettings
 from netatmo_exporter.domain.token import Token
 from netatmo_exporter.simulator import demo_account
@@ -106,9 +108,9 @@ class World:
                               self.log, self.clock.wait)
         refresher.refresh_once()
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(MergedCollector(
-            NetatmoCollector(refresher.state, self.tokens, self.clock, 3600.0),
-            EnergyCollector(self.poller.state, self.tokens)))
+        read = service_reader(refresher.state, self.tokens.status, self.poller.state)
+        registry.register(ScrapeCollector(read, WeatherCollector(read, self.clock, 3600.0),
+                                          EnergyCollector(read)))
         return registry
 
 

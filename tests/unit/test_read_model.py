@@ -1,19 +1,28 @@
-"""One read model: a scrape renders one published state, never a mix of two fetches."""
+"""One read model: a scrape renders one published state, never a mix of two fetches, and
+one token snapshot taken with it, never the facts of two tokens."""
 
 from __future__ import annotations
 
 import dataclasses
 import sys
 import threading
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from netatmo_exporter.adapters.collector import ApiCounterCollector, NetatmoCollector
+from netatmo_exporter.adapters.api_collector import ApiCounterCollector
+from netatmo_exporter.adapters.energy_collector import EnergyCollector
+from netatmo_exporter.adapters.scrape_collector import ScrapeCollector
+from netatmo_exporter.adapters.weather_collector import WeatherCollector
 from netatmo_exporter.domain.authorization import TokenManager
+from netatmo_exporter.domain.energy_poller import EnergyState
 from netatmo_exporter.domain.errors import TransientError
 from netatmo_exporter.domain.model import Readings, Station
-from netatmo_exporter.domain.refresher import Refresher, RefreshSettings
+from netatmo_exporter.domain.read_model import service_reader
+from netatmo_exporter.domain.refresher import Refresher, RefreshSettings, WeatherState
+from netatmo_exporter.domain.scopes import THERMOSTAT_SCOPE
+from netatmo_exporter.domain.token import Token
 from tests.unit.fakes import (
     FakeClock,
     FakeLog,
@@ -25,6 +34,7 @@ from tests.unit.fakes import (
 )
 
 REFRESHES = 3000
+NOW = FakeClock().now()
 
 
 class LockedClock(FakeClock):
@@ -72,16 +82,31 @@ def test_a_scrape_never_pairs_a_snapshot_with_another_refreshs_status() -> None:
                           RefreshSettings(60.0, ("read_station",), False, "fixed"), clock, log,
                           clock.wait)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NetatmoCollector(refresher.state, tokens, clock, 1e9))
-    registry.register(ApiCounterCollector(dict, lambda: refresher.state().error_counts))
+    read = service_reader(refresher.state, tokens.status)
+    registry.register(ScrapeCollector(read, WeatherCollector(read, clock, 1e9),
+                                      ApiCounterCollector(read, dict)))
+
+    def refresh() -> None:
+        refresher.refresh_once()
+        clock.advance(10.0)  # within Netatmo's 500 calls an hour
+
+    scrapes, mixed, seen_up, seen_down = interleaved(refresh, registry, scrape_while)
+
+    assert scrapes > 100 and seen_up and seen_down
+    assert mixed == 0, f"{mixed} of {scrapes} scrapes mixed two refreshes"
+
+
+def interleaved(work: Callable[[], None], registry: CollectorRegistry,
+                scrape: Callable[[CollectorRegistry, threading.Event], tuple[int, ...]]
+                ) -> tuple[int, ...]:
+    """Runs `work` REFRESHES times in a thread while `scrape` scrapes."""
     done = threading.Event()
 
     def hammer() -> None:
-        # A count, not a wall-clock deadline: time is the fake clock's, 10 s a refresh.
+        # A count, not a wall-clock deadline: time is the fake clock's.
         try:
             for _ in range(REFRESHES):
-                refresher.refresh_once()
-                clock.advance(10.0)  # within Netatmo's 500 calls an hour
+                work()
         finally:
             done.set()
 
@@ -90,14 +115,11 @@ def test_a_scrape_never_pairs_a_snapshot_with_another_refreshs_status() -> None:
     sys.setswitchinterval(1e-6)  # let the threads interleave often
     writer.start()
     try:
-        scrapes, mixed, seen_up, seen_down = scrape_while(registry, done)
+        return scrape(registry, done)
     finally:
         writer.join(120.0)  # a bound on a hung writer only: it ends in about a second
         sys.setswitchinterval(switch_every)
-
-    assert not writer.is_alive()
-    assert scrapes > 100 and seen_up and seen_down
-    assert mixed == 0, f"{mixed} of {scrapes} scrapes mixed two refreshes"
+        assert not writer.is_alive()
 
 
 def scrape_while(registry: CollectorRegistry, done: threading.Event
@@ -124,6 +146,62 @@ def scrape_while(registry: CollectorRegistry, done: threading.Event
             seen_down = True
             mixed += not cached < attempted or failures == 0
     return scrapes, mixed, seen_up, seen_down
+
+
+WITH_ENERGY = ("read_station", THERMOSTAT_SCOPE)
+WEATHER_ONLY = ("read_station",)
+
+
+class ScopeSwitchingEndpoint(FakeTokenEndpoint):
+    """Grants, in turn, a token with the Energy scope that lives 10801 s and one without it
+    that lives 10800 s: a scrape on a still clock tells them apart by the expiry."""
+
+    def refresh(self, refresh_token: str) -> Token:
+        with self._lock:
+            self.refreshes.append(refresh_token)
+            n = len(self.refreshes)
+        return Token.from_grant(f"access-{n}", f"refresh-{n}", 10800.0 + n % 2,
+                                self.clock.now(), WITH_ENERGY if n % 2 else WEATHER_ONLY)
+
+
+def test_a_scrape_never_pairs_one_tokens_expiry_with_anothers_scopes() -> None:
+    clock, log = FakeClock(), FakeLog()
+    endpoint = ScopeSwitchingEndpoint(clock)
+    tokens = TokenManager(endpoint, FakeTokenStore(fresh_token(clock)), clock, log)
+    tokens.load()
+    registry = CollectorRegistry(auto_describe=False)
+    weather = WeatherState(RefreshSettings(60.0, WITH_ENERGY, False))
+    read = service_reader(lambda: weather, tokens.status, EnergyState)
+    registry.register(ScrapeCollector(read, WeatherCollector(read, clock, 1e9),
+                                      EnergyCollector(read)))
+
+    scrapes, mixed, energy_granted, energy_missing = interleaved(
+        lambda: tokens.authorize_with_refresh_token("pasted"), registry, scrape_tokens_while)
+
+    assert len(endpoint.refreshes) > 100
+    assert scrapes > 100 and energy_granted and energy_missing
+    assert mixed == 0, f"{mixed} of {scrapes} scrapes mixed the facts of two tokens"
+
+
+def scrape_tokens_while(registry: CollectorRegistry, done: threading.Event
+                        ) -> tuple[int, int, int, int]:
+    """Scrapes until `done`; counts the scrapes whose token expiry (the weather families)
+    and Energy scope (the Energy families) come from two tokens."""
+    scrapes = mixed = granted = missing = 0
+    while not done.is_set() and scrapes < 20 * REFRESHES:
+        values = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                  for family in registry.collect() for sample in family.samples}
+        scrapes += 1
+        lifetime = values[("netatmo_exporter_token_expiry_time", ())] - NOW
+        energy_missing = values[("netatmo_exporter_scope_missing",
+                                 (("scope", THERMOSTAT_SCOPE),))]
+        if lifetime == 10801.0:
+            granted += 1
+            mixed += energy_missing != 0.0
+        elif lifetime == 10800.0:
+            missing += 1
+            mixed += energy_missing != 1.0
+    return scrapes, mixed, granted, missing
 
 
 def test_published_error_counts_cannot_be_changed_under_a_reader() -> None:

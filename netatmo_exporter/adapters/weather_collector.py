@@ -1,5 +1,5 @@
-"""Prometheus collectors of the weather data and the exporter's own health: render the
-latest state, never call Netatmo. The families come from `weather_metrics`.
+"""Prometheus collector of the weather data and the exporter's own health: renders the
+scrape's one reading, never calls Netatmo. The families come from `weather_metrics`.
 
 Exposition, for a fresh outdoor module (Go-compatible names first, then our own):
 
@@ -12,18 +12,12 @@ Exposition, for a fresh outdoor module (Go-compatible names first, then our own)
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    InfoMetricFamily,
-    Metric,
-)
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from netatmo_exporter import __version__
-from netatmo_exporter.adapters.metric_spec import MetricSpec
 from netatmo_exporter.adapters.weather_metrics import (
     BUDGET_METRIC,
     BUDGET_WAIT_METRICS,
@@ -36,8 +30,7 @@ from netatmo_exporter.adapters.weather_metrics import (
     READING_METRICS,
     WEATHER_METRICS,
 )
-from netatmo_exporter.domain.authorization import AuthState, TokenManager
-from netatmo_exporter.domain.call_policy import BudgetUse, BudgetWaitState
+from netatmo_exporter.domain.authorization import AuthState, TokenStatus
 from netatmo_exporter.domain.labels import ModuleLabels, label_modules
 from netatmo_exporter.domain.model import (
     NEVER_PAIRED_BATTERY_VP,
@@ -48,6 +41,7 @@ from netatmo_exporter.domain.model import (
     is_stale,
 )
 from netatmo_exporter.domain.ports import Clock
+from netatmo_exporter.domain.read_model import ReadService, ServiceReading
 from netatmo_exporter.domain.refresher import WeatherState
 from netatmo_exporter.domain.schedule import DeviceCadence
 from netatmo_exporter.domain.scopes import WEATHER_SCOPES
@@ -55,14 +49,13 @@ from netatmo_exporter.domain.scopes import WEATHER_SCOPES
 AUTH_STATES = tuple(state.value for state in AuthState)
 
 
-class NetatmoCollector(Collector):
-    """Every module and exporter metric, rendered from the refresher's latest state, read
-    once per scrape: the snapshot, status and cadences rendered belong to one fetch."""
+class WeatherCollector(Collector):
+    """Every weather module and exporter metric, rendered from one reading of the service:
+    the snapshot, status and cadences rendered belong to one fetch, the token's facts to
+    the same moment."""
 
-    def __init__(self, weather: Callable[[], WeatherState], tokens: TokenManager,
-                 clock: Clock, age_stale: float) -> None:
-        self._weather = weather
-        self._tokens = tokens
+    def __init__(self, read: ReadService, clock: Clock, age_stale: float) -> None:
+        self._read = read
         self._clock = clock
         self._age_stale = age_stale
 
@@ -73,16 +66,18 @@ class NetatmoCollector(Collector):
         return (spec.family() for spec in WEATHER_METRICS if spec not in others)
 
     def collect(self) -> Iterator[Metric]:
+        return self.render(self._read())
+
+    def render(self, reading: ServiceReading) -> Iterator[Metric]:
         now = self._clock.now()
-        state = self._weather()
+        state = reading.weather
         snapshot = state.snapshot
-        yield from self._exporter_metrics(state)
+        yield from self._exporter_metrics(state, reading.token)
         yield from self._module_metrics(() if snapshot is None else snapshot.stations,
                                         state.cadences, now)
 
-    def _exporter_metrics(self, state: WeatherState) -> Iterator[Metric]:
+    def _exporter_metrics(self, state: WeatherState, token: TokenStatus) -> Iterator[Metric]:
         snapshot, status = state.snapshot, state.status
-        token = self._tokens.status()
         values = {
             "up": 1.0 if status.ok else 0.0,
             "interval": state.settings.interval,
@@ -94,8 +89,7 @@ class NetatmoCollector(Collector):
             "token_expiry": (token.expires_at or 0.0) if token.valid else 0.0,
         }
         for key, value in values.items():
-            family = EXPORTER_METRICS[key].family()
-            assert isinstance(family, GaugeMetricFamily)
+            family = EXPORTER_METRICS[key].gauge()
             family.add_metric([], value)
             yield family
         auth = _gauge("auth_state")
@@ -103,8 +97,7 @@ class NetatmoCollector(Collector):
             auth.add_metric([name], 1.0 if token.state.value == name else 0.0)
         yield auth
         yield self._scope_missing(state, token.scope)
-        build = EXPORTER_METRICS["build"].family()
-        assert isinstance(build, InfoMetricFamily)
+        build = EXPORTER_METRICS["build"].info()
         build.add_metric([__version__, platform.python_version()], {})
         yield build
 
@@ -120,14 +113,12 @@ class NetatmoCollector(Collector):
 
     def _module_metrics(self, stations: Iterable[Station],
                         cadences: tuple[DeviceCadence, ...], now: float) -> Iterator[Metric]:
-        readings = [(spec, _family(spec.metric)) for spec in READING_METRICS]
-        module = {key: _family(spec) for key, spec in GO_MODULE_METRICS.items()}
-        health = {key: _family(spec) for key, spec in HEALTH_METRICS.items()}
-        info = MODULE_INFO.family()
-        assert isinstance(info, InfoMetricFamily)
-        place = DEVICE_METRICS["place"].family()
-        assert isinstance(place, InfoMetricFamily)
-        period = _family(DEVICE_METRICS["upload_period"])
+        readings = [(spec, spec.metric.gauge()) for spec in READING_METRICS]
+        module = {key: spec.gauge() for key, spec in GO_MODULE_METRICS.items()}
+        health = {key: spec.gauge() for key, spec in HEALTH_METRICS.items()}
+        info = MODULE_INFO.info()
+        place = DEVICE_METRICS["place"].info()
+        period = DEVICE_METRICS["upload_period"].gauge()
         periods = {c.device_id: c.period for c in cadences}
         for station, mod, labels in label_modules(stations):
             values = [labels.module, labels.station, labels.home]
@@ -155,99 +146,8 @@ class NetatmoCollector(Collector):
         yield period
 
 
-# Series exported at 0 before their first increment, so that `increase()` in an alert sees
-# the first one too (a counter series born at 1 has no earlier sample to compare with).
-ALERTED_REQUESTS = tuple(
-    (endpoint, outcome)
-    for endpoint in ("token", "getstationsdata", "gethomecoachsdata")
-    for outcome in ("ok", "rate_limited")
-)
-ALERTED_REFRESH_ERRORS = ("rate_limited",)
-
-
-class ApiCounterCollector(Collector):
-    """Counters of Netatmo requests and refresh errors, built per scrape from plain counts so
-    that no `_created` series appear whatever the prometheus_client version."""
-
-    def __init__(self, request_counts: Callable[[], dict[tuple[str, str], int]],
-                 refresh_errors: Callable[[], Mapping[str, int]],
-                 alerted: tuple[tuple[str, str], ...] = ALERTED_REQUESTS) -> None:
-        self._request_counts = request_counts
-        self._refresh_errors = refresh_errors
-        self._alerted = alerted
-
-    def describe(self) -> Iterator[Metric]:
-        return (spec.family() for spec in COUNTER_METRICS.values())
-
-    def collect(self) -> Iterator[Metric]:
-        requests = COUNTER_METRICS["requests"].family()
-        assert isinstance(requests, CounterMetricFamily)
-        counts = {**dict.fromkeys(self._alerted, 0), **self._request_counts()}
-        for (endpoint, outcome), count in sorted(counts.items()):
-            requests.add_metric([endpoint, outcome], float(count))
-        yield requests
-        errors = COUNTER_METRICS["errors"].family()
-        assert isinstance(errors, CounterMetricFamily)
-        reasons = {**dict.fromkeys(ALERTED_REFRESH_ERRORS, 0), **self._refresh_errors()}
-        for reason, count in sorted(reasons.items()):
-            errors.add_metric([reason], float(count))
-        yield errors
-
-
-BUDGET_CALLERS = ("backfill", "energy", "weather")
-"""Exported at 0 before their first call, so that a panel or alert has its series."""
-BUDGET_WINDOWS = (("10s", "by_caller_10s"), ("1h", "by_caller"))
-
-
-POLLERS = ("energy", "weather")
-
-
-class BudgetCollector(Collector):
-    """`netatmo_exporter_api_budget_calls{caller,window}`: the service's budget for the
-    account as it stands, the calls a backfill booked through the control socket included;
-    `netatmo_exporter_api_budget_waiting{caller}` and `..._wait_seconds_total{caller}`: the
-    service's pollers waiting for room in it."""
-
-    def __init__(self, use: Callable[[], BudgetUse],
-                 waits: Callable[[], BudgetWaitState] = BudgetWaitState) -> None:
-        self._use = use
-        self._waits = waits
-
-    def describe(self) -> Iterator[Metric]:
-        yield BUDGET_METRIC.family()
-        for spec in BUDGET_WAIT_METRICS.values():
-            yield spec.family()
-
-    def collect(self) -> Iterator[Metric]:
-        use = self._use()
-        family = _family(BUDGET_METRIC)
-        for window, field in BUDGET_WINDOWS:
-            counts: dict[str, int] = {**dict.fromkeys(BUDGET_CALLERS, 0),
-                                      **dict(getattr(use, field))}
-            for caller, count in sorted(counts.items()):
-                family.add_metric([caller, window], float(count))
-        yield family
-        waits = self._waits()
-        waiting = {wait.caller for wait in waits.waiting}
-        waited = {**dict.fromkeys(POLLERS, 0.0), **dict(waits.waited)}
-        gauge = _family(BUDGET_WAIT_METRICS["waiting"])
-        counter = BUDGET_WAIT_METRICS["waited"].family()
-        assert isinstance(counter, CounterMetricFamily)
-        for caller in sorted(waited):
-            gauge.add_metric([caller], 1.0 if caller in waiting else 0.0)
-            counter.add_metric([caller], waited[caller])
-        yield gauge
-        yield counter
-
-
-def _family(spec: MetricSpec) -> GaugeMetricFamily:
-    family = spec.family()
-    assert isinstance(family, GaugeMetricFamily)
-    return family
-
-
 def _gauge(key: str) -> GaugeMetricFamily:
-    return _family(EXPORTER_METRICS[key])
+    return EXPORTER_METRICS[key].gauge()
 
 
 def _add_health(gauges: dict[str, GaugeMetricFamily], module: Module, values: list[str],
