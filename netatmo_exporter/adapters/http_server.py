@@ -36,9 +36,9 @@ from netatmo_exporter.adapters.http_policy import MAX_BODY_BYTES, ROUTES, SECURI
 from netatmo_exporter.adapters.logging import raised_at
 from netatmo_exporter.adapters.refusals import RefusalCounts
 from netatmo_exporter.adapters.waitress_policy import DEFAULT_REQUEST_TIMEOUT, StrictServer
+from netatmo_exporter.adapters.wsgi import WSGIApp, plain_answer
 from netatmo_exporter.domain.ports import EventLog
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 MAX_CACHED_VARIANTS = 16
 MAX_HEADER_BYTES = 16384
 
@@ -119,11 +119,8 @@ def dispatch(outside_bottle: dict[str, WSGIApp], web_app: WSGIApp) -> WSGIApp:
         if target is not None:
             return target(environ, start_response)
         if path in allowed:
-            body = b"405 Method Not Allowed\n"
-            start_response("405 Method Not Allowed", [
-                ("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(body))), ("Allow", ", ".join(allowed[path]))])
-            return [body]
+            return plain_answer(start_response, "405 Method Not Allowed",
+                                headers=[("Allow", ", ".join(allowed[path]))])
         return web_app(environ, start_response)
 
     return app
@@ -159,12 +156,8 @@ def contain_errors(app: WSGIApp, log: EventLog | None) -> WSGIApp:
             if log is not None:
                 log.error("web_error", path=environ.get("PATH_INFO", ""),
                           error=type(exc).__name__, at=raised_at(exc))
-            body = b"500 Internal Server Error\n"
-            start_response("500 Internal Server Error", [
-                ("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(body))), *SECURITY_HEADERS],
-                sys.exc_info())
-            return [body]
+            return plain_answer(start_response, "500 Internal Server Error",
+                                headers=SECURITY_HEADERS, exc_info=sys.exc_info())
 
     return contained
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import bottle
 
+from netatmo_exporter.adapters.wsgi import PLAIN_TEXT
 from netatmo_exporter.domain.ports import Clock
 from netatmo_exporter.domain.read_model import ReadService
 
@@ -34,7 +35,7 @@ class ServicePages:
         return self._version
 
     def ready(self) -> str:
-        bottle.response.content_type = "text/plain; charset=utf-8"
+        bottle.response.content_type = PLAIN_TEXT
         if self._read().weather.snapshot is None:
             bottle.response.status = 503
             return "not ready: no data from Netatmo yet\n"
@@ -62,7 +63,7 @@ class ServicePages:
 
 
 def _healthy() -> str:
-    bottle.response.content_type = "text/plain; charset=utf-8"
+    bottle.response.content_type = PLAIN_TEXT
     return "OK\n"
 
 

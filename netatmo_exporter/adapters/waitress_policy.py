@@ -31,6 +31,7 @@ from waitress.utilities import Error
 from netatmo_exporter.adapters.http_policy import BODY_LIMITS, SECURITY_HEADERS, parse_host
 from netatmo_exporter.adapters.lan_clients import client_key
 from netatmo_exporter.adapters.refusals import RefusalCounts
+from netatmo_exporter.adapters.wsgi import PLAIN_TEXT
 
 FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 # Names and URLs: ASCII by their grammar (RFC 9110 7.2, RFC 6454 7, RFC 3986). Any other
@@ -117,7 +118,7 @@ class ProtocolErrorTask(ErrorTask):  # type: ignore[misc]
         error = self.request.error
         self.status = f"{error.code} {error.reason}"
         body = f"{self.status}\n".encode()
-        self.response_headers.extend([("Content-Type", "text/plain; charset=utf-8"),
+        self.response_headers.extend([("Content-Type", PLAIN_TEXT),
                                       ("Connection", "close"), *SECURITY_HEADERS])
         self.close_on_finish = True
         self.content_length = len(body)

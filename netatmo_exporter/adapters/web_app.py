@@ -6,7 +6,7 @@ handler fails here, when the app is built, not on the first request."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import bottle
@@ -17,9 +17,9 @@ from netatmo_exporter.adapters.lan_clients import client_key
 from netatmo_exporter.adapters.logging import LogThrottle
 from netatmo_exporter.adapters.web_guards import HostPolicy
 from netatmo_exporter.adapters.web_templates import ERROR_STATUSES, Refusal, Templates
+from netatmo_exporter.adapters.wsgi import WSGIApp
 from netatmo_exporter.domain.ports import EventLog
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 ALLOWED_HOSTS_SETTING = "--web.allowed-hosts (NETATMO_EXPORTER_ALLOWED_HOSTS)"
 
 

@@ -24,9 +24,8 @@ from netatmo_exporter.adapters.http_policy import (
 from netatmo_exporter.adapters.lan_clients import client_key, client_network
 from netatmo_exporter.adapters.logging import LogThrottle
 from netatmo_exporter.adapters.refusals import RefusalCounts
+from netatmo_exporter.adapters.wsgi import WSGIApp, plain_answer
 from netatmo_exporter.domain.ports import EventLog
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 AUTH_REALM = "netatmo-exporter"
 MAX_CACHED_CREDENTIALS = 64
@@ -219,21 +218,15 @@ def _credentials(header: str) -> tuple[str | None, str | None]:
 
 
 def _unauthorized(start_response: Callable[..., Any]) -> list[bytes]:
-    body = b"401 Unauthorized: this exporter asks for a user name and password\n"
-    start_response("401 Unauthorized", [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-        ("WWW-Authenticate", f'Basic realm="{AUTH_REALM}", charset="UTF-8"'),
-    ])
-    return [body]
+    return plain_answer(
+        start_response, "401 Unauthorized",
+        "401 Unauthorized: this exporter asks for a user name and password",
+        [("WWW-Authenticate", f'Basic realm="{AUTH_REALM}", charset="UTF-8"')])
 
 
 def _busy(start_response: Callable[..., Any]) -> list[bytes]:
-    body = b"429 Too Many Requests: other password checks are running; try again\n"
-    start_response("429 Too Many Requests", [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-        ("Retry-After", "1"),
-    ])
-    return [body]
+    return plain_answer(
+        start_response, "429 Too Many Requests",
+        "429 Too Many Requests: other password checks are running; try again",
+        [("Retry-After", "1")])
 

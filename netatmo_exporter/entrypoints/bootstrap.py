@@ -40,9 +40,10 @@ from netatmo_exporter.adapters.status_page import StatusPage
 from netatmo_exporter.adapters.systemd_notify import notify
 from netatmo_exporter.adapters.token_store import FileTokenStore, RedactingTokenStore
 from netatmo_exporter.adapters.weather_collector import WeatherCollector
-from netatmo_exporter.adapters.web_app import WSGIApp, build_web_app
+from netatmo_exporter.adapters.web_app import build_web_app
 from netatmo_exporter.adapters.web_guards import BasicAuth, HostPolicy, with_security_headers
 from netatmo_exporter.adapters.web_templates import Templates
+from netatmo_exporter.adapters.wsgi import WSGIApp
 from netatmo_exporter.build_info import build_commit
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.call_policy import (
