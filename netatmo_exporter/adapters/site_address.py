@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 import bottle
 
+from netatmo_exporter.adapters.host_policy import HostPolicy
 from netatmo_exporter.adapters.http_policy import Origin, parse_host, parse_origin
-from netatmo_exporter.adapters.web_guards import HostPolicy
 
 
 class SiteAddress:

@@ -12,10 +12,10 @@ from typing import Any
 import bottle
 
 from netatmo_exporter.adapters.host_names import address_towards
+from netatmo_exporter.adapters.host_policy import HostPolicy
 from netatmo_exporter.adapters.http_policy import ANY_HOST_PATHS, ROUTES, parse_host
 from netatmo_exporter.adapters.lan_clients import client_key
 from netatmo_exporter.adapters.logging import LogThrottle
-from netatmo_exporter.adapters.web_guards import HostPolicy
 from netatmo_exporter.adapters.web_templates import ERROR_STATUSES, Refusal, Templates
 from netatmo_exporter.adapters.wsgi import WSGIApp
 from netatmo_exporter.domain.ports import EventLog

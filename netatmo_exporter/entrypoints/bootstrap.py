@@ -15,12 +15,14 @@ from prometheus_client import CollectorRegistry
 
 from netatmo_exporter import __version__
 from netatmo_exporter.adapters.api_collector import ALERTED_REQUESTS, ApiCounterCollector
+from netatmo_exporter.adapters.basic_auth import BasicAuth
 from netatmo_exporter.adapters.budget_collector import BudgetCollector
 from netatmo_exporter.adapters.clock import SystemClock
 from netatmo_exporter.adapters.control_socket import ControlSocketServer
 from netatmo_exporter.adapters.energy_collector import ALERTED_ENERGY_REQUESTS, EnergyCollector
 from netatmo_exporter.adapters.form_guard import FormGuard
 from netatmo_exporter.adapters.host_names import own_names, search_domains
+from netatmo_exporter.adapters.host_policy import HostPolicy
 from netatmo_exporter.adapters.http_server import (
     CachedMetricsApp,
     HTTPServer,
@@ -41,9 +43,8 @@ from netatmo_exporter.adapters.systemd_notify import notify
 from netatmo_exporter.adapters.token_store import FileTokenStore, RedactingTokenStore
 from netatmo_exporter.adapters.weather_collector import WeatherCollector
 from netatmo_exporter.adapters.web_app import build_web_app
-from netatmo_exporter.adapters.web_guards import BasicAuth, HostPolicy, with_security_headers
 from netatmo_exporter.adapters.web_templates import Templates
-from netatmo_exporter.adapters.wsgi import WSGIApp
+from netatmo_exporter.adapters.wsgi import WSGIApp, with_security_headers
 from netatmo_exporter.build_info import build_commit
 from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.call_policy import (

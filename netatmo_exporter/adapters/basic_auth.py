@@ -1,13 +1,11 @@
-"""WSGI guards in front of every page: security headers, the DNS-rebinding host check and
-HTTP basic authentication from the web configuration file."""
+"""HTTP basic authentication from the web configuration file, in front of every page but
+the liveness probe."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
-import ipaddress
-import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -16,11 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netatmo_exporter.adapters.fair_gate import FairGate
-from netatmo_exporter.adapters.http_policy import (
-    SECURITY_HEADERS,
-    UNAUTHENTICATED_PATHS,
-    parse_host,
-)
+from netatmo_exporter.adapters.http_policy import UNAUTHENTICATED_PATHS
 from netatmo_exporter.adapters.lan_clients import client_key, client_network
 from netatmo_exporter.adapters.logging import LogThrottle
 from netatmo_exporter.adapters.refusals import RefusalCounts
@@ -33,56 +27,6 @@ MAX_CACHED_CREDENTIALS = 64
 # each holds a server thread, so few, and for a check's time at most.
 MAX_FOLLOWERS = 1
 CHECK_ALLOWANCE = 5.0
-
-
-def with_security_headers(app: WSGIApp, extra: Iterable[tuple[str, str]] = ()) -> WSGIApp:
-    """Adds the headers at the WSGI level, so error pages, redirects and `/metrics` carry
-    them too; `extra` comes from the web configuration file."""
-    added = [*SECURITY_HEADERS, *extra]
-    ours = {name.lower() for name, _ in added}
-
-    def secured(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
-            kept = [(name, value) for name, value in headers if name.lower() not in ours]
-            return start_response(status, kept + added, *exc_info)
-
-        return app(environ, start)
-
-    return secured
-
-
-class HostPolicy:
-    """Which Host names the pages answer to: a DNS-rebinding page comes with its own name,
-    while an IP literal, localhost, the external URL's host, this machine's own name and
-    the names the operator listed cannot be pointed at us by someone else's DNS."""
-
-    def __init__(self, external_host: str, allowed: Iterable[str], own_names: Iterable[str]
-                 ) -> None:
-        hosts = (parse_host(name) for name in (external_host, "localhost", *allowed, *own_names))
-        self.names = tuple(dict.fromkeys(host.name for host in hosts if host is not None))
-        self._names = frozenset(self.names)
-
-    def allows(self, host_header: str) -> bool:
-        host = parse_host(host_header)
-        if host is None:
-            return False
-        name = host.name
-        if name in self._names or (name.endswith(".localhost") and _dns_name(name)):
-            return True
-        try:
-            ipaddress.ip_address(name)
-        except ValueError:
-            return False
-        return True
-
-
-_DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-
-
-def _dns_name(name: str) -> bool:
-    """Letters, digits and inner hyphens in labels of 1 to 63, 253 at most in all (RFC
-    1123): `app.localhost`, not `evil.com#.localhost`."""
-    return len(name) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in name.split("."))
 
 
 @dataclass(eq=False)
