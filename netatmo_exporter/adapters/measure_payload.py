@@ -7,12 +7,15 @@ value list holds one value (or null) per requested type, in the order asked for.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
+from netatmo_exporter.adapters.netatmo_payload import MAX_MAGNITUDE, _number
 from netatmo_exporter.domain.errors import BadResponse
 from netatmo_exporter.domain.history import Row
+
+MAX_TIME = int(MAX_MAGNITUDE)
+MAX_STEP = 366 * 86400
 
 
 def parse_measure(payload: object, endpoint: str, types: int) -> tuple[Row, ...]:
@@ -38,24 +41,30 @@ def _run(run: object, endpoint: str, types: int) -> list[Row]:
     begin = _time(run.get("beg_time"), endpoint)
     step = run.get("step_time", 0)
     values = run.get("value")
-    if isinstance(step, bool) or not isinstance(step, int | float) or step < 0:
-        raise _bad(endpoint, f"has a run with step_time {step!r}")
+    if (isinstance(step, bool) or not isinstance(step, int | float)
+            or not 0 <= step <= MAX_STEP):
+        raise _bad(endpoint, f"has a run with step_time {_shown(step)}")
     if not isinstance(values, list):
         raise _bad(endpoint, "has a run without a value list")
     if len(values) > 1 and step == 0:
         raise _bad(endpoint, "has a run of several readings without step_time")
-    return [(begin + int(index * step), _values(value, endpoint, types))
+    rows = [(begin + int(index * step), _values(value, endpoint, types))
             for index, value in enumerate(values)]
+    if rows and rows[-1][0] > MAX_TIME:
+        raise _bad(endpoint, f"has a run reaching past the year 5000 ({rows[-1][0]})")
+    return rows
 
 
 def _time(value: object, endpoint: str) -> int:
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    """A reading time: seconds since the epoch, as digits or a whole number, before the
+    year 5000."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TIME:
         return value
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
-    raise _bad(endpoint, f"has a reading time {value!r}")
+    raise _bad(endpoint, f"has a reading time {_shown(value)}")
 
 
 def _values(values: object, endpoint: str, types: int) -> tuple[float | None, ...]:
@@ -67,9 +76,20 @@ def _values(values: object, endpoint: str, types: int) -> tuple[float | None, ..
 def _value(value: Any, endpoint: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _bad(endpoint, f"has a reading value {value!r}")
-    return value
+    number = _number(value)
+    if number is None:
+        raise _bad(endpoint, f"has a reading value {_shown(value)}")
+    return number
+
+
+def _shown(value: object) -> str:
+    """The value as the message shows it: short, and safe for any encoder."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer of more digits than Python prints
+        return "(an integer of thousands of digits)"
+    text = text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+    return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _bad(endpoint: str, problem: str) -> BadResponse:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -13,7 +12,16 @@ import tenacity
 
 from netatmo_exporter import __version__
 from netatmo_exporter.adapters.energy_payload import parse_home_status, parse_homes
+from netatmo_exporter.adapters.netatmo_answer import (
+    DATA_DEADLINE,
+    Answer,
+    has_lone_surrogate,
+    parse_json,
+    read_answer,
+    transport_errors,
+)
 from netatmo_exporter.adapters.netatmo_payload import parse_devices
+from netatmo_exporter.domain.call_policy import MAX_BACKOFF
 from netatmo_exporter.domain.energy import HomeSetup, HomeStatus
 from netatmo_exporter.domain.errors import (
     AccessTokenRejected,
@@ -28,7 +36,7 @@ from netatmo_exporter.domain.errors import (
     TransientError,
 )
 from netatmo_exporter.domain.model import Station
-from netatmo_exporter.domain.ports import Clock
+from netatmo_exporter.domain.ports import Clock, EventLog
 from netatmo_exporter.domain.token import Token
 
 if TYPE_CHECKING:
@@ -39,6 +47,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 # endpoint gets a longer read timeout than the data endpoints: waiting is cheaper than a
 # new authorization.
 TOKEN_READ_TIMEOUT_FACTOR = 3.0
+MAX_TOKEN_LIFETIME = 366 * 86400.0
 _ACCESS_TOKEN_CODES = {2, 3}
 _RATE_LIMIT_CODES = {26, 11}
 _MISSING_SCOPE_CODE = 13
@@ -70,6 +79,7 @@ class NetatmoClient:
         attempts: int = 3,
         backoff: float = 1.0,
         sleep: Callable[[float], None] | None = None,
+        deadline: float = DATA_DEADLINE,
     ) -> None:
         self._http = httpx.Client(
             base_url=api_url.rstrip("/"),
@@ -85,10 +95,16 @@ class NetatmoClient:
         self._clock = clock
         self._attempts = attempts
         self._backoff = backoff
+        self._deadline = deadline
+        self._log: EventLog | None = None
         self._closing = threading.Event()
         self._sleep = sleep or self._wait_unless_closed
         self._counts_lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
+
+    def report_to(self, log: EventLog) -> None:
+        """Where to say that an answer was repaired (a name's broken text replaced)."""
+        self._log = log
 
     def _wait_unless_closed(self, seconds: float) -> None:
         self._closing.wait(seconds)
@@ -164,9 +180,9 @@ class NetatmoClient:
         form = {**form, "client_id": self._client_id, "client_secret": self._client_secret}
 
         def send() -> Token:
-            response = self._send("token", "POST", "/oauth2/token", data=form,
-                                  timeout=self._token_timeout)
-            return self._token_from(response)
+            return self._exchange("token", "POST", "/oauth2/token", self._token_from,
+                                  deadline=self._deadline * TOKEN_READ_TIMEOUT_FACTOR,
+                                  data=form, timeout=self._token_timeout)
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(
@@ -184,40 +200,47 @@ class NetatmoClient:
         self, endpoint: str, access_token: str, params: dict[str, str],
         parse: Callable[[Any], T],
     ) -> T:
-        headers = {"Authorization": f"Bearer {access_token}"}
+        return self._exchange(endpoint, "GET", f"/api/{endpoint}",
+                              lambda answer: parse(parse_json(answer, endpoint)),
+                              deadline=self._deadline, params=params,
+                              headers={"Authorization": f"Bearer {access_token}"})
 
-        response = self._send(endpoint, "GET", f"/api/{endpoint}", params=params,
-                              headers=headers)
-        return parse(_json(response, endpoint))
-
-    def _send(self, endpoint: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _exchange(self, endpoint: str, method: str, path: str, read: Callable[[Answer], T],
+                  *, deadline: float, **kwargs: Any) -> T:
+        """One request, its answer checked and read; counted once by its outcome."""
         if self._closing.is_set():
             raise TransientError(f"Netatmo {endpoint}: not sent, the exporter is stopping",
                                  "stopped")
         try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            self._count(endpoint, "timeout")
-            raise TransientError(f"Netatmo {endpoint}: no answer in time ({type(exc).__name__})",
-                                 "timeout") from None
-        except httpx.TransportError as exc:
-            self._count(endpoint, "connection_error")
-            raise TransientError(f"Netatmo {endpoint}: connection failed ({type(exc).__name__})",
-                                 "connection_error") from None
-        try:
-            _raise_for_answer(endpoint, response)
+            with transport_errors(endpoint):
+                answer = read_answer(self._http, endpoint, method, path, deadline=deadline,
+                                     **kwargs)
+            _raise_for_answer(endpoint, answer)
         except NetatmoError as exc:
             self._count(endpoint, exc.reason)
             raise
+        try:
+            result = _guarded(read, answer, endpoint)
+        except BadResponse as exc:
+            self._count(endpoint, exc.reason)
+            raise
+        except NetatmoError:
+            # A well-formed answer reporting a failure of its own (a home whose relay is
+            # offline): the request went well.
+            self._count(endpoint, "ok")
+            raise
         self._count(endpoint, "ok")
-        return response
+        if self._log is not None and has_lone_surrogate(answer):
+            self._log.warning("netatmo_answer_text_replaced", endpoint=endpoint,
+                              why="half a UTF-16 pair in a name or text, replaced by U+FFFD")
+        return result
 
     def _count(self, endpoint: str, outcome: str) -> None:
         with self._counts_lock:
             self._counts[(endpoint, outcome)] += 1
 
-    def _token_from(self, response: httpx.Response) -> Token:
-        answer = _json(response, "token")
+    def _token_from(self, response: Answer) -> Token:
+        answer = parse_json(response, "token")
         if not isinstance(answer, Mapping):
             raise BadResponse("Netatmo token answer is not a JSON object")
         access = answer.get("access_token")
@@ -225,10 +248,22 @@ class NetatmoClient:
         expires_in = answer.get("expires_in", answer.get("expire_in"))
         if not (isinstance(access, str) and access and isinstance(refresh, str) and refresh):
             raise BadResponse("Netatmo token answer lacks access_token or refresh_token")
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+        if (isinstance(expires_in, bool) or not isinstance(expires_in, int | float)
+                or not 0 < expires_in <= MAX_TOKEN_LIFETIME):
             expires_in = 10800
         return Token.from_grant(access, refresh, float(expires_in), self._clock.now(),
                                 _scope(answer.get("scope")))
+
+
+def _guarded(read: Callable[[Answer], T], answer: Answer, endpoint: str) -> T:
+    """`read(answer)`, with any slip of a parser on odd input as a `BadResponse`: a bad
+    answer is one failed call, never a dead poller."""
+    try:
+        return read(answer)
+    except (ValueError, TypeError, ArithmeticError, LookupError, AttributeError,
+            RecursionError) as exc:
+        raise BadResponse(f"Netatmo {endpoint}: the answer could not be read "
+                          f"({type(exc).__name__})") from None
 
 
 def _scope(value: object) -> tuple[str, ...] | None:
@@ -239,22 +274,12 @@ def _scope(value: object) -> tuple[str, ...] | None:
     return None
 
 
-def _json(response: httpx.Response, endpoint: str) -> Any:
-    try:
-        return json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        raise BadResponse(
-            f"Netatmo {endpoint}: answer is not valid JSON (HTTP {response.status_code}, "
-            f"{len(response.content)} bytes)"
-        ) from None
-
-
-def _error_body(response: httpx.Response) -> tuple[object, str]:
+def _error_body(answer: Answer) -> tuple[object, str]:
     """(code, message) of `{"error": {"code": N, "message": "..."}}`; a flat string error
     (`{"error": "too_many_connections"}`) is both the code and the message."""
     try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
+        body = parse_json(answer, "error")
+    except BadResponse:
         return None, ""
     error = body.get("error") if isinstance(body, Mapping) else None
     if isinstance(error, Mapping):
@@ -271,25 +296,26 @@ def _is_rate_limit(code: object, status: int) -> bool:
     return isinstance(code, str) and any(word in code.lower() for word in _RATE_LIMIT_WORDS)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(answer: Answer) -> float | None:
     try:
-        return float(response.headers.get("Retry-After", ""))
+        seconds = float(answer.retry_after)
     except ValueError:
         return None
+    return seconds if 0.0 <= seconds <= MAX_BACKOFF else None
 
 
-def _raise_for_answer(endpoint: str, response: httpx.Response) -> None:
-    if 200 <= response.status_code < 300:
+def _raise_for_answer(endpoint: str, response: Answer) -> None:
+    if 200 <= response.status < 300:
         return
     code, message = _error_body(response)
-    status = response.status_code
+    status = response.status
     where = f"Netatmo {endpoint}"
     if _is_rate_limit(code, status):
         said = f"\"{code}\"" if isinstance(code, str) else f"code {code}"
         raise RateLimited(f"{where}: rate limited (HTTP {status}, {said}): backing off",
                           _retry_after(response))
     if status >= 500 or code is None:
-        kind = "an HTML error page" if "html" in response.headers.get("content-type", "") else (
+        kind = "an HTML error page" if "html" in response.content_type else (
             "an unexpected body")
         raise TransientError(f"{where}: HTTP {status} with {kind}",
                              "server_error" if status >= 500 else "bad_response")

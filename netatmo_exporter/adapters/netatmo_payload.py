@@ -17,6 +17,9 @@ from netatmo_exporter.domain.model import (
     Station,
 )
 
+MAX_MAGNITUDE = 1e11
+"""Larger than any reading, and than any time up to the year 5000 (datetime ends at 9999)."""
+
 _READING_FIELDS = {
     "time_utc": "time_utc",
     "Temperature": "temperature",
@@ -134,16 +137,26 @@ def _mapping(value: object) -> Mapping[str, Any]:
 
 
 def _text(value: object) -> str | None:
-    if isinstance(value, str) and value:
-        return value
-    return None
+    """A non-empty string, with any half of a UTF-16 pair (JSON's `"\\ud800"` alone, which
+    no encoder writes) replaced by U+FFFD."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return value
 
 
 def _number(value: object) -> float | None:
+    """A finite number within `MAX_MAGNITUDE` (no reading, time or voltage is larger), else
+    None: `1e300`, a 400-digit integer or NaN is no reading."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
+    if isinstance(value, int) and abs(value) > MAX_MAGNITUDE:
+        return None  # before float(), which overflows on huge integers
     number = float(value)
-    return number if math.isfinite(number) else None
+    return number if math.isfinite(number) and abs(number) <= MAX_MAGNITUDE else None
 
 
 def _int(value: object) -> int | None:

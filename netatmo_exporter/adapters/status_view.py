@@ -182,7 +182,16 @@ ADVICE = {
         "box's network, DNS and clock."),
     "bad_response": Advice(
         "Netatmo sent an answer the exporter could not read.",
-        "This usually passes by itself; the exporter tries again."),
+        "This usually passes by itself; the exporter tries again at the next refresh."),
+    "too_large": Advice(
+        "Netatmo's answer was larger than 16 MB (real answers are far below 1 MB), so the "
+        "exporter stopped reading it.",
+        "The exporter tries again at the next refresh. If it lasts, check --api-url and any "
+        "proxy between the box and Netatmo."),
+    "too_slow": Advice(
+        "Netatmo's answer took longer than 30 seconds in all, so the exporter gave up on it.",
+        "The exporter tries again at the next refresh. If it lasts, check the box's network "
+        "and any proxy between the box and Netatmo."),
     "access_token_rejected": Advice(
         "Netatmo rejected the access token.",
         "The exporter refreshes it by itself; if this persists, authorize again."),
@@ -193,7 +202,7 @@ ADVICE = {
 
 
 # Reasons whose exact answer helps the operator (which endpoint, which words Netatmo used).
-SHOW_ANSWER = ("rate_limited", "missing_scope")
+SHOW_ANSWER = ("rate_limited", "missing_scope", "bad_response")
 
 
 def module_lines(snapshot: Snapshot | None, now: float, age_stale: float) -> list[ModuleLine]:

@@ -73,10 +73,15 @@ class RateLimited(NetatmoError):
 
 
 class BadResponse(NetatmoError):
-    """An answer that is not what the API promises (malformed JSON, unknown error code)."""
+    """An answer that is not what the API promises (malformed JSON, a number no reading can
+    have, too large, too slow). Not retried at once: asked again, the same server would most
+    likely send the same; the pollers try again at their next turn."""
 
     reason = "bad_response"
-    transient = True
+
+    def __init__(self, message: str, reason: str = "bad_response") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ApiError(NetatmoError):

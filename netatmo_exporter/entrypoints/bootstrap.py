@@ -210,6 +210,7 @@ def build_app(
     log = configure_logging(config.log_level, config.log_format, redactor, log_stream)
     client = client or NetatmoClient(config.api_url, config.client_id, config.client_secret,
                                      clock)
+    client.report_to(log)
     wait = wait or event_wait
     tokens = TokenManager(client, RedactingTokenStore(store or FileTokenStore(config.token_file),
                                                       redactor), clock, log)

@@ -58,6 +58,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import dataclasses
 import hmac
 import json
 import logging
@@ -118,7 +120,7 @@ DATA_SCOPES: Mapping[str, str] = {
 }
 """The scope each data endpoint needs (``getmeasure``: for a Home Coach, ``read_homecoach``)."""
 
-Transport = Literal["normal", "truncate", "reset", "lost"]
+Transport = Literal["normal", "truncate", "reset", "lost", "huge", "drip"]
 
 
 @dataclass(frozen=True)
@@ -474,7 +476,8 @@ class FakeNetatmoCloud:
         endpoint = ROUTES.get(request.path, "not_found")
         self._bump("requests", endpoint)
         fault = self._take_fault(endpoint) if endpoint != "not_found" else None
-        if fault is not None and fault.kind not in (FaultKind.DELAY, FaultKind.LOST_RESPONSE):
+        if fault is not None and fault.kind not in (FaultKind.DELAY, FaultKind.LOST_RESPONSE,
+                                                    FaultKind.DRIP):
             return _fault_response(fault), fault
         return self._answer(endpoint, request), fault
 
@@ -756,6 +759,10 @@ def _fault_response(fault: Fault) -> Response:
         )
     if kind is FaultKind.MALFORMED_JSON:
         return Response(200, b'{"body": {"devices": [}, "status": "ok", time_server: }')
+    if kind is FaultKind.RAW_ANSWER:
+        return Response(fault.status, fault.body)
+    if kind is FaultKind.HUGE_ANSWER:
+        return Response(200, b"", transport="huge")
     if kind is FaultKind.TRUNCATED_BODY:
         document = {"body": {"devices": [], "user": {}}, "status": "ok", "time_server": 0}
         return _json(200, document, transport="truncate")
@@ -807,7 +814,9 @@ class _Handler(BaseHTTPRequestHandler):
             form=form,
         )
         response, fault = cloud.handle(request)
-        if fault is not None and fault.wait > 0:
+        if fault is not None and fault.kind is FaultKind.DRIP:
+            response = dataclasses.replace(response, transport="drip")
+        elif fault is not None and fault.wait > 0:
             time.sleep(fault.wait)
         if fault is not None and fault.kind is FaultKind.LOST_RESPONSE:
             response = Response(0, b"", transport="reset")
@@ -817,9 +826,27 @@ class _Handler(BaseHTTPRequestHandler):
         if response.transport == "reset":
             self._reset()
             return
-        self._write(response)
+        if response.transport == "huge":
+            assert fault is not None
+            self._write_huge(fault.size)
+            return
+        self._write(response, drip=fault.wait if fault is not None else 0.0)
 
-    def _write(self, response: Response) -> None:
+    def _write_huge(self, size: int) -> None:
+        self.close_connection = True
+        head = (f"{self.protocol_version} 200 OK\r\nContent-Type: application/json\r\n"
+                "Connection: close\r\n\r\n").encode("latin-1")
+        start, end = b'{"body": {"devices": [], "pad": "', b'"}, "status": "ok"}'
+        self.wfile.write(head + start)
+        chunk = b"x" * 65536
+        left = max(0, size - len(start) - len(end))
+        with contextlib.suppress(OSError):  # the client stops reading, as it should
+            while left > 0:
+                self.wfile.write(chunk[:left])
+                left -= min(left, len(chunk))
+            self.wfile.write(end)
+
+    def _write(self, response: Response, drip: float = 0.0) -> None:
         body = response.body
         sent = body[: len(body) // 2] if response.transport == "truncate" else body
         close = self.close_connection or response.transport == "truncate"
@@ -835,7 +862,15 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append("Connection: close")
             self.close_connection = True
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head + sent)
+        if response.transport != "drip":
+            self.wfile.write(head + sent)
+            return
+        self.wfile.write(head)
+        with contextlib.suppress(OSError):  # the client gave up, as it should
+            for at in range(len(sent)):
+                self.wfile.write(sent[at:at + 1])
+                self.wfile.flush()
+                time.sleep(drip)
 
     def _reset(self) -> None:
         self.close_connection = True

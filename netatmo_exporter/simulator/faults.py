@@ -33,6 +33,13 @@ class FaultKind(StrEnum):
     LOST_RESPONSE = "lost_response"
     """Process the request for real (a refresh rotates the token), then reset the
     connection: the client never learns the outcome."""
+    RAW_ANSWER = "raw_answer"
+    """Answer ``status`` with ``body`` as given: a hostile or broken server's bytes."""
+    HUGE_ANSWER = "huge_answer"
+    """Answer 200 with a JSON document of ``size`` bytes, without Content-Length (the end
+    of the connection ends it), written as it is made: a client must count as it reads."""
+    DRIP = "drip"
+    """Answer normally, one byte every ``wait`` seconds."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class Fault:
     code: int | None = None
     message: str = ""
     wait: float = 0.0
+    body: bytes = b""
+    size: int = 0
 
     @classmethod
     def delay(cls, seconds: float) -> Fault:
@@ -97,6 +106,19 @@ class Fault:
     @classmethod
     def lost_response(cls, *, wait: float = 0.0) -> Fault:
         return cls(FaultKind.LOST_RESPONSE, wait=wait)
+
+    @classmethod
+    def raw_answer(cls, body: bytes, *, status: int = 200, wait: float = 0.0) -> Fault:
+        return cls(FaultKind.RAW_ANSWER, status=status, body=body, wait=wait)
+
+    @classmethod
+    def huge_answer(cls, size: int) -> Fault:
+        return cls(FaultKind.HUGE_ANSWER, size=size)
+
+    @classmethod
+    def drip(cls, every: float) -> Fault:
+        """The normal answer, one byte every ``every`` seconds."""
+        return cls(FaultKind.DRIP, wait=every)
 
     @classmethod
     def rate_limited(cls, status: int = 403, *, wait: float = 0.0) -> Fault:

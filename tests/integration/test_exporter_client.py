@@ -24,8 +24,7 @@ from netatmo_exporter.domain.errors import (
     TransientError,
 )
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
-from tests.robustness.conftest import wait_until
-from tests.support.harness import CLIENT_ID, CLIENT_SECRET
+from tests.support.harness import CLIENT_ID, CLIENT_SECRET, wait_until
 
 
 @pytest.fixture
@@ -201,7 +200,7 @@ def test_a_token_request_waiting_to_retry_ends_when_the_client_closes(
 
     worker = threading.Thread(target=renew, daemon=True)
     worker.start()
-    wait_until(lambda: cloud.count("token") == 1, 10.0, "the first token request")
+    wait_until("the first token request", lambda: cloud.count("token") == 1, 10.0)
     netatmo.close()  # the service stopping: the 600 s wait before the retry ends now
     worker.join(10.0)
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from netatmo_exporter.adapters.clock import SystemClock
+from netatmo_exporter.adapters.netatmo_answer import DATA_DEADLINE
 from netatmo_exporter.adapters.netatmo_client import NetatmoClient
 from netatmo_exporter.entrypoints.bootstrap import Application, build_app
 from netatmo_exporter.entrypoints.config import load_config
@@ -84,12 +85,13 @@ def start_exporter(cloud: FakeNetatmoCloud, token_path: Path) -> Iterator[StartE
     """Builds and starts exporters in this process; stops each at the end."""
     running: list[RunningExporter] = []
 
-    def start(*extra: str, attempts: int = 2, token_file: Path = token_path) -> RunningExporter:
+    def start(*extra: str, attempts: int = 2, token_file: Path = token_path,
+              deadline: float = DATA_DEADLINE) -> RunningExporter:
         config = load_config(["--addr", "127.0.0.1:0",
                               *exporter_args(cloud, token_file, *extra)], {})
         client = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, SystemClock(),
                                timeout=httpx.Timeout(CLIENT_TIMEOUT), attempts=attempts,
-                               backoff=0.01)
+                               backoff=0.01, deadline=deadline)
         log = LogStream()
         exporter = RunningExporter(build_app(config, client=client, log_stream=log), log)
         exporter.app.start()

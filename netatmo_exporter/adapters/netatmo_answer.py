@@ -1,0 +1,126 @@
+"""Netatmo's answers read as untrusted input: a size cap, an overall deadline and a JSON
+parse that cannot recurse without bound nor hand out numbers no reading can have.
+
+Real answers are small: a getstationsdata of a station with every module type is about
+6 KB, a full getmeasure page (1,024 readings of six types) about 60 KB, and accounts with
+many stations and favourites stay well below 1 MB. `MAX_ANSWER_BYTES` leaves sixteen times
+that; a larger answer is refused once its bytes pass the cap (the body is streamed, never
+held whole beyond it), and so is one that takes longer than the deadline in all, however
+steadily its bytes trickle in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from netatmo_exporter.domain.errors import BadResponse, TransientError
+
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+DATA_DEADLINE = 30.0
+"""Seconds a data call may take from its request to its answer's last byte."""
+MAX_INTEGER_DIGITS = 20
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    content_type: str
+    retry_after: str
+    body: bytes
+
+
+def read_answer(http: httpx.Client, endpoint: str, method: str, path: str, *,
+                deadline: float, limit: int = MAX_ANSWER_BYTES, **kwargs: Any) -> Answer:
+    """Sends the request and reads the whole answer within `deadline` seconds and `limit`
+    bytes (after any content decoding). Raises `BadResponse` (reason `too_large` or
+    `too_slow`) past either, and lets httpx's own errors through."""
+    started = time.monotonic()
+    with http.stream(method, path, **kwargs) as response:
+        declared = response.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
+            raise _too_large(endpoint, limit, f"it announces {int(declared)} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(endpoint, limit, "stopped reading")
+            if time.monotonic() - started > deadline:
+                raise BadResponse(f"Netatmo {endpoint}: the answer took longer than "
+                                  f"{deadline:g} s in all ({size} bytes by then)", "too_slow")
+            chunks.append(chunk)
+        return Answer(response.status_code, response.headers.get("content-type", ""),
+                      response.headers.get("retry-after", ""), b"".join(chunks))
+
+
+def _too_large(endpoint: str, limit: int, how: str) -> BadResponse:
+    return BadResponse(f"Netatmo {endpoint}: the answer is larger than "
+                       f"{limit // (1024 * 1024)} MB ({how})", "too_large")
+
+
+def parse_json(answer: Answer, endpoint: str) -> Any:
+    """The answer's JSON; `BadResponse` for anything that is not JSON, nests deeper than
+    Python's recursion allows, or holds an integer of more than `MAX_INTEGER_DIGITS`
+    digits, a number out of a float's range, NaN or Infinity."""
+    try:
+        return json.loads(answer.body, parse_int=_bounded_int, parse_float=_finite_float,
+                          parse_constant=_no_constant)
+    except RecursionError:
+        problem = "nests too deep"
+    except _Refused as refused:
+        problem = str(refused)
+    except (ValueError, UnicodeDecodeError):
+        problem = "is not valid JSON"
+    raise BadResponse(f"Netatmo {endpoint}: the answer {problem} (HTTP {answer.status}, "
+                      f"{len(answer.body)} bytes)")
+
+
+def has_lone_surrogate(answer: Answer) -> bool:
+    """Whether the answer escapes half a UTF-16 pair (`\\ud800` alone), which the payload
+    parsers replace with U+FFFD."""
+    return _LONE_SURROGATE.search(answer.body) is not None
+
+
+@contextmanager
+def transport_errors(endpoint: str) -> Iterator[None]:
+    """httpx's timeouts and connection failures as `TransientError`s."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise TransientError(f"Netatmo {endpoint}: no answer in time ({type(exc).__name__})",
+                             "timeout") from None
+    except httpx.TransportError as exc:
+        raise TransientError(f"Netatmo {endpoint}: connection failed ({type(exc).__name__})",
+                             "connection_error") from None
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise _Refused(f"holds an integer of {len(text)} digits")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise _Refused(f"holds a number beyond a float's range ({text[:20]})")
+    return number
+
+
+def _no_constant(text: str) -> float:
+    raise _Refused(f"holds {text}, which is not a JSON number")
