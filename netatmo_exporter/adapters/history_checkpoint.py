@@ -17,8 +17,8 @@ from netatmo_exporter.adapters.atomic_file import move_aside, write_atomically
 from netatmo_exporter.domain.history_follower import CheckpointError
 from netatmo_exporter.domain.ports import EventLog
 
-FORMAT_VERSION = 1
-MAX_BYTES = 1 << 20
+CHECKPOINT_VERSION = 1
+MAX_CHECKPOINT_BYTES = 1 << 20
 
 
 def checkpoint_path(token_file: str) -> Path:
@@ -36,7 +36,7 @@ class FileCheckpointStore:
     def load(self) -> dict[str, int]:
         try:
             with open(self.path, "rb") as handle:
-                raw = handle.read(MAX_BYTES + 1)
+                raw = handle.read(MAX_CHECKPOINT_BYTES + 1)
         except FileNotFoundError:
             return {}
         except OSError as exc:
@@ -52,7 +52,7 @@ class FileCheckpointStore:
             return {}
 
     def save(self, checkpoints: Mapping[str, int]) -> None:
-        data = {"version": FORMAT_VERSION, "written_until": dict(sorted(checkpoints.items()))}
+        data = {"version": CHECKPOINT_VERSION, "written_until": dict(sorted(checkpoints.items()))}
         try:
             write_atomically(self.path, json.dumps(data, indent=1).encode() + b"\n")
         except OSError as exc:
@@ -61,14 +61,14 @@ class FileCheckpointStore:
 
 
 def _parse(raw: bytes) -> dict[str, int]:
-    if len(raw) > MAX_BYTES:
-        raise ValueError(f"larger than {MAX_BYTES} bytes")
+    if len(raw) > MAX_CHECKPOINT_BYTES:
+        raise ValueError(f"larger than {MAX_CHECKPOINT_BYTES} bytes")
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
-        raise ValueError(f"not a version {FORMAT_VERSION} history checkpoint")
+    if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"not a version {CHECKPOINT_VERSION} history checkpoint")
     written = data.get("written_until")
     if not isinstance(written, dict) or not all(
             isinstance(key, str) and type(value) is int and value >= 0

@@ -58,7 +58,7 @@ from netatmo_exporter.domain.history import (
 )
 
 CHECKPOINT = "checkpoint.json"
-FORMAT_VERSION = 1
+SPOOL_VERSION = 1
 COPY_CHUNK = 1 << 20
 SERIES_KEY = re.compile(r"[mr][0-9]{3}-[a-z0-9_]{1,40}")
 """The shape `plan_history` gives series keys: a spool's file name, never a path."""
@@ -107,7 +107,7 @@ class WorkDirectory:
             text = ""
         try:
             state = json.loads(text)
-            if state["version"] != FORMAT_VERSION:
+            if state["version"] != SPOOL_VERSION:
                 raise ValueError("another version")
             if state["identity"] != dict(identity):
                 raise HistoryError(
@@ -197,7 +197,7 @@ class WorkDirectory:
     def checkpoint(self, cursors: Cursors) -> None:
         assert self._fd is not None
         state = {
-            "version": FORMAT_VERSION, "identity": self._identity,
+            "version": SPOOL_VERSION, "identity": self._identity,
             "span": [self._span.begin, self._span.end], "plan": _plan_to(self._plan),
             "begins": cursors.begins, "spooled": cursors.spooled, "calls": cursors.calls,
             "recent_calls": cursors.recent_calls, "skipped": cursors.skipped,

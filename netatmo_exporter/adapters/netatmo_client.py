@@ -42,7 +42,7 @@ from netatmo_exporter.domain.token import Token
 if TYPE_CHECKING:
     from netatmo_exporter.domain.history import Row
 
-DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
+NETATMO_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 # A refresh whose answer is lost has already rotated the token at Netatmo, so the token
 # endpoint gets a longer read timeout than the data endpoints: waiting is cheaper than a
 # new authorization.
@@ -75,7 +75,7 @@ class NetatmoClient:
         client_secret: str,
         clock: Clock,
         *,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: httpx.Timeout = NETATMO_TIMEOUT,
         attempts: int = 3,
         backoff: float = 1.0,
         sleep: Callable[[float], None] | None = None,

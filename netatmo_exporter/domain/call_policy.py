@@ -61,6 +61,8 @@ SHORT_WINDOW = 10.0
 SHORT_LIMIT = 50
 LONG_WINDOW = 3600.0
 LONG_LIMIT = 500
+HISTORY = "history"
+"""The history follower's name as a caller in the service's budget."""
 BACKFILL = "backfill"
 """The backfill's name as a caller: in its own budget, and in the service's, where it
 books its calls through the control socket."""

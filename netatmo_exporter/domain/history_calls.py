@@ -35,14 +35,14 @@ RATE_LIMIT_INTERVAL = 30.0
 TRANSIENT_RETRIES = TransientRetries(tries=6)
 """A passing failure is tried again after 5, 10, 20, 40 and 80 s, each try booked."""
 
-Wait = Callable[[float], bool]
+StoppableSleep = Callable[[float], bool]
 """Sleeps up to the given seconds; True when the run was asked to stop meanwhile."""
 
 
 class _ReportedPauses:
     """`Pauses` for the backfill: tells the progress line why, then waits on its stop."""
 
-    def __init__(self, wait: Wait, on_wait: Callable[[float, str], None]) -> None:
+    def __init__(self, wait: StoppableSleep, on_wait: Callable[[float, str], None]) -> None:
         self._wait = wait
         self._on_wait = on_wait
 
@@ -79,7 +79,7 @@ class BudgetedCalls:
     """Satisfies `Calls` for the backfill: `CallPolicy.call_patiently` within its share;
     `service`: the running service's budget, when one runs."""
 
-    def __init__(self, tokens: AccessTokens, hourly_share: int, clock: Clock, wait: Wait,
+    def __init__(self, tokens: AccessTokens, hourly_share: int, clock: Clock, wait: StoppableSleep,
                  on_wait: Callable[[float, str], None] = lambda seconds, why: None,
                  service: Booking | None = None) -> None:
         # The backfill runs in a process of its own: this budget is its own too, so it

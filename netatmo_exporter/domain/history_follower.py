@@ -33,6 +33,7 @@ from typing import Protocol
 
 from netatmo_exporter.domain.backfill import HistorySource, fetch_rows, series_samples
 from netatmo_exporter.domain.call_policy import (
+    HISTORY,
     POLLER_RETRIES,
     Backoff,
     CallBudget,
@@ -62,7 +63,6 @@ from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.ports import AccessTokens, Clock, EventLog, Wait
 from netatmo_exporter.domain.remote_write import HistoryReceiver, ReceiverError
 
-CALLER = "history"
 HOURLY_SHARE = 100
 """Of Netatmo's 500 calls per user and hour: the backfill takes 250 by default, the live
 refresher and the Energy poller need far fewer than the rest. Steady state costs one call
@@ -196,7 +196,7 @@ class HistoryFollower:
         self.loop = PollLoop(clock, wait)
         """`loop.wake()` when a new token arrives; `loop.stop()` ends the follower."""
         self._calls = CallPolicy(tokens, budget or CallBudget(), clock, self.loop,
-                                 caller=CALLER, hourly_share=hourly_share,
+                                 caller=HISTORY, hourly_share=hourly_share,
                                  retries=POLLER_RETRIES)
         self._netatmo_backoff = Backoff()
         self._last_call = -math.inf

@@ -89,13 +89,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from .cadence import Cadence
 from .energy import EnergyHome, demo_energy_homes, homesdata_home, homestatus_body
-from .history import DAY, ROOM_TYPES, WEATHER_TYPES, History, Outage, SimSeries, today
-
-JSON = Any
+from .history import DAY, JSON, ROOM_TYPES, WEATHER_TYPES, History, Outage, SimSeries, today
 
 STALE_AGE = 10800
 CADENCE_LEAD = 180

@@ -30,9 +30,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-JSON = Any
+from .history import JSON
 
 MAISON = "5f1e3a2b4c5d6e7f8a9b0c1d"
 CHALET = "6a2b3c4d5e6f7a8b9c0d1e2f"

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 JSON = Any
+"""A JSON value as the simulator builds and parses them."""
 
 READING_STEP = 300
 READINGS_PER_BLOCK = 12

@@ -33,10 +33,10 @@ from netatmo_exporter.adapters.remote_write.wire import snappy_compress, write_r
 from netatmo_exporter.domain.history import Series, format_when
 from netatmo_exporter.domain.remote_write import Batch, ReceiverError
 
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+RECEIVER_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 MAX_SAMPLES = 5000
 """Samples per request at most (Prometheus' own remote write sends 2,000 per request)."""
-MAX_BYTES = 1 << 20
+MAX_BATCH_BYTES = 1 << 20
 """Uncompressed bytes per request at most."""
 BODY_SHOWN = 200
 _WINDOW_WORDS = ("out of order", "out of bounds", "too old")
@@ -65,9 +65,9 @@ class RemoteWriteReceiver:
 
     def __init__(self, url: str, extra_labels: LabelPairs = (), *, username: str = "",
                  password_file: str = "", bearer_token_file: str = "", ca_file: str = "",
-                 timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+                 timeout: httpx.Timeout = RECEIVER_TIMEOUT,
                  transport: httpx.BaseTransport | None = None,
-                 max_samples: int = MAX_SAMPLES, max_bytes: int = MAX_BYTES) -> None:
+                 max_samples: int = MAX_SAMPLES, max_bytes: int = MAX_BATCH_BYTES) -> None:
         parts = urlsplit(url)
         self.url = _without_user(url)
         self.shown_url = shown_url(url)
