@@ -248,6 +248,10 @@ class NetatmoClient:
         expires_in = answer.get("expires_in", answer.get("expire_in"))
         if not (isinstance(access, str) and access and isinstance(refresh, str) and refresh):
             raise BadResponse("Netatmo token answer lacks access_token or refresh_token")
+        if not (_token_text(access) and _token_text(refresh)):
+            # It goes into an Authorization header and a form: printable ASCII only.
+            raise BadResponse("Netatmo token answer holds a token that is not printable "
+                              "ASCII text of at most 4096 characters")
         if (isinstance(expires_in, bool) or not isinstance(expires_in, int | float)
                 or not 0 < expires_in <= MAX_TOKEN_LIFETIME):
             expires_in = 10800
@@ -266,12 +270,19 @@ def _guarded(read: Callable[[Answer], T], answer: Answer, endpoint: str) -> T:
                           f"({type(exc).__name__})") from None
 
 
+def _token_text(text: str) -> bool:
+    return len(text) <= 4096 and text.isascii() and text.isprintable() and " " not in text
+
+
 def _scope(value: object) -> tuple[str, ...] | None:
-    if isinstance(value, list):
-        return tuple(str(item) for item in value)
+    """The granted scopes (`["read_station", ...]` or one string); words that cannot be a
+    scope name are left out."""
     if isinstance(value, str):
-        return tuple(value.split())
-    return None
+        value = value.split()
+    if not isinstance(value, list):
+        return None
+    return tuple(item for item in value if isinstance(item, str) and item
+                 and _token_text(item))
 
 
 def _error_body(answer: Answer) -> tuple[object, str]:

@@ -15,6 +15,7 @@ from netatmo_exporter.adapters.netatmo_client import NetatmoClient
 from netatmo_exporter.domain.errors import (
     AccessTokenRejected,
     ApiError,
+    BadResponse,
     InvalidClient,
     InvalidGrant,
     InvalidRequest,
@@ -262,3 +263,37 @@ def test_request_counts_by_endpoint_and_outcome(
     assert counts[("getstationsdata", "server_error")] == 1
     assert counts[("getstationsdata", "ok")] == 1
 
+
+
+@pytest.mark.parametrize("answer", [
+    b'{"access_token": "a\\ud800", "refresh_token": "r", "expires_in": 10800}',
+    b'{"access_token": "a\\r\\nX-Injected: 1", "refresh_token": "r"}',
+    '{"access_token": "caf\u00e9", "refresh_token": "r"}'.encode(),
+])
+def test_a_token_that_cannot_go_into_a_header_is_a_bad_response(
+    cloud: FakeNetatmoCloud, answer: bytes
+) -> None:
+    netatmo = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, SystemClock(),
+                            attempts=1)
+    cloud.inject("token", Fault.raw_answer(answer))
+    try:
+        with pytest.raises(BadResponse, match="not printable ASCII"):
+            netatmo.refresh(cloud.mint_refresh_token())
+    finally:
+        netatmo.close()
+
+
+def test_odd_scopes_and_lifetimes_in_a_token_answer_are_left_out(
+    cloud: FakeNetatmoCloud
+) -> None:
+    netatmo = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, SystemClock())
+    cloud.inject("token", Fault.raw_answer(
+        b'{"access_token": "a|1", "refresh_token": "r|1", "expires_in": 1e300,'
+        b' "scope": ["read_station", "\\ud800", 7, "read homecoach"]}'))
+    try:
+        token = netatmo.refresh(cloud.mint_refresh_token())
+    finally:
+        netatmo.close()
+
+    assert token.scope == ("read_station",)
+    assert token.lifetime == 10800
