@@ -170,7 +170,7 @@ class _Page:
 
 
 @dataclass
-class _Refused:
+class _ReceiverRefusal:
     first: int
     last: int
     reason: str
@@ -206,7 +206,7 @@ class HistoryFollower:
         self._due: list[Source] = []
         self._cycle_started: float | None = None
         self._refused_scopes: set[str] = set()
-        self._refused: _Refused | None = None
+        self._refused: _ReceiverRefusal | None = None
         self._reported: dict[str, str] = {}
         self._titles: dict[str, str] = {}
         self._complete: dict[str, int] = {}
@@ -376,7 +376,7 @@ class HistoryFollower:
         self._state_written(exc.accepted)  # a receiver may store part of a batch it refuses
         refused = self._refused
         if refused is None:
-            self._refused = _Refused(page.first, page.last, exc.reason, str(exc))
+            self._refused = _ReceiverRefusal(page.first, page.last, exc.reason, str(exc))
         else:
             refused.first, refused.last = (min(refused.first, page.first),
                                            max(refused.last, page.last))
@@ -384,7 +384,7 @@ class HistoryFollower:
         self._advance(page)
         return None
 
-    def _report_refused(self, refused: _Refused) -> None:
+    def _report_refused(self, refused: _ReceiverRefusal) -> None:
         command = (f"netatmo-exporter backfill --from {format_when(refused.first)} "
                    f"--to {format_when(refused.last)} --output history.om")
         message = (f"{refused.message}; the readings from {format_when(refused.first)} to "

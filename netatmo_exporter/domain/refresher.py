@@ -44,7 +44,7 @@ Targets = dict[str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
+class EndpointAnswer:
     """What one endpoint returned; `complete` when it was asked for all its devices."""
 
     stations: tuple[Station, ...]
@@ -133,10 +133,10 @@ class Refresher:
 
     def run(self) -> None:
         """Fetches until `loop.stop()`; while unauthorized, waits for `loop.wake()`."""
-        self.loop.run(self.refresh_once, ready=lambda: self._tokens.authorized,
+        self.loop.run(self.poll_once, ready=lambda: self._tokens.authorized,
                       idle=self._settings.interval)
 
-    def refresh_once(self) -> float:
+    def poll_once(self) -> float:
         """One data call (or one per endpoint); returns how long to wait before the next."""
         with self.loop.lock:
             fresh_authorization = self.loop.take_news()
@@ -158,7 +158,7 @@ class Refresher:
                 for scope, device_id in (targets or {}).items():
                     if device_id is not None:
                         self._last_full.pop(scope, None)  # a removed device: ask for all
-                return self._record_failure(started, exc)
+                return self._publish_failure(started, exc)
             self._observe(fetched, started)
             stations = self._merge(fetched)
             self._backoff.reset()
@@ -209,7 +209,7 @@ class Refresher:
         """An endpoint without a known device is asked once per interval, for new ones."""
         return self._last_call.get(scope, -math.inf) + self._settings.interval
 
-    def _observe(self, fetched: dict[str, Answer], called_at: float) -> None:
+    def _observe(self, fetched: dict[str, EndpointAnswer], called_at: float) -> None:
         for scope, answer in fetched.items():
             self._last_call[scope] = called_at
             if answer.complete:
@@ -220,7 +220,7 @@ class Refresher:
                                        for s in answer.stations],
                                       called_at, answer.complete)
 
-    def _merge(self, fetched: dict[str, Answer]) -> tuple[Station, ...]:
+    def _merge(self, fetched: dict[str, EndpointAnswer]) -> tuple[Station, ...]:
         """The new answers over the previous snapshot: an endpoint asked for all devices
         replaces its devices, one asked for one device replaces that device only."""
         previous = () if self._state.snapshot is None else self._state.snapshot.stations
@@ -238,7 +238,7 @@ class Refresher:
             merged.extend(answer.values())
         return _unique(merged)
 
-    def _record_failure(self, started: float, exc: NetatmoError) -> float:
+    def _publish_failure(self, started: float, exc: NetatmoError) -> float:
         wait = self._settings.interval
         backoff_until = None
         if isinstance(exc, RateLimited):
@@ -265,14 +265,14 @@ class Refresher:
         """The weather scopes to call: configured and not refused. A query."""
         return [scope for scope in self._configured() if scope not in self._refused]
 
-    def _fetch_all(self, wanted: list[str], targets: Targets | None) -> dict[str, Answer]:
+    def _fetch_all(self, wanted: list[str], targets: Targets | None) -> dict[str, EndpointAnswer]:
         """Calls the targeted endpoints (all wanted ones when `targets` is None)."""
         energy_only = not self._configured()
         if not wanted and not energy_only:
             raise MissingScope("any data endpoint")
         if targets is None:
             targets = dict.fromkeys(wanted)
-        fetched: dict[str, Answer] = {}
+        fetched: dict[str, EndpointAnswer] = {}
         for scope in wanted:
             if scope not in targets:
                 continue
@@ -283,7 +283,7 @@ class Refresher:
                 self._refused.refuse(scope, str(exc))
                 self._planner.forget(SCOPE_KINDS[scope])
                 continue
-            fetched[scope] = Answer(answer, complete=device_id is None)
+            fetched[scope] = EndpointAnswer(answer, complete=device_id is None)
         if not fetched and not energy_only and all(s in self._refused for s in wanted):
             # Every endpoint refused for want of scope: nothing was read, so not up.
             raise MissingScope("any data endpoint")

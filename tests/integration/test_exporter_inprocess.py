@@ -55,15 +55,15 @@ def test_data_faults_never_touch_the_token_file(
     seed_token(cloud, token_path)
     before = fingerprint(token_path)
     app.tokens.load()
-    app.refresher.refresh_once()
+    app.refresher.poll_once()
     assert up(app) == 1.0
 
     cloud.inject("getstationsdata", fault, times=None)
-    app.refresher.refresh_once()
+    app.refresher.poll_once()
     assert up(app) == 0.0
     assert app.tokens.authorized
     cloud.clear_faults()
-    app.refresher.refresh_once()
+    app.refresher.poll_once()
 
     assert up(app) == 1.0
     assert fingerprint(token_path) == before
@@ -82,12 +82,12 @@ def test_token_endpoint_faults_keep_the_refresh_token(
     app.tokens.load()
 
     cloud.inject("token", fault, times=None)
-    app.refresher.refresh_once()
+    app.refresher.poll_once()
     assert up(app) == 0.0
     assert fingerprint(token_path) == before
     assert json.loads(before[0])["refresh_token"] in cloud.valid_refresh_tokens()
     cloud.clear_faults()
-    app.refresher.refresh_once()
+    app.refresher.poll_once()
 
     assert up(app) == 1.0
     assert cloud.count("invalid_grant") == 0
@@ -102,7 +102,7 @@ def test_invalid_grant_is_shown_and_needs_authorization(
     cloud.revoke_all()
     app.tokens.load()
 
-    app.refresher.refresh_once()
+    app.refresher.poll_once()
 
     assert up(app) == 0.0
     assert app.registry.get_sample_value(

@@ -52,7 +52,7 @@ def test_the_follower_writes_modules_and_rooms_of_the_live_state_and_checkpoints
     assert application.history is not None and application.energy is not None
     application.tokens.load()
     assert application.history.poll_once() == 5.0  # no live state yet: no call either
-    application.refresher.refresh_once()
+    application.refresher.poll_once()
     application.energy.poll_once()
 
     application.history.poll_once()
@@ -76,7 +76,7 @@ def test_the_status_page_shows_how_far_the_history_is_written(
         app: tuple[Application, FakeReceiver, io.StringIO]) -> None:
     application, _, _ = app
     application.tokens.load()
-    application.refresher.refresh_once()
+    application.refresher.poll_once()
     application.energy.poll_once()
     application.history.poll_once()  # type: ignore[union-attr]
     application.server.start()

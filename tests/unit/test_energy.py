@@ -106,7 +106,7 @@ class World:
         refresher = Refresher(self.tokens, FakeWeatherSource((station(now=self.clock.now()),)),
                               RefreshSettings(INTERVAL, ALL_SCOPES, False), self.clock,
                               self.log, self.clock.wait)
-        refresher.refresh_once()
+        refresher.poll_once()
         registry = CollectorRegistry(auto_describe=False)
         read = service_reader(refresher.state, self.tokens.status, self.poller.state)
         registry.register(ScrapeCollector(read, WeatherCollector(read, self.clock, 3600.0),
@@ -414,7 +414,7 @@ def test_energy_only_scope_is_no_weather_failure() -> None:
                                                                  False), world.clock, world.log,
                                 world.clock.wait)
 
-    refresher.refresh_once()
+    refresher.poll_once()
     world.poller.poll_once()
 
     weather_state = refresher.state()

@@ -71,7 +71,7 @@ class Weather:
         self.loop = self.poller.loop
 
     def poll(self) -> float:
-        return self.poller.refresh_once()
+        return self.poller.poll_once()
 
     def fail_data_calls(self, errors: list[NetatmoError]) -> None:
         self.source.errors["stations"] = errors

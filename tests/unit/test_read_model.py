@@ -87,7 +87,7 @@ def test_a_scrape_never_pairs_a_snapshot_with_another_refreshs_status() -> None:
                                       ApiCounterCollector(read, dict)))
 
     def refresh() -> None:
-        refresher.refresh_once()
+        refresher.poll_once()
         clock.advance(10.0)  # within Netatmo's 500 calls an hour
 
     scrapes, mixed, seen_up, seen_down = interleaved(refresh, registry, scrape_while)
@@ -97,15 +97,17 @@ def test_a_scrape_never_pairs_a_snapshot_with_another_refreshs_status() -> None:
 
 
 def interleaved(work: Callable[[], None], registry: CollectorRegistry,
-                scrape: Callable[[CollectorRegistry, threading.Event], tuple[int, ...]]
-                ) -> tuple[int, ...]:
-    """Runs `work` REFRESHES times in a thread while `scrape` scrapes."""
-    done = threading.Event()
+                scrape: Callable[[CollectorRegistry, threading.Event], tuple[int, ...]],
+                times: int = REFRESHES) -> tuple[int, ...]:
+    """Runs `work` `times` times in a thread while `scrape` scrapes, and no longer."""
+    done, scraped = threading.Event(), threading.Event()
 
     def hammer() -> None:
         # A count, not a wall-clock deadline: time is the fake clock's.
         try:
-            for _ in range(REFRESHES):
+            for _ in range(times):
+                if scraped.is_set():
+                    break
                 work()
         finally:
             done.set()
@@ -117,6 +119,7 @@ def interleaved(work: Callable[[], None], registry: CollectorRegistry,
     try:
         return scrape(registry, done)
     finally:
+        scraped.set()
         writer.join(120.0)  # a bound on a hung writer only: it ends in about a second
         sys.setswitchinterval(switch_every)
         assert not writer.is_alive()
@@ -148,6 +151,7 @@ def scrape_while(registry: CollectorRegistry, done: threading.Event
     return scrapes, mixed, seen_up, seen_down
 
 
+TOKEN_SCRAPES = 300
 WITH_ENERGY = ("read_station", THERMOSTAT_SCOPE)
 WEATHER_ONLY = ("read_station",)
 
@@ -176,19 +180,20 @@ def test_a_scrape_never_pairs_one_tokens_expiry_with_anothers_scopes() -> None:
                                       EnergyCollector(read)))
 
     scrapes, mixed, energy_granted, energy_missing = interleaved(
-        lambda: tokens.authorize_with_refresh_token("pasted"), registry, scrape_tokens_while)
+        lambda: tokens.authorize_with_refresh_token("pasted"), registry, scrape_tokens_while,
+        times=100 * TOKEN_SCRAPES)
 
-    assert len(endpoint.refreshes) > 100
-    assert scrapes > 100 and energy_granted and energy_missing
+    assert scrapes == TOKEN_SCRAPES and energy_granted and energy_missing  # both tokens seen
     assert mixed == 0, f"{mixed} of {scrapes} scrapes mixed the facts of two tokens"
 
 
 def scrape_tokens_while(registry: CollectorRegistry, done: threading.Event
                         ) -> tuple[int, int, int, int]:
-    """Scrapes until `done`; counts the scrapes whose token expiry (the weather families)
-    and Energy scope (the Energy families) come from two tokens."""
+    """Scrapes TOKEN_SCRAPES times while tokens change (until `done`); counts the scrapes
+    whose token expiry (the weather families) and Energy scope (the Energy families) come
+    from two tokens."""
     scrapes = mixed = granted = missing = 0
-    while not done.is_set() and scrapes < 20 * REFRESHES:
+    while not done.is_set() and scrapes < TOKEN_SCRAPES:
         values = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
                   for family in registry.collect() for sample in family.samples}
         scrapes += 1
@@ -213,10 +218,10 @@ def test_published_error_counts_cannot_be_changed_under_a_reader() -> None:
     source.errors["stations"] = [TransientError("HTTP 502", "server_error")] * 6
     refresher = Refresher(tokens, source, RefreshSettings(60.0, ("read_station",), False),
                           clock, log, clock.wait)
-    refresher.refresh_once()
+    refresher.poll_once()
     read = refresher.state()
 
-    refresher.refresh_once()
+    refresher.poll_once()
 
     assert read.error_counts == {"server_error": 1}
     assert refresher.state().error_counts == {"server_error": 2}

@@ -116,7 +116,7 @@ def test_wake_fetches_at_once_after_a_new_token() -> None:
 def test_success_waits_one_interval_and_swaps_a_snapshot() -> None:
     world = World()
 
-    assert world.refresher.refresh_once() == INTERVAL
+    assert world.refresher.poll_once() == INTERVAL
     snapshot = world.refresher.state().snapshot
     assert snapshot is not None and snapshot.fetched_at == world.clock.now()
     assert [s.id for s in snapshot.stations] == ["70:ee:50:00:00:01"]
@@ -126,29 +126,29 @@ def test_rate_limit_backoff_doubles_up_to_an_hour_and_resets_on_success() -> Non
     world = World()
     world.source.errors["stations"] = [RateLimited("code 26") for _ in range(8)]
 
-    waits = [world.refresher.refresh_once() for _ in range(8)]
+    waits = [world.refresher.poll_once() for _ in range(8)]
 
     assert waits[:5] == [120.0, 240.0, 480.0, 960.0, 1920.0]
     assert waits[5:] == [MAX_BACKOFF] * 3
     assert world.refresher.state().status.backoff_until is not None
-    assert world.refresher.refresh_once() == INTERVAL
+    assert world.refresher.poll_once() == INTERVAL
     world.source.errors["stations"] = [RateLimited("code 26")]
-    assert world.refresher.refresh_once() == 120.0
+    assert world.refresher.poll_once() == 120.0
 
 
 def test_retry_after_longer_than_the_backoff_is_honoured() -> None:
     world = World()
     world.source.errors["stations"] = [RateLimited("429", retry_after=900.0)]
 
-    assert world.refresher.refresh_once() == 900.0
+    assert world.refresher.poll_once() == 900.0
 
 
 def test_missing_scope_skips_the_endpoint_and_does_not_retry_it() -> None:
     world = World()
     world.source.errors["homecoaches"] = [MissingScope("gethomecoachsdata")]
 
-    world.refresher.refresh_once()
-    world.refresher.refresh_once()
+    world.refresher.poll_once()
+    world.refresher.poll_once()
 
     assert world.endpoints_called() == ["stations", "homecoaches", "stations"]
     snapshot = world.refresher.state().snapshot
@@ -159,12 +159,12 @@ def test_missing_scope_skips_the_endpoint_and_does_not_retry_it() -> None:
 
 def test_scopes_not_granted_or_not_configured_are_not_asked_for() -> None:
     world = World(scopes=("read_station",))
-    world.refresher.refresh_once()
+    world.refresher.poll_once()
     assert world.endpoints_called() == ["stations"]
 
     clock = FakeClock()
     granted = World(token=Token.from_grant("a", "r", 10800, clock.now(), ("read_homecoach",)))
-    granted.refresher.refresh_once()
+    granted.refresher.poll_once()
     assert granted.endpoints_called() == ["homecoaches"]
 
 
@@ -172,7 +172,7 @@ def test_rejected_access_token_is_refreshed_once_then_retried() -> None:
     world = World()
     world.source.errors["stations"] = [AccessTokenRejected("code 3: expired")]
 
-    assert world.refresher.refresh_once() == INTERVAL
+    assert world.refresher.poll_once() == INTERVAL
 
     assert world.endpoint.refreshes == ["refresh-0"]
     tokens_used = [token for endpoint, token in world.source.calls if endpoint == "stations"]
@@ -185,7 +185,7 @@ def test_access_token_rejected_twice_fails_the_refresh_after_one_token_refresh()
     world.source.errors["stations"] = [AccessTokenRejected("code 2"),
                                        AccessTokenRejected("code 2")]
 
-    world.refresher.refresh_once()
+    world.refresher.poll_once()
 
     assert len(world.endpoint.refreshes) == 1
     assert not world.refresher.state().status.ok
@@ -194,11 +194,11 @@ def test_access_token_rejected_twice_fails_the_refresh_after_one_token_refresh()
 
 def test_failure_keeps_the_last_snapshot_and_counts_the_reason() -> None:
     world = World()
-    world.refresher.refresh_once()
+    world.refresher.poll_once()
     first = world.refresher.state().snapshot
     world.source.errors["stations"] = [TransientError("HTTP 502", "server_error")] * 3
 
-    assert world.refresher.refresh_once() == INTERVAL
+    assert world.refresher.poll_once() == INTERVAL
 
     assert world.refresher.state().snapshot is first
     assert not world.refresher.state().status.ok
@@ -212,9 +212,9 @@ def test_transient_token_endpoint_failure_keeps_token(failures: int) -> None:
     world.endpoint.failures = [TransientError("timeout", "timeout")] * failures
 
     for _ in range(failures):
-        world.refresher.refresh_once()
+        world.refresher.poll_once()
         assert not world.refresher.state().status.ok
-    world.refresher.refresh_once()
+    world.refresher.poll_once()
 
     assert world.refresher.state().status.ok
     assert world.endpoint.refreshes == ["r"] * (failures + 1)
@@ -222,7 +222,7 @@ def test_transient_token_endpoint_failure_keeps_token(failures: int) -> None:
 
 def test_token_falling_due_between_fetches_is_renewed_without_a_data_call() -> None:
     world = World()
-    world.refresher.refresh_once()
+    world.refresher.poll_once()
     wait = StopAfter(world.clock, waits=3)
     renewal = TokenRenewal(world.tokens, world.clock, world.log, INTERVAL, wait)
     wait.loop = renewal.loop
@@ -238,13 +238,13 @@ def test_token_falling_due_between_fetches_is_renewed_without_a_data_call() -> N
 
 def test_failed_renewal_is_reported_once_and_not_retried_before_the_next_fetch() -> None:
     world = World()
-    world.refresher.refresh_once()
+    world.refresher.poll_once()
     world.clock.advance(10800.0 - 60.0)
     world.endpoint.failures.extend([TransientError("Netatmo token: HTTP 503")] * 50)
     renewal = TokenRenewal(world.tokens, world.clock, world.log, INTERVAL)
 
     assert renewal.renew_if_due() == INTERVAL  # the next try, no sooner
-    world.refresher.refresh_once()
+    world.refresher.poll_once()
 
     assert world.log.names("warning").count("token_renewal_failed") == 1
     assert "refresh_failed" in world.log.names("error")
@@ -256,7 +256,7 @@ def test_missing_scope_on_every_endpoint_fails_the_first_refresh_at_once() -> No
     world.source.errors["stations"] = [MissingScope("getstationsdata")]
     world.source.errors["homecoaches"] = [MissingScope("gethomecoachsdata")]
 
-    world.refresher.refresh_once()
+    world.refresher.poll_once()
 
     assert not world.refresher.state().status.ok
     assert world.refresher.state().status.error_reason == "missing_scope"
@@ -310,7 +310,7 @@ def run_for(world: World, seconds: float) -> None:
     for _ in range(1000):
         if world.clock.now() >= end:
             return
-        world.clock.advance(world.refresher.refresh_once())
+        world.clock.advance(world.refresher.poll_once())
     raise AssertionError("a burst of calls: 1000 without the clock moving on")
 
 
@@ -342,7 +342,7 @@ def test_aligned_mode_calls_each_station_alone_just_after_its_upload_is_visible(
 
 def test_fixed_mode_polls_every_interval_for_all_stations() -> None:
     world, source = aligned_world("fixed")
-    waits = [world.refresher.refresh_once() for _ in range(3)]
+    waits = [world.refresher.poll_once() for _ in range(3)]
     run_for(world, 4 * UPLOAD_PERIOD)
 
     assert waits == [480.0] * 3
@@ -355,18 +355,18 @@ def test_rate_limit_backoff_wins_over_the_learned_rhythm() -> None:
     run_for(world, 4 * UPLOAD_PERIOD)
     source.errors["stations"] = [RateLimited("code 26")]
 
-    assert world.refresher.refresh_once() == 2 * 480.0
+    assert world.refresher.poll_once() == 2 * 480.0
 
 
 def test_a_narrowed_call_that_fails_is_followed_by_one_for_all_devices() -> None:
     world, source = aligned_world("aligned")
     run_for(world, 4 * UPLOAD_PERIOD)
-    world.clock.advance(world.refresher.refresh_once())
+    world.clock.advance(world.refresher.poll_once())
     assert source.device_ids[-1] is not None
     source.errors["stations"] = [ApiError("Netatmo getstationsdata: API error code 9")]
 
-    world.clock.advance(world.refresher.refresh_once())
-    world.refresher.refresh_once()
+    world.clock.advance(world.refresher.poll_once())
+    world.refresher.poll_once()
 
     assert source.device_ids[-2] is not None and source.device_ids[-1] is None
 
