@@ -44,7 +44,7 @@ from netatmo_exporter.domain.token import (
     token_action,
 )
 
-FLUSH_WAIT = 3.0
+FLUSH_WAIT = 1.0
 """How long a flush waits for a renewal in flight in this process (which writes its own
 token) or for another process's hold on the token file, before answering."""
 
