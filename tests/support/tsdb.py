@@ -27,23 +27,23 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from netatmo_exporter.entrypoints.backfill import PROMTOOL_BLOCK_DURATION
-from tests.support.harness import free_port, http_get
+from tests.support.harness import free_port, http_get, wait_until
 
 Answer = dict[str, Any]
 Labels = frozenset[tuple[str, str]]
 Samples = dict[Labels, list[tuple[float, float]]]
 RETENTION = "100y"
+T = TypeVar("T")
 EVERYTHING = "36500d"
 """A range selector reaching 100 years back: every sample of the blocks."""
 
@@ -80,15 +80,9 @@ class PrometheusServer:
                 (float(stamp), float(value)) for stamp, value in series["values"]]
         return found
 
-    def wait_until(self, what: str, found: Callable[[], object], timeout: float = 60.0,
-                   logs: Callable[[], str] = str) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = found()
-            if result:
-                return result
-            time.sleep(0.5)
-        raise AssertionError(f"Prometheus: no {what} within {timeout}s\n{logs()}")
+    def wait_until(self, what: str, found: Callable[[], T], timeout: float = 60.0,
+                   logs: Callable[[], str] = str) -> T:
+        return wait_until(f"{what} in Prometheus", found, timeout, every=0.5, detail=logs)
 
 
 def create_blocks(openmetrics: Path, tsdb: Path) -> str:
@@ -104,25 +98,43 @@ def create_blocks(openmetrics: Path, tsdb: Path) -> str:
 
 
 @contextmanager
+def binary_on_port(name: str, argv: Callable[[int], list[str]], ready: str, workdir: Path,
+                   port: int | None = None) -> Iterator[str]:
+    """The tool `name` started in `workdir` with `argv(port)`, listening on 127.0.0.1:`port`
+    (a free one unless given), its output in `workdir`/NAME.log; yields its URL once
+    `ready` (a path) answers 200; ended by its PID."""
+    port = port or free_port()
+    log = workdir / f"{name}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([require_tool(name), *argv(port)], stdout=out,
+                                stderr=subprocess.STDOUT, cwd=workdir)
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited with {proc.returncode}:\n{log.read_text()}")
+        return http_get(url + ready, timeout=1.0)[0] == 200
+
+    try:
+        wait_until(f"{name} ready", answers, 60.0, every=0.1, detail=log.read_text,
+                   ignoring=(OSError,))
+        yield url
+    finally:
+        end_process(proc)
+
+
+@contextmanager
 def prometheus_server(workdir: Path, tsdb: Path, config: str = "global: {}\n",
                       *flags: str, port: int | None = None) -> Iterator[PrometheusServer]:
     """Debian's Prometheus on ``tsdb`` with ``config``, ready; ended by PID. ``port``: a
     Prometheus started again where the one before it listened."""
     config_file = workdir / "prometheus.yml"
     config_file.write_text(config)
-    port = port or free_port()
-    log = workdir / "prometheus.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [require_tool("prometheus"), f"--config.file={config_file}",
-             f"--storage.tsdb.path={tsdb}", f"--web.listen-address=127.0.0.1:{port}", *flags],
-            stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
-    server = PrometheusServer(f"http://127.0.0.1:{port}")
-    try:
-        wait_ready(server.url + "/-/ready", proc, log, "prometheus")
-        yield server
-    finally:
-        end_process(proc)
+    with binary_on_port("prometheus", lambda port: [
+            f"--config.file={config_file}", f"--storage.tsdb.path={tsdb}",
+            f"--web.listen-address=127.0.0.1:{port}", *flags],
+            "/-/ready", workdir, port) as url:
+        yield PrometheusServer(url)
 
 
 @contextmanager
@@ -191,34 +203,10 @@ class VictoriaMetrics:
 @contextmanager
 def victoria_metrics(workdir: Path) -> Iterator[VictoriaMetrics]:
     """Debian's victoria-metrics on its own data directory, ready; ended by PID."""
-    port = free_port()
-    log = workdir / "victoria-metrics.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [require_tool("victoria-metrics"), f"-storageDataPath={workdir / 'vmdata'}",
-             f"-httpListenAddr=127.0.0.1:{port}", f"-retentionPeriod={RETENTION}"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
-    server = VictoriaMetrics(f"http://127.0.0.1:{port}")
-    try:
-        wait_ready(server.url + "/health", proc, log, "victoria-metrics")
-        yield server
-    finally:
-        end_process(proc)
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, name: str,
-               timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{name} exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if http_get(url, timeout=1.0)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{name} not ready within {timeout}s:\n{log.read_text()}")
+    with binary_on_port("victoria-metrics", lambda port: [
+            f"-storageDataPath={workdir / 'vmdata'}", f"-httpListenAddr=127.0.0.1:{port}",
+            f"-retentionPeriod={RETENTION}"], "/health", workdir) as url:
+        yield VictoriaMetrics(url)
 
 
 def end_process(proc: subprocess.Popen[bytes]) -> None:
