@@ -45,7 +45,7 @@ from tests.support.harness import (  # noqa: E402
     CLIENT_ID,
     CLIENT_SECRET,
     ExporterProcess,
-    authorized_exporter,
+    authorized_process,
     http_get,
     metric_value,
 )
@@ -126,13 +126,13 @@ def guarded_exporter(workdir: Path, cloud: FakeNetatmoCloud,
     web_config.write_text("basic_auth_users:\n" + "".join(
         f"  {user}: {bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()}\n"
         for user, password in users))
-    return authorized_exporter(cloud, workdir / f"token-{len(users)}.json", workdir,
-                               "--web.config.file", str(web_config)).start()
+    return authorized_process(cloud, workdir / f"token-{len(users)}.json", workdir,
+                              "--web.config.file", str(web_config)).start()
 
 
 def connection_crowd(workdir: Path, cloud: FakeNetatmoCloud, seconds: float,
                      connections: int) -> None:
-    exporter = authorized_exporter(cloud, workdir / "token-crowd.json", workdir)
+    exporter = authorized_process(cloud, workdir / "token-crowd.json", workdir)
     exporter.start(wait_ready=True)
     previous = raise_file_limit()
     try:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tests.support.harness import wait_until
 
 ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"
 CHROMIUM = "/usr/bin/chromium"
@@ -53,16 +54,13 @@ class ChromeDriver:
         self.proc = subprocess.Popen(
             [CHROMEDRIVER, f"--port={port}", "--allowed-ips=127.0.0.1"],
             stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if _call("GET", self.url + "/status", timeout=2).get("ready"):
-                    return
-            except (OSError, WebDriverError):
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise WebDriverError("chromedriver did not become ready")
+        try:
+            wait_until("chromedriver ready", lambda: _call(
+                "GET", self.url + "/status", timeout=2).get("ready"), 20.0, every=0.1,
+                ignoring=(OSError, WebDriverError))
+        except AssertionError:
+            self.stop()
+            raise
 
     def session(self, profile: Path, width: int = 1100, height: int = 1600,
                 extra_args: tuple[str, ...] = ()) -> Session:
@@ -112,13 +110,8 @@ class Session:
 
     def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 20.0
                  ) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.1)
-        raise WebDriverError(f"timed out waiting for {what}; at {self.current_url}:\n"
-                             f"{self.source()[:2000]}")
+        wait_until(what, condition, timeout, every=0.1,
+                   detail=lambda: f"at {self.current_url}:\n{self.source()[:2000]}")
 
     def screenshot(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)

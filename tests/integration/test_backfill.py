@@ -31,6 +31,7 @@ from tests.support.harness import (
     ExporterProcess,
     metric_value,
     seed_token,
+    wait_until,
 )
 
 HOUR = 3600
@@ -210,16 +211,15 @@ def _live_series(body: str, keep: tuple[str, ...]) -> list[tuple[str, str]]:
     return found
 
 
-def _wait_for_calls(work: Path, calls: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if json.loads((work / "checkpoint.json").read_text())["calls"] >= calls:
-                return
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"the backfill did not reach {calls} calls")
+def _wait_for_calls(work: Path, calls: int,
+                    proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    def reached() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"the backfill ended (status {proc.returncode}) before "
+                                 f"{calls} calls")
+        return bool(json.loads((work / "checkpoint.json").read_text())["calls"] >= calls)
+    wait_until(f"backfill at {calls} calls", reached, 60.0,
+               ignoring=(OSError, ValueError, KeyError))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
@@ -393,13 +393,9 @@ def test_a_service_whose_socket_the_backfill_misses_keeps_its_authorization(
     # A renewal in flight outlasts this access token: settle the renewals before asking.
     cloud.clear_faults()
     cloud.set_token_lifetime(3600.0)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        body = exporter.get("/metrics")[1]
-        if metric_value(body, "netatmo_exporter_token_valid") == 1.0:
-            break
-        time.sleep(0.2)
-    assert metric_value(body, "netatmo_exporter_token_valid") == 1.0
+    body = exporter.metrics_when(
+        lambda text: metric_value(text, "netatmo_exporter_token_valid") == 1.0,
+        "valid token", 15.0)
     assert metric_value(body, "netatmo_exporter_authorization_state", state="ok") == 1.0
     assert metric_value(body, "netatmo_up") == 1.0
     assert cloud.count("invalid_grant") == 0

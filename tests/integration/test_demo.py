@@ -15,7 +15,7 @@ import urllib.parse
 from pathlib import Path
 
 from netatmo_exporter.entrypoints.demo import SIMULATED_FAULTS
-from tests.support.harness import REPO, free_port, http_get, metric_value
+from tests.support.harness import REPO, free_port, http_get, metric_value, wait_until
 
 
 def test_the_demo_serves_metrics_and_names_its_simulated_faults(tmp_path: Path) -> None:
@@ -28,15 +28,13 @@ def test_the_demo_serves_metrics_and_names_its_simulated_faults(tmp_path: Path) 
                                 env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
     try:
         deadline = time.monotonic() + 30.0
-        body = ""
-        while metric_value(body, "netatmo_up") != 1.0:
+
+        def up() -> bool:
             assert demo.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-            try:
-                body = http_get(f"http://127.0.0.1:{port}/metrics")[1]
-            except OSError:
-                body = ""
+            body = http_get(f"http://127.0.0.1:{port}/metrics")[1]
+            return metric_value(body, "netatmo_up") == 1.0
+        wait_until("netatmo_up 1 from the demo", up, 30.0, every=0.2, detail=log.read_text,
+                   ignoring=(OSError,))
         status, page = http_get(f"http://127.0.0.1:{port}/")
         history = _history_in_prometheus(log, port, deadline)
     finally:
@@ -113,10 +111,10 @@ def _demo_commands(clone: Path, home: Path, scratch: Path, log: Path) -> None:
         demo = subprocess.Popen([str(clone / "scripts" / "demo"), "-a", f"127.0.0.1:{port}"],
                                 stdout=output, stderr=subprocess.STDOUT, cwd=home, env=env)
     try:
-        deadline = time.monotonic() + 30.0
-        while "  history      " not in log.read_text():
-            assert demo.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        def printed() -> bool:
+            assert demo.poll() is None, log.read_text()
+            return "  history      " in log.read_text()
+        wait_until("history command printed", printed, 30.0, every=0.2, detail=log.read_text)
         line = re.search(r"  history      (.*)\n", log.read_text())
         assert line is not None
         backfill = subprocess.run(line[1], shell=True, capture_output=True, text=True,  # noqa: S602

@@ -3,7 +3,6 @@ and the exporter process serving rooms, heating modules and homes beside the wea
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
 from netatmo_exporter.simulator.energy import CHALET, MAISON
 from tests.conftest import exporter_args
 from tests.integration.test_promtool import parse_scrape
-from tests.support.harness import CLIENT_ID, CLIENT_SECRET, ExporterProcess, seed_token
+from tests.support.harness import CLIENT_ID, CLIENT_SECRET, ExporterProcess, seed_token, wait_until
 
 ENERGY_SCOPES = ("read_station", "read_homecoach", "read_thermostat")
 SCOPE_FLAG = ("--scope", " ".join(ENERGY_SCOPES))
@@ -76,14 +75,7 @@ def test_client_raises_missing_scope_without_read_thermostat(
 
 
 def wait_for(exporter: ExporterProcess, text: str, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    body = ""
-    while time.monotonic() < deadline:
-        _, body = exporter.get("/metrics")
-        if text in body:
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"{text!r} not on /metrics within {timeout}s:\n{exporter.logs()}")
+    return exporter.metrics_when(lambda body: text in body, f"{text!r} on /metrics", timeout)
 
 
 def test_exporter_serves_rooms_beside_the_weather_while_one_home_fails(
@@ -138,7 +130,7 @@ def test_exporter_without_the_granted_scope_says_so_once_and_keeps_the_weather(
 
     wait_for(exporter, 'netatmo_exporter_scope_missing{scope="read_thermostat"} 1.0')
     wait_for(exporter, "netatmo_up 1.0")
-    time.sleep(2.5)
+    wait_until("three weather refreshes", lambda: cloud.count("getstationsdata") >= 3)
     _, body = exporter.get("/metrics")
     scrape = parse_scrape(body)
 

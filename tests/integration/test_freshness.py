@@ -4,7 +4,6 @@ simulated cloud: which calls go out, what the status page and /metrics say."""
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ from netatmo_exporter.simulator import (
 )
 from netatmo_exporter.simulator.accounts import Account
 from tests.conftest import exporter_args
-from tests.support.harness import CLIENT_ID, CLIENT_SECRET, http_get, seed_token
+from tests.support.harness import CLIENT_ID, CLIENT_SECRET, http_get, seed_token, wait_until
 
 PERIOD = 30.0
 SCALE = 10.0  # an upload every 3 s of real time
@@ -62,10 +61,7 @@ def exporter(tmp_path: Path, cloud: FakeNetatmoCloud, clock: ScaledClock | None 
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+    wait_until("condition met", condition, timeout)
 
 
 def narrowed_calls(cloud: FakeNetatmoCloud) -> list[str]:

@@ -132,13 +132,8 @@ def _with_exporter(cloud: FakeNetatmoCloud, workdir: Path, anchor: int) -> Itera
 
 def _live_scrape(exporter: ExporterProcess, timeout: float = 20.0) -> DemoScrape:
     """/metrics once the Energy rooms are in it too (they are polled beside the weather)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status, body = exporter.get("/metrics")
-        if status == 200 and "netatmo_room_info{" in body:
-            return parse_scrape(body)
-        time.sleep(0.1)
-    raise AssertionError(f"no Energy rooms on /metrics within {timeout}s:\n{exporter.logs()}")
+    return parse_scrape(exporter.metrics_when(lambda body: "netatmo_room_info{" in body,
+                                              "Energy rooms on /metrics", timeout))
 
 
 def _rfc3339(stamp: int) -> str:

@@ -35,7 +35,14 @@ from netatmo_exporter.simulator.history import today
 from tests.conftest import exporter_args
 from tests.integration.test_history_databases import HISTORY_FAMILIES, stored_readings
 from tests.integration.test_promtool import DemoScrape, parse_scrape
-from tests.support.harness import CLIENT_ID, CLIENT_SECRET, ExporterProcess, free_port, seed_token
+from tests.support.harness import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ExporterProcess,
+    free_port,
+    seed_token,
+    wait_until,
+)
 from tests.support.tsdb import (
     Labels,
     PrometheusServer,
@@ -88,14 +95,13 @@ class Rig:
     def caught_up(self, since: float, timeout: float = 120.0) -> int:
         """Waits until every module's readings up to about `since` are written; the time up
         to which all of them are."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def caught() -> int | None:
             written = self.checkpoints()
             if len(written) == SOURCES and min(written.values()) >= since - 2 * STEP:
                 return min(written.values())
-            time.sleep(0.2)
-        raise AssertionError(f"not caught up with {since} within {timeout}s: "
-                             f"{self.checkpoints()}\n{self.exporter.logs()}")
+            return None
+        return wait_until(f"catching up with {since}", caught, timeout, every=0.2,
+                          detail=lambda: f"{self.checkpoints()}\n{self.exporter.logs()}")
 
     def scrape(self) -> DemoScrape:
         status, body = self.exporter.get("/metrics")
@@ -250,12 +256,5 @@ def test_victoria_metrics_takes_every_reading_once_per_time(tmp_path: Path) -> N
 
 def _wait_for(condition: Callable[[], bool], what: str, rig: Rig, timeout: float = 60.0,
               pause: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except (OSError, AssertionError):
-            pass
-        time.sleep(pause)
-    raise AssertionError(f"no {what} within {timeout}s\n{rig.exporter.logs()}")
+    wait_until(what, condition, timeout, every=pause, detail=rig.exporter.logs,
+               ignoring=(OSError, AssertionError))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import socket
-import time
 from pathlib import Path
 
 import httpx
@@ -13,7 +12,7 @@ import httpx
 from netatmo_exporter.adapters.host_names import own_names, search_domains
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
 from tests.integration.test_web_auth import Web, start_web, wait_until_up
-from tests.support.harness import seed_token
+from tests.support.harness import seed_token, wait_until
 
 RELOAD = re.compile(r'<meta http-equiv="refresh" content="(\d+)">')
 
@@ -57,10 +56,7 @@ def test_the_page_reloads_itself_until_the_first_data_is_there(
     seed_token(cloud, token_path)
     cloud.inject("getstationsdata", Fault.http_500(), times=None)
     web = start_web(web_factory, cloud, token_path)
-    deadline = time.monotonic() + 10.0
-    while not web.app.tokens.authorized:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until("authorization", lambda: web.app.tokens.authorized, 10.0)
     waiting = httpx.get(web.url + "/?done=authorized", timeout=10.0).text
     cloud.clear_faults()
     web.app.refresher.loop.wake()

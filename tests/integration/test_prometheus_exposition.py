@@ -291,15 +291,11 @@ def test_an_endpoint_whose_scope_was_not_granted_is_skipped_and_reported_once(
 
 
 def _scrape_after_refreshes(exporter: ExporterProcess, refreshes: int) -> DemoScrape:
-    deadline = time.monotonic() + 30
-    while True:
-        scrape = parse_scrape(exporter.get("/metrics")[1])
-        done = scrape.value("netatmo_api_requests_total", endpoint="getstationsdata",
-                            outcome="ok") or 0.0
-        if done >= refreshes or time.monotonic() > deadline:
-            assert done >= refreshes, exporter.logs()
-            return scrape
-        time.sleep(0.2)
+    def done(body: str) -> bool:
+        return (parse_scrape(body).value("netatmo_api_requests_total",
+                                         endpoint="getstationsdata", outcome="ok") or 0.0
+                ) >= refreshes
+    return parse_scrape(exporter.metrics_when(done, f"{refreshes} refreshes", 30.0))
 
 
 def _exposed_name(family: str, kind: str) -> str:

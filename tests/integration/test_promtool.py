@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,12 +101,8 @@ def demo_exporter(workdir: Path, *extra: str, wait_ready: bool = True
 
 def _wait_for_energy(exporter: ExporterProcess, timeout: float = 20.0) -> None:
     """/-/ready waits for the weather data; the Energy poller runs beside it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if "netatmo_home_status_up{" in exporter.get("/metrics")[1]:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"no Energy data within {timeout}s:\n{exporter.logs()}")
+    exporter.metrics_when(lambda body: "netatmo_home_status_up{" in body, "Energy data",
+                          timeout)
 
 
 @pytest.fixture(scope="module")

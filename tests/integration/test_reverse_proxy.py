@@ -7,7 +7,6 @@ import re
 import shutil
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tests.support.harness import (
     free_port,
     seed_token,
     self_signed_certificate,
+    wait_until,
 )
 
 NAME = "netatmo.example.org"
@@ -62,15 +62,12 @@ def proxied(cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path,
     proc = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(conf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 15.0
-        while True:
-            try:
-                httpx.get(f"https://127.0.0.1:{port}/-/healthy", verify=trust, timeout=1.0)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "nginx did not start"
-                time.sleep(0.1)
+        def answers() -> bool:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            httpx.get(f"https://127.0.0.1:{port}/-/healthy", verify=trust, timeout=1.0)
+            return True
+        wait_until("nginx started", answers, 15.0, every=0.1,
+                   ignoring=(httpx.TransportError,))
         yield port, trust
     finally:
         proc.terminate()

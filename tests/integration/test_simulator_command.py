@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.support.harness import REPO, ExporterProcess, free_port, http_get, metric_value
+from tests.support.harness import REPO, ExporterProcess, free_port, metric_value
 
 COMMAND = [sys.executable, "-m", "netatmo_exporter", "simulator"]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -67,12 +67,8 @@ def test_an_exporter_given_the_printed_settings_is_authorized_and_serves(
                                   data={**fields, "decision": "accept"}, timeout=10.0)
             callback = urlsplit(accepted.headers["location"])
             assert browser.get(f"{callback.path}?{callback.query}").status_code == 303
-        deadline = time.monotonic() + 20.0
-        body = ""
-        while metric_value(body, "netatmo_up") != 1.0:
-            assert time.monotonic() < deadline, exporter.logs()
-            time.sleep(0.2)
-            body = http_get(f"{exporter.url}/metrics")[1]
+        body = exporter.metrics_when(lambda text: metric_value(text, "netatmo_up") == 1.0,
+                                     "netatmo_up 1", 20.0)
         assert "netatmo_sensor_temperature_celsius{" in body
     finally:
         if exporter is not None:

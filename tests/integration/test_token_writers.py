@@ -25,7 +25,7 @@ from netatmo_exporter.domain.token import Token
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
 from tests.integration.test_web_auth import Web, consent, form_token, start_web
 from tests.integration.test_web_login import finish, redirected_url, start_login
-from tests.support.harness import CLIENT_ID, CLIENT_SECRET, REPO
+from tests.support.harness import CLIENT_ID, CLIENT_SECRET, REPO, wait_until
 
 
 class Renewer:
@@ -76,10 +76,8 @@ def on_disk(token_path: Path) -> Token:
 
 def wait_for_renewals(cloud: FakeNetatmoCloud, count: int, timeout: float = 30.0) -> None:
     target = cloud.count("refresh_grants") + count
-    deadline = time.monotonic() + timeout
-    while cloud.count("refresh_grants") < target and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert cloud.count("refresh_grants") >= target, "the renewing process stalled"
+    wait_until("renewal (the renewing process stalled)",
+               lambda: cloud.count("refresh_grants") >= target, timeout, every=0.02)
 
 
 def assert_nothing_lost(cloud: FakeNetatmoCloud, token_path: Path) -> Token:

@@ -21,7 +21,7 @@ from netatmo_exporter.entrypoints.bootstrap import Application, build_app
 from netatmo_exporter.entrypoints.config import load_config
 from netatmo_exporter.simulator import FakeNetatmoCloud
 from tests.conftest import exporter_args
-from tests.support.harness import CLIENT_SECRET, free_port, metric_value, seed_token
+from tests.support.harness import CLIENT_SECRET, free_port, metric_value, seed_token, wait_until
 
 SECURITY_HEADERS = ("content-security-policy", "x-frame-options", "x-content-type-options",
                     "referrer-policy")
@@ -93,14 +93,10 @@ def form_token(browser: httpx.Client) -> str:
 
 
 def wait_until_up(web: Web, deadline_s: float = 15.0) -> str:
-    deadline = time.monotonic() + deadline_s
-    body = ""
-    while time.monotonic() < deadline:
+    def up() -> str | None:
         body = httpx.get(web.url + "/metrics", timeout=5.0).text
-        if metric_value(body, "netatmo_up") == 1.0:
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"netatmo_up never reached 1:\n{body}\n{web.logs.getvalue()}")
+        return body if metric_value(body, "netatmo_up") == 1.0 else None
+    return wait_until("netatmo_up 1", up, deadline_s, detail=web.logs.getvalue)
 
 
 def test_authorize_binds_a_fresh_state_to_the_browser(web: Web, cloud: FakeNetatmoCloud

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -15,7 +14,7 @@ from netatmo_exporter.entrypoints.config import ConfigError, load_config
 from netatmo_exporter.simulator import FakeNetatmoCloud
 from tests.conftest import exporter_args
 from tests.integration.test_web_auth import Web, start_web, wait_until_up
-from tests.support.harness import seed_token
+from tests.support.harness import seed_token, wait_until
 
 PAGES = ("/", "/auth/authorize", "/auth/callback?code=x&state=y", "/debug/data",
          "/debug/token")
@@ -166,11 +165,10 @@ def test_basic_auth_guards_every_path_but_healthy(
     wrong = httpx.get(web.url + "/metrics", auth=("prometheus", "guess-1"), timeout=10.0)
     unknown = httpx.get(web.url + "/metrics", auth=("nobody", "scrape-pass"), timeout=10.0)
     healthy = httpx.get(web.url + "/-/healthy", timeout=10.0)
-    deadline = time.monotonic() + 15.0
-    while "netatmo_up 1.0" not in (scrape := httpx.get(web.url + "/metrics", auth=good,
-                                                        timeout=10.0)).text:
-        assert time.monotonic() < deadline, scrape.text
-        time.sleep(0.05)
+    def up() -> httpx.Response | None:
+        answer = httpx.get(web.url + "/metrics", auth=good, timeout=10.0)
+        return answer if "netatmo_up 1.0" in answer.text else None
+    scrape = wait_until("netatmo_up 1.0", up, 15.0)
     page = httpx.get(web.url + "/", auth=good, timeout=10.0)
 
     for path, answer in anonymous.items():

@@ -22,7 +22,7 @@ from tests.support.harness import (
     CLIENT_ID,
     CLIENT_SECRET,
     ExporterProcess,
-    authorized_exporter,
+    authorized_process,
     http_get,
     metric_value,
     wait_until,
@@ -107,6 +107,6 @@ def start_exporter(cloud: FakeNetatmoCloud, token_path: Path) -> Iterator[StartE
 def exporter_process(cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path,
                      exporters: list[ExporterProcess]) -> ExporterProcess:
     """An authorized exporter process with the shipped limits, data fetched once an hour."""
-    exporter = authorized_exporter(cloud, token_path, tmp_path)
+    exporter = authorized_process(cloud, token_path, tmp_path)
     exporters.append(exporter)
     return exporter.start(wait_ready=True)

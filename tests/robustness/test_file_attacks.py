@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -228,9 +227,7 @@ def impostor_socket(shared: Path) -> Iterator[Path]:
                         "s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); "
                         "time.sleep(60)", str(path), background=True)
     try:
-        deadline = time.monotonic() + 10
-        while not path.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until("impostor's socket", path.exists, 10.0)
         yield path
     finally:
         impostor.kill()

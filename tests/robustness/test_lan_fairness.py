@@ -22,7 +22,13 @@ from netatmo_exporter.simulator import FakeNetatmoCloud
 from tests.conftest import exporter_args
 from tests.robustness.conftest import RunningExporter, StartExporter
 from tests.robustness.test_http_server import authorized_exporter
-from tests.support.harness import ExporterProcess, http_get, metric_value, seed_token
+from tests.support.harness import (
+    ExporterProcess,
+    http_get,
+    metric_value,
+    seed_token,
+    wait_until,
+)
 from tests.support.lan_attack import (
     ATTACKER,
     ROTATING,
@@ -80,10 +86,14 @@ def test_password_guesses_from_one_address_leave_another_address_its_turn(
         scrapes.run(port, ATTACK_SECONDS / 2, 0.25, auth=(USER, PASSWORD))
     finally:
         flood.stop()
-    time.sleep(1.1)  # /metrics answers from a cache for up to a second
     header = {"Authorization": "Basic " + base64.b64encode(
         f"{USER}:{PASSWORD}".encode()).decode()}
-    refusals = _refusals(guarded_exporter, header)
+
+    def counted() -> dict[str, float] | None:  # /metrics is cached for up to a second
+        found = _refusals(guarded_exporter, header)
+        return found if (found["password_wrong"] >= flood.statuses[401]
+                         and found["password_busy"] >= flood.statuses[429]) else None
+    refusals = wait_until("the flood's refusals counted", counted, 5.0, every=0.2)
     logs = guarded_exporter.logs()
     log_lines = sum(1 for line in logs.splitlines()
                     if "event=basic_auth_refused" in line or "event=basic_auth_busy" in line)
@@ -179,9 +189,11 @@ def test_pasted_tokens_from_one_address_reach_netatmo_only_a_few_times_a_minute(
     with _browser(exporter, BROWSER) as owner:
         owners = owner.post("/auth/settoken", headers={"Origin": exporter.url}, data={
             "form_token": _form_token(owner), "refresh_token": cloud.mint_refresh_token()})
-    time.sleep(1.1)  # past the metrics cache's second
-    limited = exporter.metric("netatmo_exporter_http_refusals_total",
-                              reason="token_call_limited")
+    def counted() -> float | None:  # /metrics is cached for up to a second
+        found = exporter.metric("netatmo_exporter_http_refusals_total",
+                                reason="token_call_limited") or 0.0
+        return found if found >= 25 else None
+    limited = wait_until("25 refusals counted", counted, 5.0, every=0.2)
     statuses = [answer.status_code for answer in answers]
 
     print(f"\n30 pasted refresh tokens from 127.0.0.2 in {took:.2f} s: {statuses.count(400)} "

@@ -97,7 +97,7 @@ def test_rate_limit_answers_back_the_exporter_off(
     window = 4.0
 
     calm_start = cloud.count("getstationsdata")
-    time.sleep(window)
+    time.sleep(window)  # the point: the process's call rate over real seconds, calm then limited
     calm_calls = cloud.count("getstationsdata") - calm_start
     cloud.inject("getstationsdata", Fault.rate_limited(status), times=None)
     limited_start = cloud.count("getstationsdata")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from netatmo_exporter.domain.errors import NetatmoError
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
 from tests.conftest import exporter_args
 from tests.integration.test_exporter_tokens import run_cli
-from tests.support.harness import ExporterProcess, seed_token
+from tests.support.harness import ExporterProcess, seed_token, wait_until
 
 STOP_WITHIN = 10.0
 
@@ -32,10 +31,8 @@ def socket_path() -> Iterator[Path]:
 
 def wait_for_count(cloud: FakeNetatmoCloud, name: str, count: int = 1,
                    timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while cloud.count(name) < count and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert cloud.count(name) >= count, f"no {name} request reached the cloud"
+    wait_until(f"{name} request at the cloud", lambda: cloud.count(name) >= count, timeout,
+               every=0.02)
 
 
 def refresh_token_on_disk(token_path: Path) -> str:

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
-def wait_until(what: str, probe: Callable[[], T], timeout: float = 20.0, *,
+def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 20.0, *,
                every: float = 0.05, detail: Callable[[], str] = str,
                ignoring: tuple[type[Exception], ...] = ()) -> T:
     """Calls `probe` every `every` s until it returns something true, and returns that; after
@@ -183,8 +183,8 @@ class ExporterProcess:
             raise AssertionError(f"exporter ignored signal {signum}:\n{self.logs()}") from None
 
 
-def authorized_exporter(cloud: FakeNetatmoCloud, token_path: Path, workdir: Path,
-                        *extra: str) -> ExporterProcess:
+def authorized_process(cloud: FakeNetatmoCloud, token_path: Path, workdir: Path,
+                       *extra: str) -> ExporterProcess:
     """An exporter process (not started yet) with a token file as an authorized exporter
     leaves it, the shipped limits, data fetched once an hour; `extra`: more flags."""
     seed_token(cloud, token_path)

@@ -80,7 +80,7 @@ class PrometheusServer:
                 (float(stamp), float(value)) for stamp, value in series["values"]]
         return found
 
-    def wait_until(self, what: str, found: Callable[[], T], timeout: float = 60.0,
+    def wait_until(self, what: str, found: Callable[[], T | None], timeout: float = 60.0,
                    logs: Callable[[], str] = str) -> T:
         return wait_until(f"{what} in Prometheus", found, timeout, every=0.5, detail=logs)
 

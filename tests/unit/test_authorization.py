@@ -16,6 +16,7 @@ from netatmo_exporter.domain.errors import (
     TransientError,
 )
 from netatmo_exporter.domain.token import Token
+from tests.support.harness import wait_until
 from tests.unit.fakes import FakeClock, FakeLog, FakeTokenEndpoint, FakeTokenStore, fresh_token
 
 
@@ -410,9 +411,7 @@ def test_a_flush_answers_while_a_renewal_hangs_and_writes_nothing() -> None:
     renewal = threading.Thread(target=tokens.access_token)
     renewal.start()
     try:
-        deadline = time.monotonic() + 5.0
-        while not endpoint.refreshes and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until("renewal at the endpoint", lambda: endpoint.refreshes, 5.0, every=0.01)
 
         assert tokens.flush(wait=0.05) == store.location
 

@@ -20,6 +20,7 @@ from netatmo_exporter.adapters.lan_clients import client_key, client_network
 from netatmo_exporter.adapters.logging import LogThrottle, SecretRedactor, configure_logging
 from netatmo_exporter.adapters.oauth_flow import PendingStates, StateProblem, TooManyPending
 from netatmo_exporter.adapters.token_call_limit import TokenCallLimit
+from tests.support.harness import wait_until
 from tests.unit.fakes import FakeClock
 
 
@@ -56,9 +57,7 @@ def test_one_turn_per_client_and_the_least_recently_served_goes_next() -> None:
 
     waiting = threading.Thread(target=wait_for_turn, args=("prometheus",))
     waiting.start()
-    deadline = time.monotonic() + 5.0
-    while not gate._waiters and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until("waiter at the gate", lambda: gate._waiters, 5.0, every=0.01)
     gate.leave("attacker")
     waiting.join(5.0)
 
@@ -74,9 +73,7 @@ def test_a_newcomer_takes_the_place_of_the_most_recently_served_waiter() -> None
     assert gate.enter("a")
     waiter = threading.Thread(target=lambda: results.update(b=gate.enter("b")))
     waiter.start()
-    deadline = time.monotonic() + 5.0
-    while not gate._waiters and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until("waiter at the gate", lambda: gate._waiters, 5.0, every=0.01)
     newcomer = threading.Thread(target=lambda: results.update(new=gate.enter("new")))
     newcomer.start()
     waiter.join(5.0)
@@ -113,10 +110,9 @@ class Turns:
         thread = threading.Thread(target=self._turn, args=(address, network))
         thread.start()
         self._threads.append(thread)
-        deadline = time.monotonic() + 5.0
-        while thread.is_alive() and time.monotonic() < deadline and not any(
-                waiter.client == client_key(address) for waiter in self.gate._waiters):
-            time.sleep(0.01)
+        wait_until(f"{address} waiting or answered", lambda: not thread.is_alive() or any(
+            waiter.client == client_key(address) for waiter in self.gate._waiters), 5.0,
+            every=0.01)
 
     def _turn(self, address: str, network: str | None) -> None:
         client = client_key(address)
