@@ -1,14 +1,22 @@
 """Benchmark: the exporter's /metrics against a bare prometheus_client server, side by side.
 
-    python bench/benchmark.py [--quick] [--output docs/benchmark.md]
+    python bench/benchmark.py [--quick] [--output docs/benchmark.md] [--before REV]
+                              [--part all|footprint|tail]
 
 Measures with `wrk` (Debian package `wrk`): throughput and latency with and without
 keep-alive against the baseline (bench/bare_server.py serving the same families); the
 same while the simulated cloud answers data calls after 5 s and while it is down; cold
 start against a bare import of the same libraries; resident memory after 100 and 10,000
-scrapes; and a large account against the demo account. Prints the figures and writes
-them, with the machine they came from, to the output file (not in --quick mode unless
---output is given).
+scrapes; and a large account against the demo account. Footprint: with PyPI's libraries
+(this interpreter) and Debian's (/usr/bin/python3 with the python3-* packages), the
+service's resident memory after start and after 5,000 scrapes, and its p50, p99,
+throughput and CPU per scrape under 8 keep-alive clients, beside the bare server and,
+with --before REV, beside the service as it was at REV, in alternating rounds of one run.
+Tail: the same load on the service with each candidate cure of the p99 tail applied
+(bench/service_variant.py), beside the plain service in each round. Prints the figures and
+writes them, with the machine they came from, to the output file (not in --quick mode
+unless --output is given); --part footprint or tail measures only that part and replaces
+only its section of the output file.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -65,6 +73,7 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,25 +84,35 @@ class Settings:
     scrapes_small: int
     scrapes_large: int
     cold_starts: int
+    footprint_scrapes: int = 5_000
+    tail_rounds: int = 5
+    tail_duration: int = 5
+    variants: tuple[str, ...] = ("gc-freeze", "gc-threshold", "gc-off", "switch-1ms",
+                                 "log-error")
 
 
 FULL = Settings(duration=8, connections=8, rounds=2, scrapes_small=100, scrapes_large=10_000,
                 cold_starts=5)
 QUICK = Settings(duration=2, connections=8, rounds=1, scrapes_small=100, scrapes_large=1_000,
-                 cold_starts=2)
+                 cold_starts=2, footprint_scrapes=300, tail_rounds=1, tail_duration=1,
+                 variants=("gc-freeze",))
+PYTHONS = {"PyPI": sys.executable, "Debian": "/usr/bin/python3"}
+"""The library sets: this interpreter's (a virtual environment with PyPI's releases) and
+Debian's system interpreter with the python3-* packages."""
 
 
 # -- processes ---------------------------------------------------------------------------
 
 class Process:
-    def __init__(self, args: list[str], workdir: Path, name: str) -> None:
+    def __init__(self, args: list[str], workdir: Path, name: str, python: str = sys.executable,
+                 tree: Path = REPO) -> None:
         self.port = free_port()
         self.log = workdir / f"{name}.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(  # noqa: S603
-                [sys.executable, *[a.replace("{port}", str(self.port)) for a in args]],
+                [python, *[a.replace("{port}", str(self.port)) for a in args]],
                 stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-                env={**os.environ, "PYTHONPATH": str(REPO)})
+                env={**os.environ, "PYTHONPATH": str(tree)})
         self.started = time.perf_counter()
 
     @property
@@ -115,9 +134,20 @@ class Process:
         raise SystemExit(f"{path} not ready within {timeout}s:\n{self.log.read_text()}")
 
     def rss_mb(self) -> float:
+        return self.memory_mb()[0]
+
+    def memory_mb(self) -> tuple[float, float]:
+        """Resident memory now and at its peak (VmRSS, VmHWM)."""
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        return int(match.group(1)) / 1024 if match else float("nan")
+        return tuple(  # type: ignore[return-value]
+            int(match.group(1)) / 1024 if match else float("nan")
+            for match in (re.search(rf"{key}:\s+(\d+) kB", status)
+                          for key in ("VmRSS", "VmHWM")))
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the process has used."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -130,14 +160,18 @@ class Process:
 
 
 @contextmanager
-def exporter(cloud: FakeNetatmoCloud, workdir: Path, name: str, *extra: str
-             ) -> Iterator[Process]:
+def exporter(cloud: FakeNetatmoCloud, workdir: Path, name: str, *extra: str,
+             python: str = sys.executable, tree: Path = REPO,
+             command: tuple[str, ...] = ("-m", "netatmo_exporter"),
+             log_level: str | None = "warn") -> Iterator[Process]:
+    """The service in a process of its own; `log_level` None leaves the default (info)."""
     token = workdir / f"{name}-token.json"
     seed_token(cloud, token)
-    process = Process(["-m", "netatmo_exporter", "--addr", "127.0.0.1:{port}", "--api-url",
+    process = Process([*command, "--addr", "127.0.0.1:{port}", "--api-url",
                        cloud.base_url, "--token-file", str(token), "--client-id", CLIENT_ID,
-                       "--client-secret", CLIENT_SECRET, "--log-level", "warn", *extra],
-                      workdir, name)
+                       "--client-secret", CLIENT_SECRET,
+                       *(["--log-level", log_level] if log_level else []), *extra],
+                      workdir, name, python, tree)
     try:
         process.wait_for("/-/ready")
         yield process
@@ -146,11 +180,12 @@ def exporter(cloud: FakeNetatmoCloud, workdir: Path, name: str, *extra: str
 
 
 @contextmanager
-def bare_server(exposition: str, workdir: Path) -> Iterator[Process]:
+def bare_server(exposition: str, workdir: Path, python: str = sys.executable
+                ) -> Iterator[Process]:
     path = workdir / "exposition.txt"
     path.write_text(exposition)
     process = Process([str(REPO / "bench" / "bare_server.py"), str(path), "{port}"], workdir,
-                      "bare")
+                      "bare", python)
     try:
         process.wait_for("/metrics")
         yield process
@@ -160,9 +195,9 @@ def bare_server(exposition: str, workdir: Path) -> Iterator[Process]:
 
 # -- measurements ------------------------------------------------------------------------
 
-def wrk(url: str, settings: Settings, keep_alive: bool) -> Load:
-    command = ["wrk", "-t1", f"-c{settings.connections}", f"-d{settings.duration}s", "--latency",
-               url + "/metrics"]
+def wrk(url: str, settings: Settings, keep_alive: bool, duration: int | None = None) -> Load:
+    command = ["wrk", "-t1", f"-c{settings.connections}",
+               f"-d{duration or settings.duration}s", "--latency", url + "/metrics"]
     if not keep_alive:
         command[1:1] = ["-H", "Connection: close"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
@@ -172,7 +207,8 @@ def wrk(url: str, settings: Settings, keep_alive: bool) -> Load:
     errors += sum(int(n) for n in re.findall(
         r"Socket errors: connect (\d+), read (\d+), write (\d+)", out)[0]) if (
         "Socket errors" in out) else 0
-    return Load(rate, _latency(out, "50%"), _latency(out, "99%"), errors)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return Load(rate, _latency(out, "50%"), _latency(out, "99%"), errors, requests)
 
 
 def _latency(out: str, percentile: str) -> float:
@@ -265,6 +301,135 @@ def render_time(account_cloud: FakeNetatmoCloud, workdir: Path, name: str, favor
         sink.close()
 
 
+# -- footprint and tail (issue 23) -------------------------------------------------------
+
+@dataclass(frozen=True)
+class Footprint:
+    after_start_mb: float
+    after_scrapes_mb: float
+    peak_mb: float
+    load: Load
+    cpu_ms_per_scrape: float
+
+
+def keep_alive_scrapes(url: str, count: int) -> None:
+    """`count` scrapes one after the other on one kept-alive connection, as Prometheus."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        for _ in range(count):
+            connection.request("GET", "/metrics")
+            connection.getresponse().read()
+    finally:
+        connection.close()
+
+
+def loaded(process: Process, settings: Settings) -> tuple[Load, float]:
+    """Keep-alive load for `tail_duration` seconds; the load and the CPU ms per scrape."""
+    used = process.cpu_seconds()
+    load = wrk(process.url, settings, True, settings.tail_duration)
+    return load, (process.cpu_seconds() - used) * 1000 / max(load.requests, 1)
+
+
+def alternating_rounds(servers: dict[str, Process], settings: Settings
+                       ) -> dict[str, list[tuple[Load, float]]]:
+    """`tail_rounds` rounds of `loaded`, the servers in turn within each round, so that the
+    machine's other work weighs on each alike."""
+    rounds: dict[str, list[tuple[Load, float]]] = {name: [] for name in servers}
+    for _ in range(settings.tail_rounds):
+        for name, process in servers.items():
+            rounds[name].append(loaded(process, settings))
+    return rounds
+
+
+def median_load(rounds: list[tuple[Load, float]]) -> tuple[Load, float]:
+    """Each figure's median over the rounds."""
+    def median(pick: Callable[[tuple[Load, float]], float]) -> float:
+        return statistics.median(pick(each) for each in rounds)
+    return Load(median(lambda r: r[0].requests_per_second), median(lambda r: r[0].p50_ms),
+                median(lambda r: r[0].p99_ms), sum(r[0].errors for r in rounds),
+                sum(r[0].requests for r in rounds)), median(lambda r: r[1])
+
+
+def tree_at(revision: str, workdir: Path) -> Path:
+    """The package as it was at `revision`, unpacked beside the run."""
+    tree = workdir / f"tree-{revision}"
+    tree.mkdir()
+    archive = subprocess.run(  # noqa: S603
+        ["git", "-C", str(REPO), "archive", revision, "netatmo_exporter"],  # noqa: S607
+        capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)],  # noqa: S603, S607
+                   input=archive, check=True)
+    return tree
+
+
+def footprint(settings: Settings, say: Callable[[str], None], workdir: Path,
+              before: str | None) -> dict[str, dict[str, Footprint]]:
+    """For each library set: the bare server, the service at `before` and as it is now, all
+    running at once; memory after start and after the scrapes, then load in alternating
+    rounds."""
+    trees = {**({f"service at {before}": tree_at(before, workdir)} if before else {}),
+             "service": REPO}
+    results: dict[str, dict[str, Footprint]] = {}
+    for libraries, python in PYTHONS.items():
+        if not Path(python).exists():
+            continue
+        with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=demo_account(frozen=True)
+                              ) as cloud, ExitStack() as running:
+            servers = {name: running.enter_context(exporter(
+                cloud, workdir, f"{libraries}-{index}", python=python, tree=tree,
+                log_level=None)) for index, (name, tree) in enumerate(trees.items())}
+            exposition = http_get(servers["service"].url + "/metrics")[1]
+            servers = {"bare prometheus_client": running.enter_context(
+                bare_server(exposition, workdir, python)), **servers}
+            time.sleep(1.0)
+            started = {name: process.memory_mb()[0] for name, process in servers.items()}
+            for process in servers.values():
+                keep_alive_scrapes(process.url, settings.footprint_scrapes)
+            scraped = {name: process.memory_mb() for name, process in servers.items()}
+            rounds = alternating_rounds(servers, settings)
+            results[libraries] = {}
+            for name in servers:
+                load, cpu = median_load(rounds[name])
+                results[libraries][name] = Footprint(started[name], scraped[name][0],
+                                                     scraped[name][1], load, cpu)
+                say(f"{libraries:6} {name:24} RSS {started[name]:5.1f} MB after start, "
+                    f"{scraped[name][0]:5.1f} MB after {settings.footprint_scrapes} scrapes "
+                    f"(peak {scraped[name][1]:5.1f}); p50 {load.p50_ms:6.2f} ms p99 "
+                    f"{load.p99_ms:6.2f} ms {load.requests_per_second:7.0f} req/s "
+                    f"{cpu:5.3f} ms CPU per scrape")
+    return results
+
+
+def tail(settings: Settings, say: Callable[[str], None], workdir: Path
+         ) -> dict[str, tuple[float, float, float, Load]]:
+    """Each candidate cure beside the plain service, every process running at once, one
+    round each in turn; per candidate the median over the rounds of its p99, p50 and
+    throughput as a ratio to the plain service's in the same round, and its median load."""
+    names = ("plain", *settings.variants)
+    with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=demo_account(frozen=True)
+                          ) as cloud, ExitStack() as running:
+        servers = {name: running.enter_context(exporter(
+            cloud, workdir, f"variant-{name}", command=(
+                str(REPO / "bench" / "service_variant.py"), name), log_level=None))
+            for name in names}
+        for process in servers.values():
+            keep_alive_scrapes(process.url, settings.footprint_scrapes)
+        rounds = alternating_rounds(servers, settings)
+    results = {}
+    for name in names:
+        pairs = list(zip(rounds[name], rounds["plain"], strict=True))
+        ratios = tuple(statistics.median(pick(ours[0]) / pick(plain[0]) for ours, plain in pairs)
+                       for pick in (lambda load: load.p99_ms, lambda load: load.p50_ms,
+                                    lambda load: load.requests_per_second))
+        load = median_load(rounds[name])[0]
+        results[name] = (*ratios, load)
+        say(f"tail {name:13} p99 {load.p99_ms:6.2f} ms (x{ratios[0]:.2f} of plain), p50 "
+            f"{load.p50_ms:5.2f} ms (x{ratios[1]:.2f}), {load.requests_per_second:6.0f} req/s "
+            f"(x{ratios[2]:.2f})")
+    return results
+
+
 # -- the run -----------------------------------------------------------------------------
 
 @dataclass
@@ -275,12 +440,30 @@ class Results:
     memory: dict[str, float]
     accounts: dict[str, tuple[float, int, int, float]]
     settings: Settings
+    footprint: dict[str, dict[str, Footprint]]
+    tail: dict[str, tuple[float, float, float, Load]]
+    before: str | None
 
 
-def run(settings: Settings, say: Callable[[str], None]) -> Results:
+def run_parts(settings: Settings, say: Callable[[str], None], parts: str,
+              before: str | None) -> Results:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt install wrk)")
     workdir = Path(tempfile.mkdtemp(prefix="netatmo-bench-"))
+    try:
+        results = (run(settings, say, workdir) if parts == "all"
+                   else Results({}, {}, (0.0, 0.0), {}, {}, settings, {}, {}, before))
+        if parts in ("all", "footprint"):
+            results.footprint = footprint(settings, say, workdir, before)
+        if parts in ("all", "tail"):
+            results.tail = tail(settings, say, workdir)
+        results.before = before
+        return results
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(settings: Settings, say: Callable[[str], None], workdir: Path) -> Results:
     comparison: dict[str, tuple[Load, Load]] = {}
     degraded: dict[str, Load] = {}
     memory: dict[str, float] = {}
@@ -330,8 +513,7 @@ def run(settings: Settings, say: Callable[[str], None]) -> Results:
     for name, (ms, size, series, rss) in accounts.items():
         say(f"{name:6} account: {series:6} series, {size / 1024:7.1f} KiB, uncached render "
             f"{ms:7.2f} ms, exporter RSS {rss:.1f} MB")
-    shutil.rmtree(workdir, ignore_errors=True)
-    return Results(comparison, degraded, started, memory, accounts, settings)
+    return Results(comparison, degraded, started, memory, accounts, settings, {}, {}, None)
 
 
 def _comparison_line(label: str, ours: Load, bare: Load) -> str:
@@ -439,7 +621,71 @@ def markdown(results: Results, started_at: datetime, load_at_start: float) -> st
     for name, (ms, size, series, rss) in results.accounts.items():
         lines.append(f"| {name} | {series} | {size / 1024:.1f} | {ms:.2f} | "
                      f"{ms * 1000 / series:.1f} | {rss:.1f} |")
-    return "\n".join([*lines, "", "## Against the targets", "", *verdicts(results)]) + "\n"
+    return "\n".join([*lines, "", "## Against the targets", "", *verdicts(results), "",
+                      *footprint_section(results), "", *tail_section(results)]) + "\n"
+
+
+FOOTPRINT_TITLE = "## Footprint and latency with PyPI's and Debian's libraries"
+TAIL_TITLE = "## The p99 tail: candidates measured side by side"
+
+
+def footprint_section(results: Results) -> list[str]:
+    s = results.settings
+    lines = [
+        FOOTPRINT_TITLE,
+        "",
+        "The demo account; every server of a library set runs at once, with the default log "
+        f"level. Memory: VmRSS one second after `/-/ready`, then VmRSS and VmHWM (peak) after "
+        f"{s.footprint_scrapes:,} scrapes one after the other on one kept-alive connection. "
+        f"Then `wrk -t1 -c{s.connections} -d{s.tail_duration}s` (keep-alive), {s.tail_rounds} "
+        "rounds, the servers in turn within each round; each figure is the median over the "
+        "rounds. CPU per scrape: the process's user and system time during the rounds over "
+        "the requests answered. PyPI: this interpreter with the virtual environment's "
+        "releases; Debian: /usr/bin/python3 with the python3-* packages (bookworm here). "
+        "The Go exporter is not installed on this machine, so it is not in the table.",
+        "",
+        "| libraries | server | RSS after start MB | after scrapes MB | peak MB | p50 ms "
+        "| p99 ms | req/s | CPU ms per scrape |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for libraries, servers in results.footprint.items():
+        for name, each in servers.items():
+            lines.append(
+                f"| {libraries} | {name} | {each.after_start_mb:.1f} | "
+                f"{each.after_scrapes_mb:.1f} | {each.peak_mb:.1f} | {each.load.p50_ms:.2f} | "
+                f"{each.load.p99_ms:.2f} | {each.load.requests_per_second:.0f} | "
+                f"{each.cpu_ms_per_scrape:.3f} |")
+    return lines
+
+
+def tail_section(results: Results) -> list[str]:
+    s = results.settings
+    lines = [
+        TAIL_TITLE,
+        "",
+        "`bench/service_variant.py` applies one candidate to the service; every variant runs "
+        f"at once, under `wrk -t1 -c{s.connections} -d{s.tail_duration}s` (keep-alive), "
+        f"{s.tail_rounds} rounds, the variants in turn within each round. Ratios are to the "
+        "plain service in the same round (median over the rounds); below 1 is better for "
+        "p99 and p50, above 1 for throughput.",
+        "",
+        "| variant | p99 ms | p99 ratio | p50 ms | p50 ratio | req/s | throughput ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, (p99, p50, rate, load) in results.tail.items():
+        lines.append(f"| {name} | {load.p99_ms:.2f} | {p99:.2f} | {load.p50_ms:.2f} | "
+                     f"{p50:.2f} | {load.requests_per_second:.0f} | {rate:.2f} |")
+    return lines
+
+
+def replace_section(text: str, title: str, section: list[str]) -> str:
+    """`text` with its section `title` (to the next `## `) replaced, or `section` added."""
+    start = text.find(title + "\n")
+    if start < 0:
+        return text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
+    end = text.find("\n## ", start + len(title))
+    rest = "" if end < 0 else text[end:]
+    return text[:start] + "\n".join(section) + "\n" + rest
 
 
 def verdicts(results: Results) -> list[str]:
@@ -486,14 +732,30 @@ def main() -> int:
     parser.add_argument("--output", default=None,
                         help="where to write the report (default: docs/benchmark.md, "
                              "none with --quick)")
+    parser.add_argument("--part", choices=("all", "footprint", "tail"), default="all",
+                        help="measure one part only and replace only its section of the "
+                             "output file (default: all)")
+    parser.add_argument("--before", default=None, metavar="REV",
+                        help="in the footprint, the service as it was at this git revision "
+                             "too, beside today's")
     args = parser.parse_args()
     started_at = datetime.now(UTC)
     load_at_start = os.getloadavg()[0]
-    results = run(QUICK if args.quick else FULL, lambda line: print(line, flush=True))
+    results = run_parts(QUICK if args.quick else FULL, lambda line: print(line, flush=True),
+                        args.part, args.before)
     output = args.output or (None if args.quick else str(REPO / "docs" / "benchmark.md"))
-    if output:
+    if output and args.part == "all":
         Path(output).write_text(markdown(results, started_at, load_at_start))
         print(f"written to {output}")
+    elif output:
+        title, section = ((FOOTPRINT_TITLE, footprint_section(results))
+                          if args.part == "footprint" else (TAIL_TITLE, tail_section(results)))
+        path = Path(output)
+        path.write_text(replace_section(path.read_text() if path.exists() else "", title,
+                                        [*section, "", f"Measured {started_at:%Y-%m-%d %H:%M} "
+                                         f"UTC; 1-minute load average at the start "
+                                         f"{load_at_start:.2f}."]))
+        print(f"section written to {output}")
     return 0
 
 
