@@ -13,7 +13,6 @@ Pure: every method is handed `now`; nothing here reads a clock or sleeps.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -188,7 +187,15 @@ def _learn_period(device: _Device, gap: float) -> None:
     device.samples = [*device.samples, gap / multiple][-PERIOD_SAMPLES:]
     if len(device.samples) >= 2:
         device.period = min(device.samples) if len(device.samples) < 3 else (
-            statistics.median(device.samples))
+            median(device.samples))
+
+
+def median(values: list[float]) -> float:
+    """`statistics.median`, without the `fractions` and `decimal` that module loads (half
+    a megabyte the service does not otherwise hold)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _no_new_upload(device: _Device, now: float) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import statistics
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from netatmo_exporter.domain.schedule import (
     DEFAULT_DELAY,
@@ -16,6 +19,7 @@ from netatmo_exporter.domain.schedule import (
     STALL_AFTER_MISSED,
     DeviceCadence,
     UploadPlanner,
+    median,
 )
 
 FALLBACK = 480.0
@@ -208,3 +212,7 @@ def test_due_lists_devices_by_kind_and_a_complete_answer_forgets_removed_devices
     assert planner.known("station") == ("a",)
     assert planner.known("homecoach") == ("c",)
 
+
+@given(st.lists(st.floats(min_value=1.0, max_value=1e6), min_size=1, max_size=9))
+def test_the_median_of_periods_is_the_standard_librarys(values: list[float]) -> None:
+    assert median(values) == statistics.median(values)
