@@ -88,7 +88,7 @@ class Settings:
     tail_rounds: int = 5
     tail_duration: int = 5
     variants: tuple[str, ...] = ("gc-freeze", "gc-threshold", "gc-off", "switch-1ms",
-                                 "log-error")
+                                 "threads-1", "threads-2", "log-error")
 
 
 FULL = Settings(duration=8, connections=8, rounds=2, scrapes_small=100, scrapes_large=10_000,

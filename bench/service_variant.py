@@ -7,18 +7,24 @@ Variants: `plain` (nothing changed), `gc-freeze` (gc.freeze() once the service h
 started: the start's objects leave the collector's generations), `gc-threshold` (the
 youngest generation collected every 10,000 allocations instead of 700), `gc-off` (no
 cyclic collection at all: how much of the tail the collector can be, at most),
-`switch-1ms` (the interpreter hands the GIL over every 1 ms instead of 5 ms), `log-error`
-(`--log-level error`: what logging costs on the request path).
+`switch-1ms` (the interpreter hands the GIL over every 1 ms instead of 5 ms), `threads-1`
+and `threads-2` (that many app threads instead of 4: fewer hand-offs of the GIL between
+waitress's loop and its task threads), `log-error` (`--log-level error`: what logging
+costs on the request path).
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
 import time
 
+from netatmo_exporter.adapters.http_server import ServerLimits
+from netatmo_exporter.entrypoints.bootstrap import build_app
 from netatmo_exporter.entrypoints.cli import main
+from netatmo_exporter.entrypoints.config import load_config
 
 STARTED_AFTER = 2.0
 
@@ -38,6 +44,10 @@ def run(variant: str, flags: list[str]) -> int:
         gc.disable()
     elif variant == "switch-1ms":
         sys.setswitchinterval(0.001)
+    elif variant.startswith("threads-"):
+        app = build_app(load_config(flags, os.environ),
+                        server_limits=ServerLimits(threads=int(variant.removeprefix("threads-"))))
+        return app.run_until_signalled(os.environ)
     elif variant == "log-error":
         flags = [*flags, "--log-level", "error"]
     elif variant != "plain":
