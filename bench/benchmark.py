@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -87,7 +87,7 @@ class Settings:
     footprint_scrapes: int = 5_000
     tail_rounds: int = 5
     tail_duration: int = 5
-    variants: tuple[str, ...] = ("gc-freeze", "gc-threshold", "gc-off", "switch-1ms",
+    variants: tuple[str, ...] = ("switch-5ms", "gc-freeze", "gc-threshold", "gc-off",
                                  "threads-1", "threads-2", "log-error")
 
 
@@ -738,11 +738,21 @@ def main() -> int:
     parser.add_argument("--before", default=None, metavar="REV",
                         help="in the footprint, the service as it was at this git revision "
                              "too, beside today's")
+    parser.add_argument("--variants", default=None, metavar="NAME,...",
+                        help="the tail's candidates (default: "
+                             f"{','.join(FULL.variants)}; see bench/service_variant.py)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help=f"the footprint's and the tail's rounds (default: "
+                             f"{FULL.tail_rounds})")
     args = parser.parse_args()
     started_at = datetime.now(UTC)
     load_at_start = os.getloadavg()[0]
-    results = run_parts(QUICK if args.quick else FULL, lambda line: print(line, flush=True),
-                        args.part, args.before)
+    settings = QUICK if args.quick else FULL
+    if args.variants is not None:
+        settings = replace(settings, variants=tuple(filter(None, args.variants.split(","))))
+    if args.rounds is not None:
+        settings = replace(settings, tail_rounds=args.rounds)
+    results = run_parts(settings, lambda line: print(line, flush=True), args.part, args.before)
     output = args.output or (None if args.quick else str(REPO / "docs" / "benchmark.md"))
     if output and args.part == "all":
         Path(output).write_text(markdown(results, started_at, load_at_start))

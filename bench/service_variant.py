@@ -7,7 +7,8 @@ Variants: `plain` (nothing changed), `gc-freeze` (gc.freeze() once the service h
 started: the start's objects leave the collector's generations), `gc-threshold` (the
 youngest generation collected every 10,000 allocations instead of 700), `gc-off` (no
 cyclic collection at all: how much of the tail the collector can be, at most),
-`switch-1ms` (the interpreter hands the GIL over every 1 ms instead of 5 ms), `threads-1`
+`switch-5ms` (the GIL handed over every 5 ms, Python's default, set again once the service
+has started: the service sets 1 ms since issue 23), `threads-1`
 and `threads-2` (that many app threads instead of 4: fewer hand-offs of the GIL between
 waitress's loop and its task threads), `log-error` (`--log-level error`: what logging
 costs on the request path).
@@ -20,6 +21,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from netatmo_exporter.adapters.http_server import ServerLimits
 from netatmo_exporter.entrypoints.bootstrap import build_app
@@ -29,21 +31,27 @@ from netatmo_exporter.entrypoints.config import load_config
 STARTED_AFTER = 2.0
 
 
-def _freeze_once_started() -> None:
-    time.sleep(STARTED_AFTER)
+def _once_started(change: Callable[[], object]) -> None:
+    def later() -> None:
+        time.sleep(STARTED_AFTER)
+        change()
+    threading.Thread(target=later, daemon=True).start()
+
+
+def _freeze() -> None:
     gc.collect()
     gc.freeze()
 
 
 def run(variant: str, flags: list[str]) -> int:
     if variant == "gc-freeze":
-        threading.Thread(target=_freeze_once_started, daemon=True).start()
+        _once_started(_freeze)
     elif variant == "gc-threshold":
         gc.set_threshold(10_000, 10, 10)
     elif variant == "gc-off":
         gc.disable()
-    elif variant == "switch-1ms":
-        sys.setswitchinterval(0.001)
+    elif variant == "switch-5ms":
+        _once_started(lambda: sys.setswitchinterval(0.005))
     elif variant.startswith("threads-"):
         app = build_app(load_config(flags, os.environ),
                         server_limits=ServerLimits(threads=int(variant.removeprefix("threads-"))))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -79,6 +80,11 @@ without them, well within systemd's TimeoutStopSec (30 s)."""
 FINAL_FLUSH_WAIT = 0.5
 """The least the final flush waits for a renewal in flight elsewhere (the control socket)."""
 LOOPS = ("refresher", "renewal", "energy", "history")
+SWITCH_INTERVAL = 0.001
+"""How long a thread holds the GIL while another waits for it (Python's default: 5 ms).
+waitress's loop and its app threads hand each scrape over several times; at 5 ms a hand-off
+that waits on a busy thread was the p99 tail under 8 kept-alive scrapers: 1 ms halves the
+p99 at the same throughput (bench/benchmark.py --part tail, docs/benchmark.md)."""
 
 
 @dataclass
@@ -147,6 +153,7 @@ class Application:
         # Python's default SIGTERM action ends the process without running any Python code.
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self.start()
         notify("READY=1", env)
         while not stopping.wait(1.0):

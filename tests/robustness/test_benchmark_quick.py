@@ -18,10 +18,13 @@ def test_quick_benchmark_prints_its_figures(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     for figure in ("keep-alive", "Connection: close", "memory:", "data calls answered after 5 s",
-                   "Netatmo down", "cold start", "demo   account", "large  account"):
+                   "Netatmo down", "cold start", "demo   account", "large  account",
+                   "bare prometheus_client   RSS", "MB after start", "ms CPU per scrape",
+                   "tail plain", "tail gc-freeze"):
         assert figure in result.stdout
     text = report.read_text()
     assert "## Machine" in text and "CPU:" in text and "| keep-alive |" in text
+    assert "| PyPI | service |" in text and "| gc-freeze |" in text
 
 
 def test_history_benchmark_prints_its_figures(tmp_path: Path) -> None:
