@@ -80,8 +80,7 @@ class Host:
 
     @property
     def netloc(self) -> str:
-        name = f"[{self.name}]" if ":" in self.name else self.name
-        return name if self.port is None else f"{name}:{self.port}"
+        return authority(self.name, self.port)
 
 
 def parse_host(value: str) -> Host | None:
@@ -127,3 +126,15 @@ def parse_origin(url: str) -> Origin | None:
     if parts.scheme.lower() not in ("http", "https") or host is None:
         return None
     return Origin(parts.scheme.lower(), host)
+
+
+def authority(host: str, port: int | str | None = None) -> str:
+    """`host:port` (or the host alone without a port), an IPv6 literal in brackets (RFC
+    3986 3.2.2)."""
+    name = f"[{host}]" if ":" in host else host
+    return name if port is None else f"{name}:{port}"
+
+
+def http_url(host: str, port: int | str) -> str:
+    """`http://host:port`, an IPv6 literal in brackets."""
+    return f"http://{authority(host, port)}"

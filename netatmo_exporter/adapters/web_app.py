@@ -13,7 +13,7 @@ import bottle
 
 from netatmo_exporter.adapters.host_names import address_towards
 from netatmo_exporter.adapters.host_policy import HostPolicy
-from netatmo_exporter.adapters.http_policy import ANY_HOST_PATHS, ROUTES, parse_host
+from netatmo_exporter.adapters.http_policy import ANY_HOST_PATHS, ROUTES, http_url, parse_host
 from netatmo_exporter.adapters.lan_clients import client_key
 from netatmo_exporter.adapters.logging import LogThrottle
 from netatmo_exporter.adapters.web_templates import ERROR_STATUSES, Refusal, Templates
@@ -82,4 +82,4 @@ def _by_address(environ: dict[str, Any]) -> str:
     port = str(environ.get("SERVER_PORT", ""))
     if address is None or not port.isdigit():
         return ""
-    return f"http://[{address}]:{port}/" if ":" in address else f"http://{address}:{port}/"
+    return f"{http_url(address, port)}/"

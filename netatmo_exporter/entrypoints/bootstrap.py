@@ -24,6 +24,7 @@ from netatmo_exporter.adapters.energy_collector import ALERTED_ENERGY_REQUESTS, 
 from netatmo_exporter.adapters.form_guard import FormGuard
 from netatmo_exporter.adapters.host_names import own_names, search_domains
 from netatmo_exporter.adapters.host_policy import HostPolicy
+from netatmo_exporter.adapters.http_policy import http_url
 from netatmo_exporter.adapters.http_server import (
     CachedMetricsApp,
     HTTPServer,
@@ -113,7 +114,7 @@ class Application:
         host = str(host)
         if host in ("::", "0.0.0.0"):
             host = "127.0.0.1"
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        return http_url(host, port)
 
     def start(self) -> None:
         self.tokens.load()
@@ -345,7 +346,7 @@ def listening_on(sock: socket.socket) -> tuple[str, str]:
     """Where a socket is bound, as the log says it: the address (`http://[::]:9210`, not a
     loopback URL, when it is every interface) and which interfaces that means."""
     host, port = str(sock.getsockname()[0]), sock.getsockname()[1]
-    address = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    address = http_url(host, port)
     if host == "::":
         v6only = sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
         return address, "every IPv6 address" if v6only else "every IPv4 and IPv6 address"

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from netatmo_exporter import __version__
 from netatmo_exporter.adapters.file_owner import foreign_path
+from netatmo_exporter.adapters.http_policy import http_url
 from netatmo_exporter.adapters.token_store import renewal_lock_path
 from netatmo_exporter.domain.durations import parse_duration as parse_duration
 from netatmo_exporter.domain.schedule import REFRESH_MODES, RefreshMode
@@ -258,7 +259,7 @@ def _duration(values: Mapping[str, str], dest: str) -> float:
 def default_external_url(host: str, port: int) -> str:
     if not host or host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return http_url(host, port)
 
 
 def config_from(values: Mapping[str, str], environ: Mapping[str, str],

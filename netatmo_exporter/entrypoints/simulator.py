@@ -8,6 +8,7 @@ import argparse
 import socket
 from collections.abc import Sequence
 
+from netatmo_exporter.adapters.http_policy import http_url
 from netatmo_exporter.entrypoints.config import ConfigError, parse_addr
 
 PROG = "netatmo-exporter simulator"
@@ -61,7 +62,7 @@ def base_url(host: str, port: int) -> str:
     """The URL to give an exporter: this machine's name when listening on every interface."""
     if host in ALL_INTERFACES:
         host = socket.gethostname()
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return http_url(host, port)
 
 
 def run_simulator(argv: Sequence[str]) -> int:

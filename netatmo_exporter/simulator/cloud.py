@@ -78,6 +78,8 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
+from netatmo_exporter.adapters.http_policy import http_url
+
 from . import pages
 from .accounts import Account, demo_account
 from .faults import Fault, FaultKind
@@ -312,8 +314,7 @@ class FakeNetatmoCloud:
 
     @property
     def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return http_url(self.host, self.port)
 
     # -- account and time ------------------------------------------------------------
 

@@ -29,6 +29,7 @@ import httpx
 
 from netatmo_exporter import __version__
 from netatmo_exporter.adapters.history_output import LabelPairs, live_series
+from netatmo_exporter.adapters.http_policy import authority
 from netatmo_exporter.adapters.remote_write.wire import snappy_compress, write_request
 from netatmo_exporter.domain.history import Series, format_when
 from netatmo_exporter.domain.remote_write import Batch, ReceiverError
@@ -253,10 +254,7 @@ def shown_url(url: str) -> str:
     """The receiver's URL without user information, query or fragment (which may hold
     credentials)."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    netloc = authority(parts.hostname or "", parts.port or None)
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
