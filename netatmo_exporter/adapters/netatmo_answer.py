@@ -11,10 +11,13 @@ steadily its bytes trickle in.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -41,10 +44,70 @@ class Answer:
 
 
 def read_answer(http: httpx.Client, endpoint: str, method: str, path: str, *,
-                deadline: float, limit: int = MAX_ANSWER_BYTES, **kwargs: Any) -> Answer:
+                deadline: float, limit: int = MAX_ANSWER_BYTES,
+                headers: Mapping[str, str] | None = None, **kwargs: Any) -> Answer:
     """Sends the request and reads the whole answer within `deadline` seconds and `limit`
     bytes (after any content decoding). Raises `BadResponse` (reason `too_large` or
     `too_slow`) past either, and lets httpx's own errors through."""
+    guard = _Deadline(deadline)
+    try:
+        return _read(http, endpoint, method, path, deadline, limit, guard,
+                     headers={**(headers or {}), "Connection": "close"},
+                     extensions={"trace": guard.trace}, **kwargs)
+    except httpx.TransportError:
+        if guard.passed:
+            raise _too_slow(endpoint, deadline, "in the status line or headers") from None
+        raise
+    finally:
+        guard.cancel()
+
+
+class _Deadline:
+    """Ends a call at its deadline in whatever phase it is: a timer shuts down the socket of
+    the connection the call opened (each call opens its own, `Connection: close`), which
+    wakes a read waiting for the next byte of a status line or header trickling in. The
+    socket comes from httpcore's documented `trace` events."""
+
+    _CONNECTED = ("connection.connect_tcp.complete", "connection.start_tls.complete")
+
+    def __init__(self, seconds: float) -> None:
+        self.passed = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        if event not in self._CONNECTED:
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._socket = sock
+                passed = self.passed
+            if passed:
+                self._shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.passed = True
+            sock = self._socket
+        if sock is not None:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _read(http: httpx.Client, endpoint: str, method: str, path: str, deadline: float,
+          limit: int, guard: _Deadline, **kwargs: Any) -> Answer:
     started = time.monotonic()
     with http.stream(method, path, **kwargs) as response:
         declared = response.headers.get("content-length", "")
@@ -56,12 +119,16 @@ def read_answer(http: httpx.Client, endpoint: str, method: str, path: str, *,
             size += len(chunk)
             if size > limit:
                 raise _too_large(endpoint, limit, "stopped reading")
-            if time.monotonic() - started > deadline:
-                raise BadResponse(f"Netatmo {endpoint}: the answer took longer than "
-                                  f"{deadline:g} s in all ({size} bytes by then)", "too_slow")
+            if guard.passed or time.monotonic() - started > deadline:
+                raise _too_slow(endpoint, deadline, f"{size} bytes by then")
             chunks.append(chunk)
         return Answer(response.status_code, response.headers.get("content-type", ""),
                       response.headers.get("retry-after", ""), b"".join(chunks))
+
+
+def _too_slow(endpoint: str, deadline: float, when: str) -> BadResponse:
+    return BadResponse(f"Netatmo {endpoint}: the answer took longer than {deadline:g} s in "
+                       f"all ({when})", "too_slow")
 
 
 def _too_large(endpoint: str, limit: int, how: str) -> BadResponse:

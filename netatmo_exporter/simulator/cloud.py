@@ -866,10 +866,10 @@ class _Handler(BaseHTTPRequestHandler):
         if response.transport != "drip":
             self.wfile.write(head + sent)
             return
-        self.wfile.write(head)
+        answer = head + sent
         with contextlib.suppress(OSError):  # the client gave up, as it should
-            for at in range(len(sent)):
-                self.wfile.write(sent[at:at + 1])
+            for at in range(len(answer)):
+                self.wfile.write(answer[at:at + 1])
                 self.wfile.flush()
                 time.sleep(drip)
 

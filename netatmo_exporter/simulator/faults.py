@@ -39,7 +39,7 @@ class FaultKind(StrEnum):
     """Answer 200 with a JSON document of ``size`` bytes, without Content-Length (the end
     of the connection ends it), written as it is made: a client must count as it reads."""
     DRIP = "drip"
-    """Answer normally, one byte every ``wait`` seconds."""
+    """Answer normally, one byte every ``wait`` seconds, the status line and headers too."""
 
 
 @dataclass(frozen=True)

@@ -297,3 +297,20 @@ def test_odd_scopes_and_lifetimes_in_a_token_answer_are_left_out(
 
     assert token.scope == ("read_station",)
     assert token.lifetime == 10800
+
+
+def test_an_answer_trickling_in_ends_at_the_deadline_even_in_its_headers(
+    cloud: FakeNetatmoCloud
+) -> None:
+    # Each byte comes well within the read timeout: only the call's deadline can end it.
+    netatmo = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, SystemClock(),
+                            deadline=1.0)
+    cloud.inject("getstationsdata", Fault.drip(0.2))
+    try:
+        with pytest.raises(BadResponse, match=r"longer than 1 s in all \(in the status line"):
+            netatmo.fetch_stations(str(cloud.issue_tokens()["access_token"]), favorites=False)
+        counts = netatmo.request_counts()
+    finally:
+        netatmo.close()
+
+    assert counts == {("getstationsdata", "too_slow"): 1}
