@@ -7,7 +7,6 @@ import io
 import logging
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -182,13 +181,29 @@ def test_a_second_attempt_ranks_below_a_first_until_the_memory_passes() -> None:
     assert turns.order == ["first-timer"] and turns.refused == ["guesser", "guesser"]
 
 
+class SteppingClock:
+    """Each reading 0.1 s after the one before: a gate's wait ends by this clock (its real
+    waits between readings are the remaining patience, a fraction of a second)."""
+
+    def __init__(self) -> None:
+        self.readings = [1000.0]
+
+    def __call__(self) -> float:
+        self.readings.append(self.readings[-1] + 0.1)
+        return self.readings[-1]
+
+
 def test_a_wait_ends_after_the_patience() -> None:
-    gate = FairGate(slots=1, waiting=2, patience=0.2)
+    clock = SteppingClock()
+    gate = FairGate(slots=1, waiting=2, patience=0.25, clock=clock)
     assert gate.enter("slow")
-    started = time.monotonic()
+    before = len(clock.readings)
 
     assert not gate.enter("other")
-    assert 0.15 < time.monotonic() - started < 2.0
+
+    waited = clock.readings[before:]  # what the gate read while it held "other"
+    assert 0.25 <= waited[-1] - waited[0] <= 0.25 + 2 * 0.1 + 1e-9  # its patience, by the clock
+    assert gate._waiters == [] and not gate.enter("slow")  # "slow" still holds the turn
 
 
 def test_throttle_lets_one_line_per_key_and_window_through_and_counts_the_rest() -> None:
