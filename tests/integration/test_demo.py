@@ -59,7 +59,7 @@ def _history_in_prometheus(log: Path, port: int, deadline: float) -> float:
     found = re.search(r"prometheus +(http://127\.0\.0\.1:\d+)/graph", log.read_text())
     assert found, log.read_text()
     query = "max(count_over_time(netatmo_sensor_temperature_celsius[4h]))"
-    while True:
+    def samples() -> float | None:
         written = metric_value(http_get(f"http://127.0.0.1:{port}/metrics")[1],
                                "netatmo_exporter_history_samples_written_total") or 0
         if written > 0:
@@ -68,8 +68,9 @@ def _history_in_prometheus(log: Path, port: int, deadline: float) -> float:
             result = json.loads(body)["data"]["result"]
             if result:
                 return float(result[0]["value"][1])
-        assert time.monotonic() < deadline + 30.0, log.read_text()
-        time.sleep(0.5)
+        return None
+    return wait_until("history in the demo's Prometheus", samples,
+                      deadline + 30.0 - time.monotonic(), every=0.5, detail=log.read_text)
 
 
 def _fresh_clone(tmp_path: Path) -> Path:
