@@ -32,6 +32,7 @@ from netatmo_exporter.simulator import (
     large_account,
     quirks_account,
 )
+from tests.unit.fakes import FakeClock
 
 REPO = Path(__file__).resolve().parents[2]
 REDIRECT = "http://127.0.0.1:9210/auth/callback"
@@ -78,14 +79,6 @@ def call(
     except urllib.error.HTTPError as error:
         with error:
             return Answer(error.code, dict(error.headers), error.read())
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -293,7 +286,7 @@ def test_codes_expire_after_ten_minutes() -> None:
     clock = FakeClock()
     with FakeNetatmoCloud(auto_consent=True, clock=clock) as cloud:
         code = redirect_params(call(authorize_url(cloud)))["code"]
-        clock.now += 601
+        clock.advance(601)
         assert exchange_code(cloud, code).json() == {"error": "invalid_grant"}
 
 

@@ -22,6 +22,7 @@ from netatmo_exporter.simulator import (
     ten_module_account,
 )
 from netatmo_exporter.simulator.history import DAY, MAX_LIMIT, bucket_start
+from tests.unit.fakes import FakeClock
 
 ALL = ("read_station", "read_homecoach", "read_thermostat")
 SALON = "70:ee:50:00:00:01"
@@ -40,18 +41,10 @@ NOW = ANCHOR + 9 * 3600
 Readings = list[tuple[int, list[Any]]]
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def cloud() -> Iterator[FakeNetatmoCloud]:
     account = demo_account(history=demo_history(ANCHOR))
-    with FakeNetatmoCloud(account=account, clock=Clock(NOW)) as running:
+    with FakeNetatmoCloud(account=account, clock=FakeClock(NOW)) as running:
         yield running
 
 
@@ -340,7 +333,7 @@ def test_history_values_are_the_live_values_at_that_time() -> None:
     assert salon is not None
     stamp, values = next(account.history.readings(salon, ("temperature", "co2"), NOW - 3600,
                                                   NOW))
-    clock = Clock(stamp)
+    clock = FakeClock(stamp)
     with FakeNetatmoCloud(account=account, clock=clock) as cloud:
         status, answer = get(cloud, "getstationsdata", token(cloud))
     dashboard = answer["body"]["devices"][0]["dashboard_data"]

@@ -23,6 +23,10 @@ class FakeClock:
     def now(self) -> float:
         return self.current
 
+    def __call__(self) -> float:
+        """The clock as the parts that take a `Callable[[], float]` read it."""
+        return self.current
+
     def advance(self, seconds: float) -> None:
         self.current += seconds
 

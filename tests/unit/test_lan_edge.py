@@ -23,14 +23,6 @@ from tests.support.harness import wait_until
 from tests.unit.fakes import FakeClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.mark.parametrize(("address", "key"), [
     ("127.0.0.2", "127.0.0.2"),
     ("::ffff:192.168.1.20", "192.168.1.20"),
@@ -147,13 +139,13 @@ def test_a_guesser_rotating_over_ipv6_64s_cannot_keep_out_a_fresh_networks_first
 
 
 def test_a_network_that_passed_a_check_goes_before_a_fresh_one() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     gate = FairGate(slots=1, waiting=2, patience=5.0, clock=clock)
     prometheus, fresh = "127.0.0.3", "127.0.0.9"
     assert gate.enter(prometheus)
     gate.leave(prometheus)
     gate.trust(prometheus)
-    clock.now += 3600.0  # long after: its attempt no longer counts against it
+    clock.advance(3600.0)  # long after: its attempt no longer counts against it
     assert gate.enter("busy")
     turns = Turns(gate)
     turns.ask(fresh)
@@ -165,7 +157,7 @@ def test_a_network_that_passed_a_check_goes_before_a_fresh_one() -> None:
 
 
 def test_a_second_attempt_ranks_below_a_first_until_the_memory_passes() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     gate = FairGate(slots=1, waiting=1, patience=5.0, memory=900.0, clock=clock)
     assert gate.enter("guesser") and not gate.enter("guesser")
     gate.leave("guesser")
@@ -173,7 +165,7 @@ def test_a_second_attempt_ranks_below_a_first_until_the_memory_passes() -> None:
     turns = Turns(gate)
     turns.ask("guesser")
     turns.ask("first-timer")  # takes the guesser's place
-    clock.now += 901.0
+    clock.advance(901.0)
     turns.ask("guesser")  # forgotten: a first attempt again, but it came later
     gate.leave("busy")
     turns.join()
@@ -207,12 +199,12 @@ def test_a_wait_ends_after_the_patience() -> None:
 
 
 def test_throttle_lets_one_line_per_key_and_window_through_and_counts_the_rest() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     throttle = LogThrottle(window=10.0, lines=3, clock=clock)
 
     first = [throttle.admit("a") for _ in range(5)]
     others = [throttle.admit(key) for key in ("b", "c", "d")]
-    clock.now += 10.0
+    clock.advance(10.0)
     later = throttle.admit("a")
 
     assert first == [0, None, None, None, None]
@@ -276,14 +268,14 @@ def test_an_unexpected_error_in_an_app_is_one_line_and_a_plain_500() -> None:
 
 
 def test_token_calls_are_budgeted_per_client_and_in_total() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     budget = TokenCallLimit(per_client=2, total=3, window=60.0, clock=clock)
 
     first = [budget.take("a") for _ in range(3)]
     other = [budget.take("b") for _ in range(2)]
-    clock.now += 30.0
+    clock.advance(30.0)
     waiting = budget.wait("c")
-    clock.now += 30.0
+    clock.advance(30.0)
 
     assert first == [0.0, 0.0, 60.0]  # a's own two, then a waits for its first to age
     assert other == [0.0, 60.0]  # b's first, then the total of three is spent
