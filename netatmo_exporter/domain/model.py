@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -133,3 +134,13 @@ def is_stale(module: Module, now: float, age_stale: float) -> bool:
 def data_age(module: Module, now: float) -> float | None:
     measured = module.measured_at
     return None if measured is None else max(0.0, now - measured)
+
+
+def unique_stations(stations: Iterable[Station]) -> tuple[Station, ...]:
+    """Each station once, as the live snapshot and the backfill list them: a station that
+    is both the user's own and a favourite counts as the user's own, in first-seen order."""
+    seen: dict[str, Station] = {}
+    for station in stations:
+        if station.id not in seen or seen[station.id].favorite:
+            seen[station.id] = station
+    return tuple(seen.values())

@@ -24,7 +24,7 @@ from netatmo_exporter.domain.errors import (
     NotAuthorized,
     RateLimited,
 )
-from netatmo_exporter.domain.model import DeviceKind, Snapshot, Station
+from netatmo_exporter.domain.model import DeviceKind, Snapshot, Station, unique_stations
 from netatmo_exporter.domain.ports import Clock, EventLog, Wait, WeatherSource
 from netatmo_exporter.domain.schedule import DeviceCadence, RefreshMode, UploadPlanner
 from netatmo_exporter.domain.scopes import (
@@ -236,7 +236,7 @@ class Refresher:
             if not fetched[scope].complete:
                 merged.extend(answer.pop(s.id, s) for s in before)
             merged.extend(answer.values())
-        return _unique(merged)
+        return unique_stations(merged)
 
     def _publish_failure(self, started: float, exc: NetatmoError) -> float:
         wait = self._settings.interval
@@ -295,11 +295,3 @@ class Refresher:
             return self._source.fetch_stations(access_token, self._settings.favorites,
                                                device_id)
         return self._source.fetch_homecoaches(access_token, device_id)
-
-
-def _unique(stations: list[Station]) -> tuple[Station, ...]:
-    seen: dict[str, Station] = {}
-    for station in stations:
-        if station.id not in seen or seen[station.id].favorite:
-            seen[station.id] = station
-    return tuple(seen.values())

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from netatmo_exporter.adapters.clock import SystemClock
+from netatmo_exporter.adapters.clock import ScaledClock, SystemClock
 from netatmo_exporter.adapters.control_socket import (
     ServiceBudget,
     ServiceTokens,
@@ -63,7 +63,7 @@ from netatmo_exporter.domain.history_calls import (
     USER_PER_HOUR,
     BudgetedCalls,
 )
-from netatmo_exporter.domain.model import Station
+from netatmo_exporter.domain.model import Station, unique_stations
 from netatmo_exporter.domain.ports import AccessTokens
 from netatmo_exporter.domain.scopes import HOMECOACH_SCOPE, STATIONS_SCOPE, THERMOSTAT_SCOPE
 from netatmo_exporter.entrypoints.bootstrap import remote_write_receiver
@@ -251,7 +251,7 @@ class _Run:
             tokens, where = self._tokens(config, client)
             calls = BudgetedCalls(
                 tokens, request.hourly_calls,
-                _SpedUpClock(self._speedup) if self._speedup != 1.0 else self._clock,
+                ScaledClock(self._speedup) if self._speedup != 1.0 else self._clock,
                 self._wait, self._waiting,
                 ServiceBudget(tokens.path) if isinstance(tokens, ServiceTokens) else None)
             self.say(f"authorization: {where}")
@@ -374,11 +374,7 @@ class _Run:
                                       lambda token: client.fetch_homecoaches(token))
         if THERMOSTAT_SCOPE in config.scopes:
             homes = tuple(self._listing(calls, THERMOSTAT_SCOPE, client.fetch_homes))
-        unique: dict[str, Station] = {}
-        for station in stations:  # as the live snapshot merges them
-            if station.id not in unique or unique[station.id].favorite:
-                unique[station.id] = station
-        return plan_history(tuple(unique.values()), homes)
+        return plan_history(unique_stations(stations), homes)
 
     def _listing(self, calls: Calls, scope: str, fetch: Any) -> list[Any]:
         try:
@@ -438,15 +434,6 @@ class _Run:
         else:
             self.say(f"next: curl --data-binary @{shlex.quote(path)} "
                      "http://localhost:8428/api/v1/import/prometheus")
-
-
-class _SpedUpClock:
-    def __init__(self, speedup: float) -> None:
-        self._speedup = speedup
-        self._origin = time.time()
-
-    def now(self) -> float:
-        return self._origin + (time.time() - self._origin) * self._speedup
 
 
 def blocks_directory(output: str) -> str:

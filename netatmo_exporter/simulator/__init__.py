@@ -15,6 +15,8 @@ the demo account a year with one station outage and one module that stopped;
 ``FakeNetatmoCloud(rate_limits=NETATMO_RATE_LIMITS)`` or ``scaled_rate_limits(speedup)``.
 """
 
+from netatmo_exporter.adapters.clock import ScaledClock
+
 from .accounts import (
     Account,
     Ago,
@@ -30,7 +32,6 @@ from .accounts import (
     ten_module_account,
 )
 from .cadence import Cadence, Upload
-from .clock import ScaledClock
 from .cloud import (
     DEFAULT_SCOPE,
     NETATMO_RATE_LIMITS,
