@@ -56,10 +56,15 @@ def require_tool(name: str) -> str:
     return path
 
 
-class PrometheusServer:
+class Database:
+    """A time-series database at `url`, taking remote write at `write_url`."""
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.write_url = f"{url}/api/v1/write"
+
+
+class PrometheusServer(Database):
 
     def api(self, path: str, **params: str) -> Answer:
         status, body = http_get(f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}",
@@ -168,11 +173,7 @@ def prometheus_receiver(workdir: Path, window: str | None = "30d", enabled: bool
         yield server
 
 
-class VictoriaMetrics:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.write_url = f"{url}/api/v1/write"
-
+class VictoriaMetrics(Database):
     def import_prometheus(self, exposition: bytes, **params: str) -> None:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
         request = urllib.request.Request(f"{self.url}/api/v1/import/prometheus{query}",
