@@ -46,7 +46,7 @@ from netatmo_exporter.adapters.control_socket import request_flush  # noqa: E402
 from netatmo_exporter.adapters.token_store import FileTokenStore  # noqa: E402
 from netatmo_exporter.domain.token import Token  # noqa: E402
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault, demo_account  # noqa: E402
-from tests.support.harness import CLIENT_ID, CLIENT_SECRET, free_port  # noqa: E402
+from tests.support.harness import CLIENT_ID, CLIENT_SECRET, free_port, wait_until  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
@@ -77,14 +77,9 @@ class Service:
                  "--control-socket", str(self.socket), "--refresh-mode", "fixed",
                  "--refresh-interval", "2s", "--age-stale", "1h", *self.args()],
                 stdout=log, stderr=subprocess.STDOUT, env=ENV)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/-/healthy", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise SystemExit("the service did not start: see service.log")
+        wait_until("service started (see service.log)", lambda: httpx.get(
+            self.url + "/-/healthy", timeout=1.0).status_code == 200, 20.0,
+            ignoring=(httpx.HTTPError,))
 
     def stop(self) -> None:
         assert self.proc is not None
