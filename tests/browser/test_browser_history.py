@@ -61,6 +61,8 @@ def scene(tmp_path: Path, exporters: list[ExporterProcess]) -> Iterator[tuple[st
             exporters.append(exporter)
             exporter.start(wait_ready=True)
             started = time.time()
+            # The point: live scrapes for a while beside the history (real time, as the
+            # graph shows it).
             time.sleep(float(os.environ.get("NETATMO_HISTORY_LIVE_SECONDS") or 15))
             yield prometheus.url, started
 

@@ -52,7 +52,8 @@ from tests.support.tsdb import (
 )
 
 STEP = 10
-"""Seconds between two stored readings."""
+"""Seconds between two stored readings. The simulator stores them in real time, so the
+sleeps of a few STEPs below are the point: the outages the follower must make up for."""
 UPLOAD_PERIOD = 20.0
 LOOKBACK = 3 * 3600
 SOURCES = 10

@@ -38,7 +38,7 @@ def test_sigkill_at_random_moments_keeps_the_authorization(
         exporter = ExporterProcess(args, tmp_path)
         exporters.append(exporter)
         exporter.start(wait_ready=True)  # a restart on the file the last kill left
-        time.sleep(rng.uniform(0.0, 1.5 * TOKEN_LIFETIME))
+        time.sleep(rng.uniform(0.0, 1.5 * TOKEN_LIFETIME))  # the point: a kill at any moment
         exporter.kill()
 
         token = FileTokenStore(token_path).load()  # raises on a torn or corrupt file
