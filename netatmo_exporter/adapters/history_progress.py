@@ -7,8 +7,9 @@ import os
 from collections.abc import Mapping
 from typing import TextIO
 
-from netatmo_exporter.domain.history import Cursors, Source, TimeRange, format_when
+from netatmo_exporter.domain.history import Cursors, Source, TimeRange
 from netatmo_exporter.domain.ports import Clock
+from netatmo_exporter.domain.when import format_when
 
 BAR_WIDTH = 24
 SHORT_BAR_WIDTH = 10

@@ -8,13 +8,10 @@ very functions the collectors use.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Literal
 
-from netatmo_exporter.domain.durations import parse_duration
 from netatmo_exporter.domain.energy import (
     EnergySnapshot,
     HomeReport,
@@ -24,6 +21,7 @@ from netatmo_exporter.domain.energy import (
 from netatmo_exporter.domain.labels import label_modules
 from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.scopes import HOMECOACH_SCOPE, STATIONS_SCOPE, THERMOSTAT_SCOPE
+from netatmo_exporter.domain.when import format_when
 
 PAGE_LIMIT = 1024
 """Netatmo's most readings per getmeasure answer."""
@@ -56,58 +54,8 @@ READING_FIELDS = {
 ROOM_TYPES = ("temperature", "sp_temperature")
 ROOM_FIELDS = {"temperature": "measured_temperature", "sp_temperature": "setpoint_temperature"}
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DATE_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})?")
-
-
 class HistoryError(Exception):
     """A backfill cannot go on; the message is one line for the user."""
-
-
-class WhenError(HistoryError):
-    pass
-
-
-def parse_when(text: str, now: float, flag: str) -> float:
-    """RFC 3339 date (midnight UTC) or date-time (UTC without an offset), or a Go duration
-    meaning that long before `now`; returns Unix seconds."""
-    value = text.strip()
-    try:
-        if _DATE.fullmatch(value):
-            return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
-        if _DATE_TIME.fullmatch(value):
-            return _date_time(value)
-        seconds = parse_duration(value)
-    except ValueError:
-        raise WhenError(f"{flag}: {text!r} is neither an RFC 3339 date or date-time "
-                        "(2025-01-01, 2025-01-01T06:00:00Z) nor a Go duration (720h)") from None
-    if seconds < 0:
-        raise WhenError(f"{flag}: {text!r} is negative; a duration means that long ago")
-    return now - seconds
-
-
-def _date_time(value: str) -> float:
-    value = value.replace("t", "T").replace(" ", "T").replace("z", "Z")
-    fraction = ""
-    match = re.search(r"\.(\d+)", value)
-    if match:  # datetime takes microseconds at most; Netatmo's times are whole seconds
-        fraction = match.group(1)
-        value = value[:match.start()] + value[match.end():]
-    offset = UTC
-    if value.endswith("Z"):
-        value = value[:-1]
-    elif re.search(r"[+-]\d{2}:\d{2}$", value):
-        sign = 1 if value[-6] == "+" else -1
-        offset = timezone(sign * timedelta(hours=int(value[-5:-3]), minutes=int(value[-2:])))
-        value = value[:-6]
-    shape = "%Y-%m-%dT%H:%M:%S" if value.count(":") == 2 else "%Y-%m-%dT%H:%M"
-    moment = datetime.strptime(value, shape).replace(tzinfo=offset)
-    return moment.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
-
-
-def format_when(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)

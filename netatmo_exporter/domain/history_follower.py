@@ -54,7 +54,6 @@ from netatmo_exporter.domain.history import (
     Plan,
     Series,
     Source,
-    format_when,
     next_begin,
     plan_history,
     rows_in_range,
@@ -62,6 +61,7 @@ from netatmo_exporter.domain.history import (
 from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.ports import AccessTokens, Clock, EventLog, Wait
 from netatmo_exporter.domain.remote_write import HistoryReceiver, ReceiverError
+from netatmo_exporter.domain.when import format_when
 
 HOURLY_SHARE = 100
 """Of Netatmo's 500 calls per user and hour: the backfill takes 250 by default, the live

@@ -53,8 +53,6 @@ from netatmo_exporter.domain.history import (
     OutputFormat,
     Plan,
     TimeRange,
-    format_when,
-    parse_when,
     plan_history,
     resolve_range,
 )
@@ -66,6 +64,7 @@ from netatmo_exporter.domain.history_calls import (
 from netatmo_exporter.domain.model import Station, unique_stations
 from netatmo_exporter.domain.ports import AccessTokens
 from netatmo_exporter.domain.scopes import HOMECOACH_SCOPE, STATIONS_SCOPE, THERMOSTAT_SCOPE
+from netatmo_exporter.domain.when import WhenError, format_when, parse_when
 from netatmo_exporter.entrypoints.bootstrap import remote_write_receiver
 from netatmo_exporter.entrypoints.config import (
     EXIT_BAD_SETTING,
@@ -166,7 +165,7 @@ def run_backfill(argv: Sequence[str], env: dict[str, str], stdout: Any = None,
     except ConfigError as exc:
         print(f"{PROG}: configuration error: {exc}", file=stderr)
         return EXIT_BAD_SETTING
-    except HistoryError as exc:
+    except (HistoryError, WhenError) as exc:
         print(f"{PROG}: {exc}", file=stderr)
         return 1
 

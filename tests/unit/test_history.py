@@ -26,15 +26,14 @@ from netatmo_exporter.domain.history import (
     Series,
     Source,
     TimeRange,
-    WhenError,
     next_begin,
-    parse_when,
     plan_history,
     resolve_range,
     rows_in_range,
 )
 from netatmo_exporter.domain.history_calls import BudgetedCalls
 from netatmo_exporter.domain.model import Module, Station
+from netatmo_exporter.domain.when import WhenError, parse_when
 from tests.unit.fakes import FakeAccessTokens, FakeClock
 
 T = TypeVar("T")

@@ -31,8 +31,9 @@ from netatmo_exporter import __version__
 from netatmo_exporter.adapters.history_output import LabelPairs, live_series
 from netatmo_exporter.adapters.http_policy import authority
 from netatmo_exporter.adapters.remote_write.wire import snappy_compress, write_request
-from netatmo_exporter.domain.history import Series, format_when
+from netatmo_exporter.domain.history import Series
 from netatmo_exporter.domain.remote_write import Batch, ReceiverError
+from netatmo_exporter.domain.when import format_when
 
 RECEIVER_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 MAX_SAMPLES = 5000
