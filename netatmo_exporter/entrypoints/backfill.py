@@ -62,7 +62,7 @@ from netatmo_exporter.domain.history_calls import (
     BudgetedCalls,
 )
 from netatmo_exporter.domain.model import Station, unique_stations
-from netatmo_exporter.domain.ports import AccessTokens
+from netatmo_exporter.domain.ports import AccessTokens, EventLog
 from netatmo_exporter.domain.scopes import HOMECOACH_SCOPE, STATIONS_SCOPE, THERMOSTAT_SCOPE
 from netatmo_exporter.domain.when import WhenError, format_when, parse_when
 from netatmo_exporter.entrypoints.bootstrap import remote_write_receiver
@@ -245,9 +245,13 @@ class _Run:
                                       request.stop is None)
         self._client = client = NetatmoClient(config.api_url, config.client_id,
                                               config.client_secret, self._clock)
+        redactor = SecretRedactor()
+        redactor.add(config.client_secret)
+        log = configure_logging("warn", config.log_format, redactor, self._stderr)
+        client.report_to(log)  # a name's broken text replaced: said on stderr
         started = time.monotonic()
         try:
-            tokens, where = self._tokens(config, client)
+            tokens, where = self._tokens(config, client, log)
             calls = BudgetedCalls(
                 tokens, request.hourly_calls,
                 ScaledClock(self._speedup) if self._speedup != 1.0 else self._clock,
@@ -322,7 +326,8 @@ class _Run:
             return spool.written
         return spool.assemble(plan, cursors, self._request.output, self._stdout)
 
-    def _tokens(self, config: Config, client: NetatmoClient) -> tuple[AccessTokens, str]:
+    def _tokens(self, config: Config, client: NetatmoClient, log: EventLog
+                ) -> tuple[AccessTokens, str]:
         socket_path = config.control_socket or PACKAGED_CONTROL_SOCKET
         try:
             os.stat(os.path.dirname(socket_path) or ".")
@@ -349,9 +354,6 @@ class _Run:
         if missing:
             raise ConfigError(f"no exporter answers on {socket_path} and {missing[0]} is not "
                               "set: give the service's settings, or start the service")
-        redactor = SecretRedactor()
-        redactor.add(config.client_secret)
-        log = configure_logging("warn", config.log_format, redactor, self._stderr)
         manager = TokenManager(client, FileTokenStore(config.token_file), self._clock, log)
         manager.load()
         if not manager.authorized:

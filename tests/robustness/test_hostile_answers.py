@@ -123,3 +123,18 @@ def test_a_dripping_answer_ends_the_backfill_at_its_deadline(
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert "took longer than 30 s in all" in result.stderr.strip().splitlines()[-1]
+
+
+def test_half_a_utf16_pair_in_a_name_is_replaced_in_the_backfill_and_said(
+        cloud: FakeNetatmoCloud, token_path: Path, tmp_path: Path) -> None:
+    seed_token(cloud, token_path)
+    cloud.inject("getstationsdata", Fault.raw_answer(
+        b'{"body": {"devices": [' + DEVICE.replace(b"Salon", b"Salon \\udc00")
+        + b'"station_name": "Maison", "last_status_store": 1700000000}]}}'))
+    output = tmp_path / "history.om"
+
+    result = run(backfill_args(cloud, token_path, output, 1, "--scope", "read_station"))
+
+    assert result.returncode == 0, result.stderr
+    assert "event=netatmo_answer_text_replaced endpoint=getstationsdata" in result.stderr
+    assert 'module="Salon \ufffd"' in output.read_text(encoding="utf-8")
