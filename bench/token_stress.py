@@ -42,7 +42,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from netatmo_exporter.adapters.control_socket import request_flush  # noqa: E402
+from netatmo_exporter.adapters.control_client import request_flush  # noqa: E402
 from netatmo_exporter.adapters.token_store import FileTokenStore  # noqa: E402
 from netatmo_exporter.domain.token import Token  # noqa: E402
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault, demo_account  # noqa: E402

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from netatmo_exporter.adapters.clock import ScaledClock, SystemClock
-from netatmo_exporter.adapters.control_socket import (
+from netatmo_exporter.adapters.control_client import (
     ServiceBudget,
     ServiceTokens,
     service_listening,

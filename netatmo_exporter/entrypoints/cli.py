@@ -101,7 +101,7 @@ def flush(argv: list[str], env: dict[str, str]) -> int:
     parser.add_argument("--timeout", default="10s", metavar="DURATION",
                         help="how long to wait for the confirmation (default: 10s)")
     args = parser.parse_args(argv)
-    from netatmo_exporter.adapters.control_socket import request_flush
+    from netatmo_exporter.adapters.control_client import request_flush
 
     path = (args.control_socket or env.get("NETATMO_EXPORTER_CONTROL_SOCKET")
             or default_control_socket(env))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from netatmo_exporter.adapters.control_client import ServiceBudget, request_flush
 from netatmo_exporter.adapters.control_socket import (
     BOOKED_SHARE_CAP,
     BOOKINGS,
@@ -22,9 +23,7 @@ from netatmo_exporter.adapters.control_socket import (
     BadRequest,
     Command,
     ControlSocketServer,
-    ServiceBudget,
     parse_command,
-    request_flush,
 )
 from netatmo_exporter.domain.call_policy import CallBudget
 from tests.unit.fakes import FakeClock, FakeLog
