@@ -138,3 +138,21 @@ def test_half_a_utf16_pair_in_a_name_is_replaced_in_the_backfill_and_said(
     assert result.returncode == 0, result.stderr
     assert "event=netatmo_answer_text_replaced endpoint=getstationsdata" in result.stderr
     assert 'module="Salon \ufffd"' in output.read_text(encoding="utf-8")
+
+
+def test_numbers_at_the_edge_of_the_range_keep_every_page_200(
+        cloud: FakeNetatmoCloud, token_path: Path, start_exporter: StartExporter) -> None:
+    seed_token(cloud, token_path)
+    cloud.inject("getstationsdata", Fault.raw_answer(
+        b'{"body": {"devices": [' + DEVICE + b'"last_status_store": -99999999999, '
+        b'"wifi_status": 1e11, "firmware": -1e11, "reachable": true, "dashboard_data": '
+        b'{"time_utc": -99999999999, "Temperature": -1e11, "date_max_temp": 1e11, '
+        b'"temp_trend": "up"}, "modules": [{"_id": "02:00:00:00:00:01", "type": "NAModule1", '
+        b'"last_seen": 99999999999, "battery_vp": -1e11, "rf_status": 1e11, '
+        b'"dashboard_data": {"time_utc": 99999999999, "Humidity": 1e11}}]}]}}'), times=None)
+    exporter = start_exporter("--refresh-interval", "1h", "--scope", "read_station",
+                              "--debug-handlers")
+
+    exporter.wait_for_metric("netatmo_up", 1.0)
+
+    assert [exporter.get(path)[0] for path in ("/metrics", "/", "/debug/data")] == [200] * 3

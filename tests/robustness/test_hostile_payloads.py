@@ -133,3 +133,15 @@ def test_half_a_utf16_pair_in_a_module_name_is_replaced() -> None:
 
     assert station.main.name == "Salon \ufffd"
     assert station.name == "Maison \U0001f600"
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=64) | st.builds(
+    lambda head, tail: head + tail,
+    st.sampled_from([b"[" * 2000, b'{"a": ', b"-" + b"9" * 30, b"1e999", b"NaN", b'"\\ud800"']),
+    st.binary(max_size=16)))
+def test_any_bytes_are_json_or_a_bad_response(body: bytes) -> None:
+    try:
+        parse_json(Answer(200, "application/json", "", body), "getstationsdata")
+    except BadResponse as exc:
+        assert str(exc).startswith("Netatmo getstationsdata: the answer ")
