@@ -25,9 +25,8 @@ from netatmo_exporter.adapters.refusals import RefusalCounts
 from netatmo_exporter.adapters.site_address import SiteAddress
 from netatmo_exporter.adapters.token_call_limit import TokenCallLimit
 from netatmo_exporter.adapters.web_templates import Refusal, Templates
-from netatmo_exporter.domain.authorization import TokenManager
 from netatmo_exporter.domain.errors import InvalidGrant, NetatmoError
-from netatmo_exporter.domain.ports import EventLog
+from netatmo_exporter.domain.ports import Authorizations, EventLog
 
 MAX_TOKEN_LENGTH = 1024
 STATE_COOKIE = "netatmo_exporter_state"
@@ -41,7 +40,7 @@ class OAuthPages:
     event per window."""
 
     def __init__(self, templates: Templates, address: SiteAddress, forms: FormGuard,
-                 tokens: TokenManager, states: PendingStates, *, api_url: str,
+                 tokens: Authorizations, states: PendingStates, *, api_url: str,
                  client_id: str, scopes: tuple[str, ...],
                  register_secret: Callable[[str], None], log: EventLog | None,
                  budget: TokenCallLimit | None = None, refusals: RefusalCounts | None = None

@@ -37,6 +37,15 @@ class AccessTokens(Protocol):
     def reject_access_token(self, access_token: str) -> None: ...
 
 
+class Authorizations(Protocol):
+    """What the authorization pages do with the token (`TokenManager`): spend an OAuth
+    code or a pasted refresh token for a new authorization."""
+
+    def authorize_with_code(self, code: str, redirect_uri: str, scope: str) -> None: ...
+
+    def authorize_with_refresh_token(self, refresh_token: str) -> None: ...
+
+
 class ScopeGrants(Protocol):
     """What a poller may learn and say about the token's scopes (`TokenManager`)."""
 
