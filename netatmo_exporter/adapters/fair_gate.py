@@ -16,6 +16,9 @@ MAX_REMEMBERED_NETWORKS = 16384
 TRUSTED, FRESH, SEEN = 0, 1, 2
 """A waiter's standing: its network passed a check before; made no attempt lately; or
 did (a guesser, whose every address has, once it rotated through them)."""
+TURNS_WAITED = 3
+"""A waiter's patience covers at least this many turns at their recent length."""
+TURN_SMOOTHING = 0.3
 
 
 @dataclass(eq=False)
@@ -34,7 +37,9 @@ class FairGate:
     requests costs it only its own turn. Clients waiting for a turn are served by standing
     first: a network that passed a check before, then one that made no attempt for
     `memory` seconds, then the rest; within a standing, who was served least recently,
-    never-served first; each waits at most `patience` seconds. At most `waiting` clients
+    never-served first; each waits at most `patience` seconds, or three turns' time when the
+    work takes longer here (a Raspberry Pi, a machine under load: a fixed wait would turn
+    away the very first-timer the order put next). At most `waiting` clients
     wait at once (each holds a server thread), and a newcomer that would go before a
     waiting client takes that one's place. A client without a turn is told to come back
     (`enter` returns False).
@@ -57,6 +62,9 @@ class FairGate:
     _tried: OrderedDict[str, float] = field(default_factory=OrderedDict)
     _trusted: OrderedDict[str, None] = field(default_factory=OrderedDict)
     _tickets: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _started: dict[str, float] = field(default_factory=dict)
+    _turn_time: float = 0.0
+    """How long a turn takes, smoothed over the recent ones."""
 
     def enter(self, client: str, network: str | None = None) -> bool:
         """A turn for `client`, whose attempts count for `network` (default: itself)."""
@@ -76,7 +84,7 @@ class FairGate:
                 self._waiters.remove(latest)
                 self._cond.notify_all()
             self._waiters.append(waiter)
-            deadline = self.clock() + self.patience
+            deadline = self.clock() + self.current_patience()
             while not waiter.displaced:
                 if len(self._running) < self.slots and \
                         min(self._waiters, key=self._priority) is waiter:
@@ -92,9 +100,17 @@ class FairGate:
                 self._cond.wait(left)
             return False
 
+    def current_patience(self) -> float:
+        """How long a waiter waits for its turn now: `patience`, or three recent turns."""
+        return max(self.patience, TURNS_WAITED * self._turn_time)
+
     def leave(self, client: str) -> None:
         with self._cond:
             self._running.discard(client)
+            started = self._started.pop(client, None)
+            if started is not None:
+                took = max(0.0, self.clock() - started)
+                self._turn_time += (took - self._turn_time) * TURN_SMOOTHING
             self._cond.notify_all()
 
     def trust(self, network: str) -> None:
@@ -113,6 +129,7 @@ class FairGate:
 
     def _start(self, client: str) -> None:
         self._running.add(client)
+        self._started[client] = self.clock()
         self._served[client] = next(self._tickets)
         self._served.move_to_end(client)
         while len(self._served) > MAX_REMEMBERED_CLIENTS:

@@ -320,3 +320,21 @@ def test_bottles_traceback_for_a_failing_page_is_not_printed(
     printed = capfd.readouterr()
     assert started == ["500 Internal Server Error"] and body
     assert "Traceback" not in printed.out + printed.err
+
+
+
+def test_the_patience_stretches_to_three_turns_where_a_turn_takes_longer() -> None:
+    clock = FakeClock(1000.0)
+    gate = FairGate(slots=1, waiting=2, patience=2.0, clock=clock)
+    for took in (0.3, 0.2, 0.3):  # a quick machine: the configured patience holds
+        assert gate.enter("prometheus")
+        clock.advance(took)
+        gate.leave("prometheus")
+    assert gate.current_patience() == 2.0
+
+    for _ in range(20):  # then each check takes 2 s: a Raspberry Pi, or a machine under load
+        assert gate.enter("prometheus")
+        clock.advance(2.0)
+        gate.leave("prometheus")
+
+    assert gate.current_patience() == pytest.approx(6.0, rel=0.01)
