@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from netatmo_exporter.adapters.netatmo_client import NetatmoClient  # noqa: E402
+from netatmo_exporter.adapters.netatmo.client import NetatmoClient  # noqa: E402
 from netatmo_exporter.entrypoints.bootstrap import build_app  # noqa: E402
 from netatmo_exporter.entrypoints.config import load_config  # noqa: E402
 from netatmo_exporter.simulator import (  # noqa: E402

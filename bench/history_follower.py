@@ -46,15 +46,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.history import figure_table  # noqa: E402
-from netatmo_exporter.adapters.history_checkpoint import (  # noqa: E402
+from netatmo_exporter.adapters.history.checkpoint import (  # noqa: E402
     FileCheckpointStore,
     checkpoint_path,
 )
-from netatmo_exporter.adapters.netatmo_client import NetatmoClient  # noqa: E402
-from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver  # noqa: E402
-from netatmo_exporter.domain.history import MEASURE_TYPES  # noqa: E402
-from netatmo_exporter.domain.history_follower import HistoryFollower  # noqa: E402
-from netatmo_exporter.domain.model import Station  # noqa: E402
+from netatmo_exporter.adapters.history.remote_write import RemoteWriteReceiver  # noqa: E402
+from netatmo_exporter.adapters.netatmo.client import NetatmoClient  # noqa: E402
+from netatmo_exporter.domain.history.follower import HistoryFollower  # noqa: E402
+from netatmo_exporter.domain.history.plan import MEASURE_TYPES  # noqa: E402
+from netatmo_exporter.domain.weather.model import Station  # noqa: E402
 from netatmo_exporter.simulator import (  # noqa: E402
     FakeNetatmoCloud,
     demo_history,

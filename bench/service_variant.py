@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from netatmo_exporter.adapters.http_server import ServerLimits
+from netatmo_exporter.adapters.web.http_server import ServerLimits
 from netatmo_exporter.entrypoints.bootstrap import build_app
 from netatmo_exporter.entrypoints.cli import main
 from netatmo_exporter.entrypoints.config import load_config

@@ -42,9 +42,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from netatmo_exporter.adapters.control_client import request_flush  # noqa: E402
-from netatmo_exporter.adapters.token_store import FileTokenStore  # noqa: E402
-from netatmo_exporter.domain.token import Token  # noqa: E402
+from netatmo_exporter.adapters.system.control_client import request_flush  # noqa: E402
+from netatmo_exporter.adapters.system.token_file import FileTokenStore  # noqa: E402
+from netatmo_exporter.domain.authorization.token import Token  # noqa: E402
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault, demo_account  # noqa: E402
 from tests.support.harness import CLIENT_ID, CLIENT_SECRET, free_port, wait_until  # noqa: E402
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from netatmo_exporter.domain.energy import HomeSetup, HomeStatus
-from netatmo_exporter.domain.model import Station
-from netatmo_exporter.domain.token import Token
+from netatmo_exporter.domain.authorization.token import Token
+from netatmo_exporter.domain.energy.model import HomeSetup, HomeStatus
+from netatmo_exporter.domain.weather.model import Station
 
 
 class Clock(Protocol):
@@ -112,7 +112,7 @@ class TokenStore(Protocol):
 
     def renewal_lock(self, wait: float = ...) -> AbstractContextManager[object]:
         """Held, across processes, by every write of the store and around "adopt a replaced
-        store, renew if still due, save" (the rule in `domain/authorization.py`): a
+        store, renew if still due, save" (the rule in `domain/authorization/tokens.py`): a
         backfill and the service renewing from one token file would otherwise both spend
         the refresh token Netatmo rotates, and lose the authorization. Raises
         `TransientError` when another holder keeps it longer than `wait` seconds."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from netatmo_exporter.domain.authorization import TokenStatus
-from netatmo_exporter.domain.energy_poller import EnergyState
-from netatmo_exporter.domain.refresher import WeatherState
+from netatmo_exporter.domain.authorization.tokens import TokenStatus
+from netatmo_exporter.domain.energy.poller import EnergyState
+from netatmo_exporter.domain.weather.refresher import WeatherState
 
 
 @dataclass(frozen=True)

@@ -25,27 +25,37 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from netatmo_exporter.adapters.clock import ScaledClock, SystemClock
-from netatmo_exporter.adapters.control_client import (
+from netatmo_exporter.adapters.history.output import check_labels
+from netatmo_exporter.adapters.history.progress import Progress
+from netatmo_exporter.adapters.history.remote_sink import RemoteWriteSink
+from netatmo_exporter.adapters.history.remote_write import RemoteWriteReceiver, shown_url
+from netatmo_exporter.adapters.history.spool import Spool, work_dir_for
+from netatmo_exporter.adapters.netatmo.client import NetatmoClient
+from netatmo_exporter.adapters.system.clock import ScaledClock, SystemClock
+from netatmo_exporter.adapters.system.control_client import (
     ServiceBudget,
     ServiceTokens,
     service_listening,
 )
-from netatmo_exporter.adapters.file_owner import foreign_in_shared_folder
-from netatmo_exporter.adapters.history_output import check_labels
-from netatmo_exporter.adapters.history_progress import Progress
-from netatmo_exporter.adapters.history_remote_sink import RemoteWriteSink
-from netatmo_exporter.adapters.history_spool import Spool, work_dir_for
-from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
-from netatmo_exporter.adapters.netatmo_client import NetatmoClient
-from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver, shown_url
-from netatmo_exporter.adapters.token_store import FileTokenStore
-from netatmo_exporter.domain.authorization import TokenManager
-from netatmo_exporter.domain.backfill import Backfill, Calls
+from netatmo_exporter.adapters.system.file_owner import foreign_in_shared_folder
+from netatmo_exporter.adapters.system.logging import SecretRedactor, configure_logging
+from netatmo_exporter.adapters.system.token_file import FileTokenStore
+from netatmo_exporter.domain.authorization.scopes import (
+    HOMECOACH_SCOPE,
+    STATIONS_SCOPE,
+    THERMOSTAT_SCOPE,
+)
+from netatmo_exporter.domain.authorization.tokens import TokenManager
 from netatmo_exporter.domain.call_policy import BACKFILL_MAX_HOURLY_SHARE, Stopped
-from netatmo_exporter.domain.energy import HomeSetup
+from netatmo_exporter.domain.energy.model import HomeSetup
 from netatmo_exporter.domain.errors import MissingScope, NetatmoError
-from netatmo_exporter.domain.history import (
+from netatmo_exporter.domain.history.backfill import Backfill, Calls
+from netatmo_exporter.domain.history.calls import (
+    DEFAULT_HOURLY_SHARE,
+    USER_PER_HOUR,
+    BudgetedCalls,
+)
+from netatmo_exporter.domain.history.plan import (
     FORMATS,
     HEAD_BLOCK,
     Cursors,
@@ -56,15 +66,9 @@ from netatmo_exporter.domain.history import (
     plan_history,
     resolve_range,
 )
-from netatmo_exporter.domain.history_calls import (
-    DEFAULT_HOURLY_SHARE,
-    USER_PER_HOUR,
-    BudgetedCalls,
-)
-from netatmo_exporter.domain.model import Station, unique_stations
+from netatmo_exporter.domain.history.when import WhenError, format_when, parse_when
 from netatmo_exporter.domain.ports import AccessTokens, EventLog
-from netatmo_exporter.domain.scopes import HOMECOACH_SCOPE, STATIONS_SCOPE, THERMOSTAT_SCOPE
-from netatmo_exporter.domain.when import WhenError, format_when, parse_when
+from netatmo_exporter.domain.weather.model import Station, unique_stations
 from netatmo_exporter.entrypoints.bootstrap import remote_write_receiver
 from netatmo_exporter.entrypoints.config import (
     EXIT_BAD_SETTING,

@@ -15,40 +15,45 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry
 
 from netatmo_exporter import __version__
-from netatmo_exporter.adapters.api_collector import ALERTED_REQUESTS, ApiCounterCollector
-from netatmo_exporter.adapters.basic_auth import BasicAuth
-from netatmo_exporter.adapters.budget_collector import BudgetCollector
-from netatmo_exporter.adapters.clock import SystemClock
-from netatmo_exporter.adapters.control_socket import ControlSocketServer
-from netatmo_exporter.adapters.energy_collector import ALERTED_ENERGY_REQUESTS, EnergyCollector
-from netatmo_exporter.adapters.form_guard import FormGuard
-from netatmo_exporter.adapters.host_names import own_names, search_domains
-from netatmo_exporter.adapters.host_policy import HostPolicy
-from netatmo_exporter.adapters.http_policy import http_url
-from netatmo_exporter.adapters.http_server import (
+from netatmo_exporter.adapters.lan.basic_auth import BasicAuth
+from netatmo_exporter.adapters.lan.refusals import RefusalCollector, RefusalCounts
+from netatmo_exporter.adapters.metrics.api_collector import ALERTED_REQUESTS, ApiCounterCollector
+from netatmo_exporter.adapters.metrics.budget_collector import BudgetCollector
+from netatmo_exporter.adapters.metrics.energy_collector import (
+    ALERTED_ENERGY_REQUESTS,
+    EnergyCollector,
+)
+from netatmo_exporter.adapters.metrics.scrape_collector import ScrapeCollector
+from netatmo_exporter.adapters.metrics.weather_collector import WeatherCollector
+from netatmo_exporter.adapters.netatmo.client import NetatmoClient
+from netatmo_exporter.adapters.pages.oauth import OAuthPages
+from netatmo_exporter.adapters.pages.oauth_flow import PendingStates
+from netatmo_exporter.adapters.pages.service import ServicePages
+from netatmo_exporter.adapters.pages.status import StatusPage
+from netatmo_exporter.adapters.pages.templates import Templates
+from netatmo_exporter.adapters.system.clock import SystemClock
+from netatmo_exporter.adapters.system.control_socket import ControlSocketServer
+from netatmo_exporter.adapters.system.logging import SecretRedactor, configure_logging
+from netatmo_exporter.adapters.system.systemd_notify import notify
+from netatmo_exporter.adapters.system.token_file import FileTokenStore, RedactingTokenStore
+from netatmo_exporter.adapters.web.app import build_web_app
+from netatmo_exporter.adapters.web.form_guard import FormGuard
+from netatmo_exporter.adapters.web.host_names import own_names, search_domains
+from netatmo_exporter.adapters.web.host_policy import HostPolicy
+from netatmo_exporter.adapters.web.http_policy import http_url
+from netatmo_exporter.adapters.web.http_server import (
     CachedMetricsApp,
     HTTPServer,
     ServerLimits,
     dispatch,
     make_server,
 )
-from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
-from netatmo_exporter.adapters.netatmo_client import NetatmoClient
-from netatmo_exporter.adapters.oauth_flow import PendingStates
-from netatmo_exporter.adapters.oauth_pages import OAuthPages
-from netatmo_exporter.adapters.refusals import RefusalCollector, RefusalCounts
-from netatmo_exporter.adapters.scrape_collector import ScrapeCollector
-from netatmo_exporter.adapters.service_pages import ServicePages
-from netatmo_exporter.adapters.site_address import SiteAddress
-from netatmo_exporter.adapters.status_page import StatusPage
-from netatmo_exporter.adapters.systemd_notify import notify
-from netatmo_exporter.adapters.token_store import FileTokenStore, RedactingTokenStore
-from netatmo_exporter.adapters.weather_collector import WeatherCollector
-from netatmo_exporter.adapters.web_app import build_web_app
-from netatmo_exporter.adapters.web_templates import Templates
-from netatmo_exporter.adapters.wsgi import WSGIApp, with_security_headers
+from netatmo_exporter.adapters.web.site_address import SiteAddress
+from netatmo_exporter.adapters.web.wsgi import WSGIApp, with_security_headers
 from netatmo_exporter.build_info import build_commit
-from netatmo_exporter.domain.authorization import TokenManager
+from netatmo_exporter.domain.authorization.renewal import TokenRenewal
+from netatmo_exporter.domain.authorization.scopes import THERMOSTAT_SCOPE
+from netatmo_exporter.domain.authorization.tokens import TokenManager
 from netatmo_exporter.domain.call_policy import (
     BACKFILL,
     BudgetWaits,
@@ -57,22 +62,20 @@ from netatmo_exporter.domain.call_policy import (
     PollLoop,
     event_wait,
 )
-from netatmo_exporter.domain.energy import HomeSetup
-from netatmo_exporter.domain.energy_poller import EnergyPoller
+from netatmo_exporter.domain.energy.model import HomeSetup
+from netatmo_exporter.domain.energy.poller import EnergyPoller
 from netatmo_exporter.domain.errors import TokenFileError
-from netatmo_exporter.domain.model import Station
 from netatmo_exporter.domain.ports import Clock, EventLog, TokenStore
 from netatmo_exporter.domain.read_model import ReadService, service_reader
-from netatmo_exporter.domain.refresher import Refresher, RefreshSettings
-from netatmo_exporter.domain.renewal import TokenRenewal
-from netatmo_exporter.domain.scopes import THERMOSTAT_SCOPE
+from netatmo_exporter.domain.weather.model import Station
+from netatmo_exporter.domain.weather.refresher import Refresher, RefreshSettings
 from netatmo_exporter.entrypoints.config import Config, HistorySettings
 
 if TYPE_CHECKING:
     # The history follower's modules load only when it is configured.
-    from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver
-    from netatmo_exporter.domain.history_follower import HistoryFollower, HistoryState
-    from netatmo_exporter.domain.remote_write import HistoryReceiver
+    from netatmo_exporter.adapters.history.remote_write import RemoteWriteReceiver
+    from netatmo_exporter.domain.history.follower import HistoryFollower, HistoryState
+    from netatmo_exporter.domain.history.remote_write import HistoryReceiver
 
 STOP_WAIT = 5.0
 """How long a stop waits for the loops' Netatmo calls in flight (so that a renewal whose
@@ -255,7 +258,7 @@ def build_app(
     refusals = RefusalCounts()
     registry.register(RefusalCollector(refusals))
     if history is not None:
-        from netatmo_exporter.adapters.history_metrics import HistoryCollector
+        from netatmo_exporter.adapters.metrics.history_collector import HistoryCollector
 
         registry.register(HistoryCollector(history.state, clock))
     metrics = CachedMetricsApp(
@@ -281,7 +284,7 @@ def build_app(
 
 def remote_write_receiver(settings: HistorySettings) -> RemoteWriteReceiver:
     """The receiver of the history settings (the follower's, `backfill --remote-write`'s)."""
-    from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver
+    from netatmo_exporter.adapters.history.remote_write import RemoteWriteReceiver
 
     return RemoteWriteReceiver(settings.url, settings.labels, username=settings.username,
                                password_file=settings.password_file,
@@ -295,8 +298,8 @@ def _history_follower(config: Config, settings: HistorySettings, tokens: TokenMa
                       wait: Callable[[threading.Event, float], object],
                       receiver: HistoryReceiver) -> HistoryFollower:
     """The history follower (SPEC 13), planning from the live states only."""
-    from netatmo_exporter.adapters.history_checkpoint import FileCheckpointStore, checkpoint_path
-    from netatmo_exporter.domain.history_follower import HistoryFollower
+    from netatmo_exporter.adapters.history.checkpoint import FileCheckpointStore, checkpoint_path
+    from netatmo_exporter.domain.history.follower import HistoryFollower
 
     def stations() -> tuple[Station, ...] | None:
         snapshot = refresher.state().snapshot

@@ -16,8 +16,8 @@ service's memory. Both libraries carry on without them."""
 for _extra in UNUSED_LIBRARY_EXTRAS:
     sys.modules.setdefault(_extra, None)  # type: ignore[arg-type]
 
-from netatmo_exporter.adapters.control_socket import socket_path_problem  # noqa: E402
-from netatmo_exporter.adapters.file_owner import foreign_in_shared_folder  # noqa: E402
+from netatmo_exporter.adapters.system.control_socket import socket_path_problem  # noqa: E402
+from netatmo_exporter.adapters.system.file_owner import foreign_in_shared_folder  # noqa: E402
 from netatmo_exporter.entrypoints.bootstrap import build_app  # noqa: E402
 from netatmo_exporter.entrypoints.config import (  # noqa: E402
     EXIT_BAD_SETTING,
@@ -101,7 +101,7 @@ def flush(argv: list[str], env: dict[str, str]) -> int:
     parser.add_argument("--timeout", default="10s", metavar="DURATION",
                         help="how long to wait for the confirmation (default: 10s)")
     args = parser.parse_args(argv)
-    from netatmo_exporter.adapters.control_client import request_flush
+    from netatmo_exporter.adapters.system.control_client import request_flush
 
     path = (args.control_socket or env.get("NETATMO_EXPORTER_CONTROL_SOCKET")
             or default_control_socket(env))

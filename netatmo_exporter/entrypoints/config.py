@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from netatmo_exporter import __version__
-from netatmo_exporter.adapters.file_owner import foreign_path
-from netatmo_exporter.adapters.http_policy import http_url
-from netatmo_exporter.adapters.token_store import renewal_lock_path
+from netatmo_exporter.adapters.system.file_owner import foreign_path
+from netatmo_exporter.adapters.system.token_file import renewal_lock_path
+from netatmo_exporter.adapters.web.http_policy import http_url
+from netatmo_exporter.domain.authorization.scopes import DEFAULT_SCOPES, KNOWN_SCOPES
 from netatmo_exporter.domain.durations import parse_duration as parse_duration
-from netatmo_exporter.domain.schedule import REFRESH_MODES, RefreshMode
-from netatmo_exporter.domain.scopes import DEFAULT_SCOPES, KNOWN_SCOPES
+from netatmo_exporter.domain.weather.schedule import REFRESH_MODES, RefreshMode
 
 if TYPE_CHECKING:
-    from netatmo_exporter.adapters.web_config import WebConfig
+    from netatmo_exporter.adapters.web.config_file import WebConfig
 
 DEFAULT_PORT = 9210
 EXIT_BAD_SETTING = 78
@@ -303,7 +303,7 @@ def config_from(values: Mapping[str, str], environ: Mapping[str, str],
     web_config = None
     if values["web_config_file"].strip():
         # YAML (and bcrypt, for its users) load only with a web configuration.
-        from netatmo_exporter.adapters.web_config import WebConfigError, load_web_config
+        from netatmo_exporter.adapters.web.config_file import WebConfigError, load_web_config
 
         try:
             web_config = load_web_config(values["web_config_file"].strip())

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from netatmo_exporter.adapters.clock import SystemClock
-from netatmo_exporter.adapters.token_store import FileTokenStore
-from netatmo_exporter.domain.scopes import KNOWN_SCOPES
-from netatmo_exporter.domain.token import Token
+from netatmo_exporter.adapters.system.clock import SystemClock
+from netatmo_exporter.adapters.system.token_file import FileTokenStore
+from netatmo_exporter.domain.authorization.scopes import KNOWN_SCOPES
+from netatmo_exporter.domain.authorization.token import Token
 from netatmo_exporter.entrypoints.bootstrap import build_app
 from netatmo_exporter.entrypoints.config import ConfigError, load_config
 from netatmo_exporter.entrypoints.invocation import program_command

@@ -2,7 +2,7 @@
 
 Prints the authorize URL, reads back the URL the browser was sent to (the page itself
 may fail to load: only its address matters), checks the state, exchanges the code and
-writes the token file under the rule every writer follows (domain/authorization.py).
+writes the token file under the rule every writer follows (domain/authorization/tokens.py).
 Same flags and environment as `serve`.
 """
 
@@ -13,12 +13,12 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from netatmo_exporter.adapters.clock import SystemClock
-from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
-from netatmo_exporter.adapters.netatmo_client import NetatmoClient
-from netatmo_exporter.adapters.oauth_flow import authorize_url, new_state, parse_callback
-from netatmo_exporter.adapters.token_store import FileTokenStore, RedactingTokenStore
-from netatmo_exporter.domain.authorization import TokenManager
+from netatmo_exporter.adapters.netatmo.client import NetatmoClient
+from netatmo_exporter.adapters.pages.oauth_flow import authorize_url, new_state, parse_callback
+from netatmo_exporter.adapters.system.clock import SystemClock
+from netatmo_exporter.adapters.system.logging import SecretRedactor, configure_logging
+from netatmo_exporter.adapters.system.token_file import FileTokenStore, RedactingTokenStore
+from netatmo_exporter.domain.authorization.tokens import TokenManager
 from netatmo_exporter.domain.errors import NetatmoError
 from netatmo_exporter.entrypoints.config import ConfigError, load_config
 
@@ -63,7 +63,7 @@ def run_login(argv: Sequence[str], env: dict[str, str], stdin: TextIO | None = N
     client = NetatmoClient(config.api_url, config.client_id, config.client_secret, SystemClock())
     redactor = SecretRedactor()
     redactor.add(config.client_secret)
-    # The service's own rule for writing the token file (domain/authorization.py): under
+    # The service's own rule for writing the token file (domain/authorization/tokens.py): under
     # its lock, never over a newer authorization.
     tokens = TokenManager(client, RedactingTokenStore(FileTokenStore(config.token_file), redactor),
                           SystemClock(), configure_logging("warn", config.log_format, redactor))

@@ -8,7 +8,7 @@ import argparse
 import socket
 from collections.abc import Sequence
 
-from netatmo_exporter.adapters.http_policy import http_url
+from netatmo_exporter.adapters.web.http_policy import http_url
 from netatmo_exporter.entrypoints.config import ConfigError, parse_addr
 
 PROG = "netatmo-exporter simulator"

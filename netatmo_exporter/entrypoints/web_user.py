@@ -10,7 +10,7 @@ import sys
 import termios
 from collections.abc import Callable
 
-from netatmo_exporter.adapters.web_config import (
+from netatmo_exporter.adapters.web.config_file import (
     MAX_PASSWORD_BYTES,
     WebConfigError,
     hash_password,

@@ -15,7 +15,7 @@ the demo account a year with one station outage and one module that stopped;
 ``FakeNetatmoCloud(rate_limits=NETATMO_RATE_LIMITS)`` or ``scaled_rate_limits(speedup)``.
 """
 
-from netatmo_exporter.adapters.clock import ScaledClock
+from netatmo_exporter.adapters.system.clock import ScaledClock
 
 from .accounts import (
     Account,

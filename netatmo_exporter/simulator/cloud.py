@@ -78,7 +78,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
-from netatmo_exporter.adapters.http_policy import http_url
+from netatmo_exporter.adapters.web.http_policy import http_url
 
 from . import pages
 from .accounts import Account, demo_account

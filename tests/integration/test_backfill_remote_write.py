@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver
-from netatmo_exporter.domain.history import Series
+from netatmo_exporter.adapters.history.remote_write import RemoteWriteReceiver
+from netatmo_exporter.domain.history.plan import Series
 from netatmo_exporter.entrypoints.backfill import REMOTE_WORK_DIR
 from tests.integration.test_history_databases import (  # noqa: F401 - fixtures
     NETATMO,

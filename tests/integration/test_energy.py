@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.clock import SystemClock
-from netatmo_exporter.adapters.netatmo_client import NetatmoClient
-from netatmo_exporter.domain.energy import HomeUnavailable
+from netatmo_exporter.adapters.netatmo.client import NetatmoClient
+from netatmo_exporter.adapters.system.clock import SystemClock
+from netatmo_exporter.domain.energy.model import HomeUnavailable
 from netatmo_exporter.domain.errors import ApiError, MissingScope
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
 from netatmo_exporter.simulator.energy import CHALET, MAISON

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.clock import SystemClock
-from netatmo_exporter.adapters.netatmo_client import NetatmoClient
+from netatmo_exporter.adapters.netatmo.client import NetatmoClient
+from netatmo_exporter.adapters.system.clock import SystemClock
 from netatmo_exporter.entrypoints.bootstrap import Application, build_app, listening_on
 from netatmo_exporter.entrypoints.cli import main
 from netatmo_exporter.entrypoints.config import load_config

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from netatmo_exporter.adapters.clock import SystemClock
-from netatmo_exporter.adapters.netatmo_client import NetatmoClient
+from netatmo_exporter.adapters.netatmo.client import NetatmoClient
+from netatmo_exporter.adapters.system.clock import SystemClock
 from netatmo_exporter.domain.errors import TransientError
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
 from tests.support.harness import CLIENT_ID, CLIENT_SECRET

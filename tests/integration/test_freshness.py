@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.clock import SystemClock
-from netatmo_exporter.adapters.netatmo_client import NetatmoClient
+from netatmo_exporter.adapters.netatmo.client import NetatmoClient
+from netatmo_exporter.adapters.system.clock import SystemClock
 from netatmo_exporter.entrypoints.bootstrap import Application, build_app
 from netatmo_exporter.entrypoints.config import load_config
 from netatmo_exporter.simulator import (

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from netatmo_exporter.adapters.history_metrics import HISTORY_METRICS
-from netatmo_exporter.domain.history_follower import HOURLY_SHARE
+from netatmo_exporter.adapters.metrics.history_collector import HISTORY_METRICS
+from netatmo_exporter.domain.history.follower import HOURLY_SHARE
 from netatmo_exporter.simulator import (
     Cadence,
     FakeNetatmoCloud,

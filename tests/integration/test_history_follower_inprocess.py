@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.netatmo_client import NetatmoClient
+from netatmo_exporter.adapters.netatmo.client import NetatmoClient
 from netatmo_exporter.entrypoints.bootstrap import Application, build_app
 from netatmo_exporter.entrypoints.config import load_config
 from netatmo_exporter.simulator import FakeNetatmoCloud, ScaledClock

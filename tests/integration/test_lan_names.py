@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from netatmo_exporter.adapters.host_names import own_names, search_domains
+from netatmo_exporter.adapters.web.host_names import own_names, search_domains
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
 from tests.integration.test_web_auth import Web, start_web, wait_until_up
 from tests.support.harness import seed_token, wait_until

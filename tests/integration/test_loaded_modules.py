@@ -26,22 +26,23 @@ NEVER_IN_THE_SERVICE = (
     "netatmo_exporter.entrypoints.login",
     "netatmo_exporter.entrypoints.simulator",
     "netatmo_exporter.entrypoints.web_user",
-    "netatmo_exporter.domain.history_calls",
-    "netatmo_exporter.adapters.history_spool",
-    "netatmo_exporter.adapters.history_progress",
-    "netatmo_exporter.adapters.history_remote_sink",
+    "netatmo_exporter.domain.history.calls",
+    "netatmo_exporter.adapters.history.spool",
+    "netatmo_exporter.adapters.history.progress",
+    "netatmo_exporter.adapters.history.remote_sink",
     # httpx's command-line client and what it takes (bookworm's httpx loads them).
     "httpx._main", "click", "rich", "pygments",
 )
-WEB_CONFIG_STACK = ("yaml", "bcrypt", "netatmo_exporter.adapters.web_config")
+WEB_CONFIG_STACK = ("yaml", "bcrypt", "netatmo_exporter.adapters.web.config_file")
 HISTORY_FOLLOWER = (
-    "netatmo_exporter.domain.history_follower",
-    "netatmo_exporter.domain.remote_write",
-    "netatmo_exporter.adapters.remote_write",
-    "netatmo_exporter.adapters.history_checkpoint",
-    "netatmo_exporter.adapters.history_metrics",
+    "netatmo_exporter.domain.history.follower",
+    "netatmo_exporter.domain.history.remote_write",
+    "netatmo_exporter.adapters.history.remote_write",
+    "netatmo_exporter.adapters.history.checkpoint",
+    "netatmo_exporter.adapters.metrics.history_collector",
 )
-FOLLOWER_LATER = ("netatmo_exporter.adapters.measure_payload", "netatmo_exporter.domain.backfill")
+FOLLOWER_LATER = ("netatmo_exporter.adapters.netatmo.measure_payload",
+                  "netatmo_exporter.domain.history.backfill")
 """The follower's too: the parser of its first answer, the paging it shares with the
 backfill."""
 
@@ -71,7 +72,7 @@ def test_a_plain_service_loads_neither_the_web_configuration_nor_history(
 
     modules = loaded_modules(exporter_args(cloud, token_path), tmp_path)
 
-    assert "netatmo_exporter.adapters.http_server" in modules  # it did serve
+    assert "netatmo_exporter.adapters.web.http_server" in modules  # it did serve
     assert held(modules, WEB_CONFIG_STACK + HISTORY_FOLLOWER + FOLLOWER_LATER
                 + NEVER_IN_THE_SERVICE) == set()
 

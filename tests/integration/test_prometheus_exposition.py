@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.history_metrics import HISTORY_METRICS
-from netatmo_exporter.adapters.metric_docs import METRICS
+from netatmo_exporter.adapters.metrics.docs import METRICS
+from netatmo_exporter.adapters.metrics.history_collector import HISTORY_METRICS
 from netatmo_exporter.simulator import FakeNetatmoCloud
 from tests.conftest import exporter_args
 from tests.integration.test_promtool import (

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver
-from netatmo_exporter.domain.history import Series
-from netatmo_exporter.domain.remote_write import Batch, ReceiverError
+from netatmo_exporter.adapters.history.remote_write import RemoteWriteReceiver
+from netatmo_exporter.domain.history.plan import Series
+from netatmo_exporter.domain.history.remote_write import Batch, ReceiverError
 from tests.support.harness import self_signed_certificate
 from tests.support.remote_write import fake_receiver
 from tests.support.tsdb import (

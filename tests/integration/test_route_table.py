@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from netatmo_exporter.adapters.http_policy import ROUTES
+from netatmo_exporter.adapters.web.http_policy import ROUTES
 from netatmo_exporter.simulator import FakeNetatmoCloud
 from tests.integration.test_web_auth import Web, start_web, wait_until_up
 from tests.support.harness import seed_token

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from netatmo_exporter.domain.scopes import KNOWN_SCOPES
+from netatmo_exporter.domain.authorization.scopes import KNOWN_SCOPES
 from netatmo_exporter.simulator import (
     Cadence,
     FakeNetatmoCloud,

@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from netatmo_exporter.adapters.clock import SystemClock
-from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
-from netatmo_exporter.adapters.netatmo_client import NetatmoClient
-from netatmo_exporter.adapters.token_store import FileTokenStore
-from netatmo_exporter.domain.authorization import TokenManager
-from netatmo_exporter.domain.token import Token
+from netatmo_exporter.adapters.netatmo.client import NetatmoClient
+from netatmo_exporter.adapters.system.clock import SystemClock
+from netatmo_exporter.adapters.system.logging import SecretRedactor, configure_logging
+from netatmo_exporter.adapters.system.token_file import FileTokenStore
+from netatmo_exporter.domain.authorization.token import Token
+from netatmo_exporter.domain.authorization.tokens import TokenManager
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
 from tests.integration.test_web_auth import Web, consent, form_token, start_web
 from tests.integration.test_web_login import finish, redirected_url, start_login

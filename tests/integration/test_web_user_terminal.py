@@ -13,7 +13,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from netatmo_exporter.adapters.web_config import load_web_config
+from netatmo_exporter.adapters.web.config_file import load_web_config
 from tests.support.harness import REPO
 
 PASSWORD = "typed-at-the-terminal"

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from netatmo_exporter.adapters.clock import SystemClock
-from netatmo_exporter.adapters.netatmo_answer import DATA_DEADLINE
-from netatmo_exporter.adapters.netatmo_client import NetatmoClient
+from netatmo_exporter.adapters.netatmo.answer import DATA_DEADLINE
+from netatmo_exporter.adapters.netatmo.client import NetatmoClient
+from netatmo_exporter.adapters.system.clock import SystemClock
 from netatmo_exporter.entrypoints.bootstrap import Application, build_app
 from netatmo_exporter.entrypoints.config import load_config
 from netatmo_exporter.simulator import FakeNetatmoCloud

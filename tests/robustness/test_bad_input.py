@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netatmo_exporter.adapters.netatmo_payload import parse_devices
-from netatmo_exporter.adapters.token_store import token_from_json, token_to_json
+from netatmo_exporter.adapters.netatmo.payload import parse_devices
+from netatmo_exporter.adapters.system.token_file import token_from_json, token_to_json
+from netatmo_exporter.domain.authorization.token import Token
 from netatmo_exporter.domain.errors import BadResponse
-from netatmo_exporter.domain.token import Token
 from netatmo_exporter.simulator import FakeNetatmoCloud, demo_account
 from tests.robustness.conftest import LogStream, RunningExporter, StartExporter
 from tests.support.harness import CLIENT_ID, CLIENT_SECRET, seed_token

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.token_store import FileTokenStore
+from netatmo_exporter.adapters.system.token_file import FileTokenStore
 from netatmo_exporter.simulator import FakeNetatmoCloud
 from tests.conftest import exporter_args
 from tests.support.harness import ExporterProcess, metric_value, seed_token

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.token_store import FileTokenStore
+from netatmo_exporter.adapters.system.token_file import FileTokenStore
 from netatmo_exporter.simulator import FakeNetatmoCloud
 from tests.conftest import exporter_args
 from tests.robustness.conftest import StartExporter

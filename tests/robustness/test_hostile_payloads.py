@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netatmo_exporter.adapters.energy_payload import parse_home_status, parse_homes
-from netatmo_exporter.adapters.measure_payload import parse_measure
-from netatmo_exporter.adapters.netatmo_answer import Answer, parse_json
-from netatmo_exporter.adapters.netatmo_payload import parse_devices
+from netatmo_exporter.adapters.netatmo.answer import Answer, parse_json
+from netatmo_exporter.adapters.netatmo.energy_payload import parse_home_status, parse_homes
+from netatmo_exporter.adapters.netatmo.measure_payload import parse_measure
+from netatmo_exporter.adapters.netatmo.payload import parse_devices
 from netatmo_exporter.domain.errors import BadResponse
 
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.http_server import ServerLimits
+from netatmo_exporter.adapters.web.http_server import ServerLimits
 from netatmo_exporter.entrypoints.bootstrap import build_app
 from netatmo_exporter.entrypoints.config import load_config
 from netatmo_exporter.simulator import FakeNetatmoCloud

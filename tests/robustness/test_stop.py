@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.control_client import ServiceTokens
+from netatmo_exporter.adapters.system.control_client import ServiceTokens
 from netatmo_exporter.domain.errors import NetatmoError
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
 from tests.conftest import exporter_args

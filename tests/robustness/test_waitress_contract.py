@@ -21,15 +21,15 @@ import pytest
 import waitress
 from waitress.parser import HTTPRequestParser
 
-from netatmo_exporter.adapters import waitress_policy
-from netatmo_exporter.adapters.http_policy import SECURITY_HEADERS
-from netatmo_exporter.adapters.http_server import (
+from netatmo_exporter.adapters.web import waitress_policy
+from netatmo_exporter.adapters.web.http_policy import SECURITY_HEADERS
+from netatmo_exporter.adapters.web.http_server import (
     HTTPServer,
     ServerLimits,
     make_server,
     server_adjustments,
 )
-from netatmo_exporter.adapters.waitress_policy import StrictParser
+from netatmo_exporter.adapters.web.waitress_policy import StrictParser
 from tests.support.harness import REPO
 
 BODY = b"0123456789" * 7

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from netatmo_exporter.adapters.token_store import FileTokenStore
-from netatmo_exporter.domain.token import Token
+from netatmo_exporter.adapters.system.token_file import FileTokenStore
+from netatmo_exporter.domain.authorization.token import Token
 from netatmo_exporter.simulator import FakeNetatmoCloud
 
 CLIENT_ID = "test-client"

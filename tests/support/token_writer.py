@@ -16,11 +16,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from netatmo_exporter.adapters.clock import SystemClock
-from netatmo_exporter.adapters.logging import SecretRedactor, configure_logging
-from netatmo_exporter.adapters.netatmo_client import NetatmoClient
-from netatmo_exporter.adapters.token_store import FileTokenStore
-from netatmo_exporter.domain.authorization import TokenManager
+from netatmo_exporter.adapters.netatmo.client import NetatmoClient
+from netatmo_exporter.adapters.system.clock import SystemClock
+from netatmo_exporter.adapters.system.logging import SecretRedactor, configure_logging
+from netatmo_exporter.adapters.system.token_file import FileTokenStore
+from netatmo_exporter.domain.authorization.tokens import TokenManager
 from netatmo_exporter.domain.errors import NetatmoError, TokenFileError
 from tests.support.harness import CLIENT_ID, CLIENT_SECRET
 

@@ -7,12 +7,12 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from netatmo_exporter.domain.authorization.token import Token
 from netatmo_exporter.domain.errors import NetatmoError, TokenFileError
-from netatmo_exporter.domain.history import Series
-from netatmo_exporter.domain.history_follower import CheckpointError
-from netatmo_exporter.domain.model import Module, Readings, Station
-from netatmo_exporter.domain.remote_write import Batch, ReceiverError
-from netatmo_exporter.domain.token import Token
+from netatmo_exporter.domain.history.follower import CheckpointError
+from netatmo_exporter.domain.history.plan import Series
+from netatmo_exporter.domain.history.remote_write import Batch, ReceiverError
+from netatmo_exporter.domain.weather.model import Module, Readings, Station
 
 
 class FakeClock:

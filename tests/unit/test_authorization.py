@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from netatmo_exporter.domain.authorization import AuthState, TokenManager
+from netatmo_exporter.domain.authorization.token import Token
+from netatmo_exporter.domain.authorization.tokens import AuthState, TokenManager
 from netatmo_exporter.domain.errors import (
     CorruptTokenFile,
     InvalidClient,
@@ -15,7 +16,6 @@ from netatmo_exporter.domain.errors import (
     NotAuthorized,
     TransientError,
 )
-from netatmo_exporter.domain.token import Token
 from tests.support.harness import wait_until
 from tests.unit.fakes import FakeClock, FakeLog, FakeTokenEndpoint, FakeTokenStore, fresh_token
 

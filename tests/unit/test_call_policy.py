@@ -7,9 +7,11 @@ import threading
 import pytest
 from prometheus_client import CollectorRegistry
 
-from netatmo_exporter.adapters.budget_collector import BudgetCollector
-from netatmo_exporter.adapters.status_view import budget_waits
-from netatmo_exporter.domain.authorization import TokenManager
+from netatmo_exporter.adapters.metrics.budget_collector import BudgetCollector
+from netatmo_exporter.adapters.pages.status_view import budget_waits
+from netatmo_exporter.domain.authorization.renewal import TOKEN_FILE_POLL, TokenRenewal
+from netatmo_exporter.domain.authorization.token import Token
+from netatmo_exporter.domain.authorization.tokens import TokenManager
 from netatmo_exporter.domain.call_policy import (
     MAX_BACKOFF,
     POLLER_RETRIES,
@@ -28,8 +30,6 @@ from netatmo_exporter.domain.errors import (
     RateLimited,
     TransientError,
 )
-from netatmo_exporter.domain.renewal import TOKEN_FILE_POLL, TokenRenewal
-from netatmo_exporter.domain.token import Token
 from tests.unit.fakes import (
     FakeAccessTokens,
     FakeClock,

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.control_client import (
+from netatmo_exporter.adapters.system.control_client import (
     ServiceBudget,
     ServiceTokens,
     ServiceUnreachable,
     service_listening,
 )
-from netatmo_exporter.adapters.control_socket import ControlSocketServer
-from netatmo_exporter.domain.authorization import TokenManager
+from netatmo_exporter.adapters.system.control_socket import ControlSocketServer
+from netatmo_exporter.domain.authorization.tokens import TokenManager
 from netatmo_exporter.domain.call_policy import CallBudget
 from netatmo_exporter.domain.errors import NotAuthorized, TransientError
 from tests.unit.fakes import FakeClock, FakeLog, FakeTokenEndpoint, FakeTokenStore, fresh_token

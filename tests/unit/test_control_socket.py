@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.control_client import ServiceBudget, request_flush
-from netatmo_exporter.adapters.control_socket import (
+from netatmo_exporter.adapters.system.control_client import ServiceBudget, request_flush
+from netatmo_exporter.adapters.system.control_socket import (
     BOOKED_SHARE_CAP,
     BOOKINGS,
     MAX_CONNECTIONS,

@@ -9,13 +9,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
-from netatmo_exporter.adapters.energy_collector import EnergyCollector
-from netatmo_exporter.adapters.energy_payload import parse_home_status, parse_homes
-from netatmo_exporter.adapters.energy_view import home_problems, page_values, room_lines
-from netatmo_exporter.adapters.scrape_collector import ScrapeCollector
-from netatmo_exporter.adapters.weather_collector import WeatherCollector
-from netatmo_exporter.domain.authorization import AuthState, TokenManager
-from netatmo_exporter.domain.energy import (
+from netatmo_exporter.adapters.metrics.energy_collector import EnergyCollector
+from netatmo_exporter.adapters.metrics.scrape_collector import ScrapeCollector
+from netatmo_exporter.adapters.metrics.weather_collector import WeatherCollector
+from netatmo_exporter.adapters.netatmo.energy_payload import parse_home_status, parse_homes
+from netatmo_exporter.adapters.pages.energy_view import home_problems, page_values, room_lines
+from netatmo_exporter.domain.authorization.token import Token
+from netatmo_exporter.domain.authorization.tokens import AuthState, TokenManager
+from netatmo_exporter.domain.energy.model import (
     EnergySnapshot,
     HomeReport,
     HomeSetup,
@@ -26,7 +27,7 @@ from netatmo_exporter.domain.energy import (
     heating_module_rows,
     room_rows,
 )
-from netatmo_exporter.domain.energy_poller import EnergyPoller
+from netatmo_exporter.domain.energy.poller import EnergyPoller
 from netatmo_exporter.domain.errors import (
     AccessTokenRejected,
     ApiError,
@@ -37,8 +38,7 @@ from netatmo_exporter.domain.errors import (
     TransientError,
 )
 from netatmo_exporter.domain.read_model import service_reader
-from netatmo_exporter.domain.refresher import Refresher, RefreshSettings
-from netatmo_exporter.domain.token import Token
+from netatmo_exporter.domain.weather.refresher import Refresher, RefreshSettings
 from netatmo_exporter.simulator import demo_account
 from netatmo_exporter.simulator.energy import CHALET, MAISON
 from tests.unit.fakes import (

@@ -8,9 +8,8 @@ from typing import TypeVar
 
 import pytest
 
-from netatmo_exporter.domain.backfill import Backfill
 from netatmo_exporter.domain.call_policy import CallBudget, Stopped
-from netatmo_exporter.domain.energy import HomeSetup, RoomSetup
+from netatmo_exporter.domain.energy.model import HomeSetup, RoomSetup
 from netatmo_exporter.domain.errors import (
     AccessTokenRejected,
     ApiError,
@@ -18,7 +17,9 @@ from netatmo_exporter.domain.errors import (
     RateLimited,
     TransientError,
 )
-from netatmo_exporter.domain.history import (
+from netatmo_exporter.domain.history.backfill import Backfill
+from netatmo_exporter.domain.history.calls import BudgetedCalls
+from netatmo_exporter.domain.history.plan import (
     Cursors,
     HistoryError,
     Plan,
@@ -31,9 +32,8 @@ from netatmo_exporter.domain.history import (
     resolve_range,
     rows_in_range,
 )
-from netatmo_exporter.domain.history_calls import BudgetedCalls
-from netatmo_exporter.domain.model import Module, Station
-from netatmo_exporter.domain.when import WhenError, parse_when
+from netatmo_exporter.domain.history.when import WhenError, parse_when
+from netatmo_exporter.domain.weather.model import Module, Station
 from tests.unit.fakes import FakeAccessTokens, FakeClock
 
 T = TypeVar("T")

@@ -11,10 +11,10 @@ from types import MappingProxyType
 import pytest
 from prometheus_client import CollectorRegistry
 
-from netatmo_exporter.adapters.history_checkpoint import FileCheckpointStore, checkpoint_path
-from netatmo_exporter.adapters.history_metrics import HistoryCollector
-from netatmo_exporter.adapters.history_view import page_values
-from netatmo_exporter.domain.history_follower import (
+from netatmo_exporter.adapters.history.checkpoint import FileCheckpointStore, checkpoint_path
+from netatmo_exporter.adapters.metrics.history_collector import HistoryCollector
+from netatmo_exporter.adapters.pages.history_view import page_values
+from netatmo_exporter.domain.history.follower import (
     CheckpointError,
     HistoryState,
     SourceProgress,

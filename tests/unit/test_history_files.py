@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.history_output import (
+from netatmo_exporter.adapters.history.output import (
     check_labels,
     family_header,
     family_of,
@@ -16,11 +16,11 @@ from netatmo_exporter.adapters.history_output import (
     sample_lines,
     series_prefix,
 )
-from netatmo_exporter.adapters.history_spool import Spool, work_dir_for
-from netatmo_exporter.adapters.measure_payload import parse_measure
-from netatmo_exporter.domain.energy import HomeSetup, RoomSetup
+from netatmo_exporter.adapters.history.spool import Spool, work_dir_for
+from netatmo_exporter.adapters.netatmo.measure_payload import parse_measure
+from netatmo_exporter.domain.energy.model import HomeSetup, RoomSetup
 from netatmo_exporter.domain.errors import BadResponse
-from netatmo_exporter.domain.history import (
+from netatmo_exporter.domain.history.plan import (
     Cursors,
     HistoryError,
     Plan,
@@ -28,7 +28,7 @@ from netatmo_exporter.domain.history import (
     TimeRange,
     plan_history,
 )
-from netatmo_exporter.domain.model import Module, Station
+from netatmo_exporter.domain.weather.model import Module, Station
 
 
 def test_runs_of_the_optimized_shape_become_rows() -> None:
@@ -205,7 +205,7 @@ def test_a_damaged_checkpoint_says_what_to_do(tmp_path: Path) -> None:
 
 def _progress_run(tty: bool, width: int | None = 200, env: dict[str, str] | None = None,
                   plan: Plan | None = None) -> str:
-    from netatmo_exporter.adapters.history_progress import Progress
+    from netatmo_exporter.adapters.history.progress import Progress
     from tests.unit.fakes import FakeClock
 
     plan = plan or _plan()
@@ -279,7 +279,7 @@ def test_a_bar_with_room_shows_everything() -> None:
 
 
 def test_a_wait_for_the_same_limit_is_said_once_per_episode() -> None:
-    from netatmo_exporter.adapters.history_progress import Progress
+    from netatmo_exporter.adapters.history.progress import Progress
     from tests.unit.fakes import FakeClock
 
     plan = _plan()
@@ -307,7 +307,7 @@ def test_a_wait_for_the_same_limit_is_said_once_per_episode() -> None:
 
 
 def test_a_plan_that_changes_during_the_run_says_why() -> None:
-    from netatmo_exporter.adapters.history_progress import Progress
+    from netatmo_exporter.adapters.history.progress import Progress
     from tests.unit.fakes import FakeClock
 
     plan = _plan()

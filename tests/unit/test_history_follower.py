@@ -10,18 +10,18 @@ from collections.abc import Sequence
 import pytest
 
 from netatmo_exporter.domain.call_policy import CallBudget
-from netatmo_exporter.domain.energy import HomeSetup, RoomSetup
+from netatmo_exporter.domain.energy.model import HomeSetup, RoomSetup
 from netatmo_exporter.domain.errors import ApiError, RateLimited, TransientError
-from netatmo_exporter.domain.history import Row
-from netatmo_exporter.domain.history_follower import (
+from netatmo_exporter.domain.history.follower import (
     CALL_SPACING,
     HOURLY_SHARE,
     LONG_RECEIVER_WAIT,
     NOT_READY_WAIT,
     HistoryFollower,
 )
-from netatmo_exporter.domain.model import Module, Station
-from netatmo_exporter.domain.remote_write import ReceiverError
+from netatmo_exporter.domain.history.plan import Row
+from netatmo_exporter.domain.history.remote_write import ReceiverError
+from netatmo_exporter.domain.weather.model import Module, Station
 from tests.unit.fakes import (
     FakeAccessTokens,
     FakeClock,

@@ -8,10 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.history_remote_sink import FIRST_WAIT, RemoteWriteSink
+from netatmo_exporter.adapters.history.remote_sink import FIRST_WAIT, RemoteWriteSink
 from netatmo_exporter.domain.call_policy import Stopped
-from netatmo_exporter.domain.history import Cursors, HistoryError, Plan, Series, Source, TimeRange
-from netatmo_exporter.domain.remote_write import ReceiverError
+from netatmo_exporter.domain.history.plan import (
+    Cursors,
+    HistoryError,
+    Plan,
+    Series,
+    Source,
+    TimeRange,
+)
+from netatmo_exporter.domain.history.remote_write import ReceiverError
 from tests.unit.fakes import FakeReceiver
 
 SERIES = Series("m000-temperature", "temperature", "temperature", (("module", "Outdoor"),))

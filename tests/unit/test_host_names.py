@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.host_names import address_towards, own_names, search_domains
-from netatmo_exporter.adapters.host_policy import HostPolicy
+from netatmo_exporter.adapters.web.host_names import address_towards, own_names, search_domains
+from netatmo_exporter.adapters.web.host_policy import HostPolicy
 
 
 def resolv_conf(tmp_path: Path, text: str) -> str:

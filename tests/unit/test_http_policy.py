@@ -5,7 +5,7 @@ from __future__ import annotations
 import bottle
 import pytest
 
-from netatmo_exporter.adapters.http_policy import (
+from netatmo_exporter.adapters.web.http_policy import (
     ANY_HOST_PATHS,
     BODY_LIMITS,
     MAX_BODY_BYTES,

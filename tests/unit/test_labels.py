@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from netatmo_exporter.domain.labels import ModuleLabels, label_modules, module_label
-from netatmo_exporter.domain.model import Module, Station
+from netatmo_exporter.domain.weather.labels import ModuleLabels, label_modules, module_label
+from netatmo_exporter.domain.weather.model import Module, Station
 
 
 def make_station(*modules: Module, name: str | None = "Maison", sid: str = "s1") -> Station:

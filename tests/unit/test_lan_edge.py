@@ -13,12 +13,12 @@ from typing import Any
 import bottle
 import pytest
 
-from netatmo_exporter.adapters.fair_gate import FairGate
-from netatmo_exporter.adapters.http_server import contain_errors
-from netatmo_exporter.adapters.lan_clients import client_key, client_network
-from netatmo_exporter.adapters.logging import LogThrottle, SecretRedactor, configure_logging
-from netatmo_exporter.adapters.oauth_flow import PendingStates, StateProblem, TooManyPending
-from netatmo_exporter.adapters.token_call_limit import TokenCallLimit
+from netatmo_exporter.adapters.lan.clients import client_key, client_network
+from netatmo_exporter.adapters.lan.fair_gate import FairGate
+from netatmo_exporter.adapters.lan.token_call_limit import TokenCallLimit
+from netatmo_exporter.adapters.pages.oauth_flow import PendingStates, StateProblem, TooManyPending
+from netatmo_exporter.adapters.system.logging import LogThrottle, SecretRedactor, configure_logging
+from netatmo_exporter.adapters.web.http_server import contain_errors
 from tests.support.harness import wait_until
 from tests.unit.fakes import FakeClock
 

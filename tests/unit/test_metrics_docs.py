@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from netatmo_exporter.adapters.energy_metrics import SHARED_MODULE_METRICS
-from netatmo_exporter.adapters.metric_docs import METRICS, markdown_table
+from netatmo_exporter.adapters.metrics.docs import METRICS, markdown_table
+from netatmo_exporter.adapters.metrics.energy_metrics import SHARED_MODULE_METRICS
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "metrics.md"
@@ -23,12 +23,12 @@ def test_docs_table_is_the_generated_one() -> None:
 
     assert documented == markdown_table(), (
         "docs/metrics.md drifted: regenerate the table with "
-        "`python -m netatmo_exporter.adapters.metric_docs --markdown`")
+        "`python -m netatmo_exporter.adapters.metrics.docs --markdown`")
 
 
 def test_markdown_command_prints_the_table() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "netatmo_exporter.adapters.metric_docs", "--markdown"],
+        [sys.executable, "-m", "netatmo_exporter.adapters.metrics.docs", "--markdown"],
         capture_output=True, text=True, timeout=60, check=True, cwd=REPO)
 
     assert result.stdout == markdown_table()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from netatmo_exporter.adapters.netatmo_payload import parse_devices
+from netatmo_exporter.adapters.netatmo.payload import parse_devices
 from netatmo_exporter.domain.errors import BadResponse
 from netatmo_exporter.simulator import demo_account
 

@@ -10,12 +10,12 @@ from typing import Protocol
 
 import pytest
 
-from netatmo_exporter.domain.authorization import TokenManager
+from netatmo_exporter.domain.authorization.token import Token
+from netatmo_exporter.domain.authorization.tokens import TokenManager
 from netatmo_exporter.domain.call_policy import PollLoop
-from netatmo_exporter.domain.energy_poller import EnergyPoller
+from netatmo_exporter.domain.energy.poller import EnergyPoller
 from netatmo_exporter.domain.errors import NetatmoError, RateLimited, TransientError
-from netatmo_exporter.domain.refresher import Refresher, RefreshSettings
-from netatmo_exporter.domain.token import Token
+from netatmo_exporter.domain.weather.refresher import Refresher, RefreshSettings
 from netatmo_exporter.simulator.energy import MAISON
 from tests.unit.fakes import (
     FakeClock,

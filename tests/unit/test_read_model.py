@@ -11,18 +11,18 @@ from collections.abc import Callable
 import pytest
 from prometheus_client import CollectorRegistry
 
-from netatmo_exporter.adapters.api_collector import ApiCounterCollector
-from netatmo_exporter.adapters.energy_collector import EnergyCollector
-from netatmo_exporter.adapters.scrape_collector import ScrapeCollector
-from netatmo_exporter.adapters.weather_collector import WeatherCollector
-from netatmo_exporter.domain.authorization import TokenManager
-from netatmo_exporter.domain.energy_poller import EnergyState
+from netatmo_exporter.adapters.metrics.api_collector import ApiCounterCollector
+from netatmo_exporter.adapters.metrics.energy_collector import EnergyCollector
+from netatmo_exporter.adapters.metrics.scrape_collector import ScrapeCollector
+from netatmo_exporter.adapters.metrics.weather_collector import WeatherCollector
+from netatmo_exporter.domain.authorization.scopes import THERMOSTAT_SCOPE
+from netatmo_exporter.domain.authorization.token import Token
+from netatmo_exporter.domain.authorization.tokens import TokenManager
+from netatmo_exporter.domain.energy.poller import EnergyState
 from netatmo_exporter.domain.errors import TransientError
-from netatmo_exporter.domain.model import Readings, Station
 from netatmo_exporter.domain.read_model import service_reader
-from netatmo_exporter.domain.refresher import Refresher, RefreshSettings, WeatherState
-from netatmo_exporter.domain.scopes import THERMOSTAT_SCOPE
-from netatmo_exporter.domain.token import Token
+from netatmo_exporter.domain.weather.model import Readings, Station
+from netatmo_exporter.domain.weather.refresher import Refresher, RefreshSettings, WeatherState
 from tests.unit.fakes import (
     FakeClock,
     FakeLog,

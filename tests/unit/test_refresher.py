@@ -8,7 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from netatmo_exporter.domain.authorization import AuthState, TokenManager
+from netatmo_exporter.domain.authorization.renewal import TokenRenewal
+from netatmo_exporter.domain.authorization.token import Token
+from netatmo_exporter.domain.authorization.tokens import AuthState, TokenManager
 from netatmo_exporter.domain.call_policy import MAX_BACKOFF, PollLoop
 from netatmo_exporter.domain.errors import (
     AccessTokenRejected,
@@ -17,11 +19,9 @@ from netatmo_exporter.domain.errors import (
     RateLimited,
     TransientError,
 )
-from netatmo_exporter.domain.model import Station
-from netatmo_exporter.domain.refresher import Refresher, RefreshSettings
-from netatmo_exporter.domain.renewal import TokenRenewal
-from netatmo_exporter.domain.schedule import RefreshMode
-from netatmo_exporter.domain.token import Token
+from netatmo_exporter.domain.weather.model import Station
+from netatmo_exporter.domain.weather.refresher import Refresher, RefreshSettings
+from netatmo_exporter.domain.weather.schedule import RefreshMode
 from tests.unit.fakes import (
     FakeClock,
     FakeLog,

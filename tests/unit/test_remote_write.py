@@ -12,10 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from netatmo_exporter.adapters.remote_write import RemoteWriteReceiver, shown_url
-from netatmo_exporter.adapters.remote_write.wire import snappy_compress, varint, write_request
-from netatmo_exporter.domain.history import Series
-from netatmo_exporter.domain.remote_write import RECEIVER_REASONS, ReceiverError
+from netatmo_exporter.adapters.history.remote_write import RemoteWriteReceiver, shown_url
+from netatmo_exporter.adapters.history.remote_write.wire import (
+    snappy_compress,
+    varint,
+    write_request,
+)
+from netatmo_exporter.domain.history.plan import Series
+from netatmo_exporter.domain.history.remote_write import RECEIVER_REASONS, ReceiverError
 from tests.support.remote_write import Decoded, decode_write_request, snappy_decompress
 
 TEMPERATURE = Series("m000-temperature", "temperature", "temperature",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netatmo_exporter.domain.schedule import (
+from netatmo_exporter.domain.weather.schedule import (
     DEFAULT_DELAY,
     DELAY_UP,
     FAST_DOWN,

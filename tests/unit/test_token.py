@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from netatmo_exporter.domain.token import (
+from netatmo_exporter.domain.authorization.token import (
     Token,
     TokenAction,
     access_token_valid,

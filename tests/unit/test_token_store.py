@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from netatmo_exporter.adapters.token_store import (
+from netatmo_exporter.adapters.system.token_file import (
     FileTokenStore,
     _lock_within,
     format_expiry,
     parse_expiry,
 )
+from netatmo_exporter.domain.authorization.token import Token
 from netatmo_exporter.domain.errors import CorruptTokenFile, TokenFileError, TransientError
-from netatmo_exporter.domain.token import Token
 
 REPO = Path(__file__).resolve().parents[2]
 # What Go's time.Parse(time.RFC3339, ...) accepts: a T separator, at most nine fraction
@@ -161,9 +161,9 @@ def test_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path: Path) -> No
     before = path.read_bytes()
     script = (
         "import resource, signal, sys\n"
-        "from netatmo_exporter.adapters.token_store import FileTokenStore\n"
+        "from netatmo_exporter.adapters.system.token_file import FileTokenStore\n"
         "from netatmo_exporter.domain.errors import TokenFileError\n"
-        "from netatmo_exporter.domain.token import Token\n"
+        "from netatmo_exporter.domain.authorization.token import Token\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))\n"
         "try:\n"

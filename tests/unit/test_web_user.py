@@ -11,7 +11,7 @@ import bcrypt
 import pytest
 import yaml
 
-from netatmo_exporter.adapters.web_config import (
+from netatmo_exporter.adapters.web.config_file import (
     WebConfigError,
     hash_password,
     load_web_config,

@@ -1,0 +1,1 @@
+"""This machine: the token file, atomic writes, the control socket, the clock, the log, systemd."""

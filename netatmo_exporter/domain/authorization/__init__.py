@@ -1,0 +1,1 @@
+"""The authorization: tokens, their file's one writing rule, renewal, scopes."""

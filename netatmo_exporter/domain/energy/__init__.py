@@ -1,0 +1,1 @@
+"""Netatmo Energy: homes, rooms, heating modules and their poller."""

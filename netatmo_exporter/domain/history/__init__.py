@@ -1,0 +1,1 @@
+"""Netatmo's stored history: planning, the backfill, the follower, the remote-write port, dates."""

@@ -1,0 +1,1 @@
+"""Weather stations and Home Coaches: readings, modules, labels, the refresher and its schedule."""
