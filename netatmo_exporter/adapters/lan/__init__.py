@@ -1,1 +1,2 @@
-"""What a LAN client may do: password checks in fair turns, token-endpoint calls it may cause, refusals counted."""
+"""What a LAN client may do: password checks in fair turns, the token-endpoint calls it
+may cause, refusals counted."""

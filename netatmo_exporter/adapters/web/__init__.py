@@ -1,1 +1,2 @@
-"""The HTTP edge: the waitress server and its limits, the route table, Host and form guards, the web configuration."""
+"""The HTTP edge: the waitress server and its limits, the route table, Host and form
+guards, the web configuration."""
