@@ -101,7 +101,7 @@ def test_module_imports_form_no_cycle() -> None:
             if target.startswith(name + "."):
                 continue  # a package importing its own modules is no cycle
             if state.get(target) == 1:
-                cycles.append(path[path.index(target):] + [target])
+                cycles.append([*path[path.index(target):], target])
             elif target not in state:
                 visit(target, [*path, target])
         state[name] = 2
