@@ -51,7 +51,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from netatmo_exporter.domain.errors import AccessTokenRejected, NetatmoError, RateLimited
+from netatmo_exporter.domain.errors import (
+    AccessTokenRejected,
+    NetatmoError,
+    PollCrashed,
+    RateLimited,
+)
 from netatmo_exporter.domain.ports import AccessTokens, Clock, EventLog, Wait
 
 T = TypeVar("T")
@@ -327,8 +332,10 @@ class PollLoop:
         return self._stop.is_set()
 
     def run(self, poll: Callable[[], float], *, ready: Callable[[], bool] = lambda: True,
-            idle: float = 0.0) -> None:
-        """Polls until stopped; while not `ready()` (unauthorized), waits `idle` or a wake."""
+            idle: float = 0.0, crashed: Callable[[PollCrashed], float] | None = None) -> None:
+        """Polls until stopped; while not `ready()` (unauthorized), waits `idle` or a wake.
+        An unexpected exception of `poll` (a bug) goes to `crashed`, which reports it and
+        returns how long to wait before polling again: the loop lives on."""
         next_poll = self.clock.now()
         while not self._stop.is_set():
             woken = self._wake.is_set()
@@ -338,6 +345,10 @@ class PollLoop:
                     next_poll = self.clock.now() + (poll() if ready() else idle)
                 except Stopped:
                     return
+                except Exception as exc:
+                    if crashed is None or self._stop.is_set():
+                        raise
+                    next_poll = self.clock.now() + crashed(PollCrashed(exc))
             self._wait(self._wake, max(0.0, next_poll - self.clock.now()))
 
     def pause(self, seconds: float, why: str = "") -> None:

@@ -72,6 +72,16 @@ class RateLimited(NetatmoError):
         self.retry_after = retry_after
 
 
+class PollCrashed(NetatmoError):
+    """A poll ended in an error of the exporter's own (a bug): reported like a failed call,
+    the loop tried again later, never left dead with its last data on /metrics."""
+
+    reason = "internal_error"
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__(f"internal error {type(exc).__name__}: {str(exc)[:200]}")
+
+
 class BadResponse(NetatmoError):
     """An answer that is not what the API promises (malformed JSON, a number no reading can
     have, too large, too slow). Not retried at once: asked again, the same server would most

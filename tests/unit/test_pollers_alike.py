@@ -5,6 +5,7 @@ case runs against both pollers on the fake clock."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
@@ -17,6 +18,7 @@ from netatmo_exporter.domain.energy.poller import EnergyPoller
 from netatmo_exporter.domain.errors import NetatmoError, RateLimited, TransientError
 from netatmo_exporter.domain.weather.refresher import Refresher, RefreshSettings
 from netatmo_exporter.simulator.energy import MAISON
+from tests.support.harness import wait_until
 from tests.unit.fakes import (
     FakeClock,
     FakeLog,
@@ -174,3 +176,25 @@ def test_a_home_failing_on_its_own_is_that_homes_error_only() -> None:
     assert poller.other_errors()[f"{MAISON} server_error"] == 1
     assert poller.refresh_errors() == {}
     assert "home_status_failed" in poller.log.names("warning")
+
+
+def test_a_poll_that_crashes_is_a_failed_refresh_and_the_loop_lives_on(
+    make: Callable[..., Poller]
+) -> None:
+    """A bug of our own (here a RecursionError out of the source) once ended the thread for
+    good, leaving the last data on /metrics as if it were fresh."""
+    poller = make()
+    poller.fail_data_calls([RecursionError("maximum recursion depth exceeded")])  # type: ignore[list-item]
+    runner = threading.Thread(target=poller.poller.run)  # type: ignore[attr-defined]
+    runner.start()
+    try:
+        wait_until("a refresh after the crash", lambda: poller.ok_line in poller.log.names(),
+                   10.0, every=0.01)
+    finally:
+        poller.loop.stop()
+        runner.join(10.0)
+
+    failed = poller.log.names("error")
+    assert failed[0] == poller.failed_line
+    assert poller.refresh_errors().get("internal_error") == 1
+    assert not runner.is_alive()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from netatmo_exporter.domain.authorization.tokens import TokenManager
 from netatmo_exporter.domain.call_policy import PollLoop, event_wait
-from netatmo_exporter.domain.errors import NetatmoError
+from netatmo_exporter.domain.errors import NetatmoError, PollCrashed
 from netatmo_exporter.domain.ports import Clock, EventLog, Wait
 
 MIN_RENEWAL_GAP = 1.0
@@ -31,7 +31,11 @@ class TokenRenewal:
         """`loop.wake()` when a new token arrives, to plan its renewal."""
 
     def run(self) -> None:
-        self.loop.run(self.renew_if_due)
+        self.loop.run(self.renew_if_due, crashed=self._crashed)
+
+    def _crashed(self, exc: PollCrashed) -> float:
+        self._log.error("renewal_crashed", error=str(exc), next_try_in=self._retry_after)
+        return self._retry_after
 
     def renew_if_due(self) -> float:
         """Renews when due; returns how long until the next look."""

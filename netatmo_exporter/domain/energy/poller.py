@@ -92,7 +92,8 @@ class EnergyPoller:
 
     def run(self) -> None:
         self.loop.run(self.poll_once, ready=lambda: self._tokens.authorized,
-                      idle=self._interval)
+                      idle=self._interval,
+                      crashed=lambda exc: self._publish_failure(self._clock.now(), exc))
 
     def poll_once(self) -> float:
         """One refresh of every home; returns how long to wait before the next."""

@@ -46,6 +46,7 @@ from netatmo_exporter.domain.errors import (
     ApiError,
     MissingScope,
     NetatmoError,
+    PollCrashed,
     RateLimited,
 )
 from netatmo_exporter.domain.history.backfill import HistorySource, fetch_rows, series_samples
@@ -219,12 +220,17 @@ class HistoryFollower:
     def run(self, ready: Callable[[], bool] = lambda: True) -> None:
         """Follows until `loop.stop()`; while not `ready()` (unauthorized), waits for a wake."""
         try:
-            self.loop.run(self.poll_once, ready=ready, idle=self._interval)
+            self.loop.run(self.poll_once, ready=ready, idle=self._interval,
+                          crashed=self._crashed)
         except Exception:
             # The service stops without waiting for a call in flight and closes the clients
             # under it: whatever that call raises then is no failure to report.
             if not self.loop.stopped:
                 raise
+
+    def _crashed(self, exc: PollCrashed) -> float:
+        self._log.error("history_crashed", error=str(exc), next_try_in=self._interval)
+        return self._interval
 
     def poll_once(self) -> float:
         """Sends what is pending, then goes on with the cycle's sources; returns how long to

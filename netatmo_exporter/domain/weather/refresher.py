@@ -134,7 +134,8 @@ class Refresher:
     def run(self) -> None:
         """Fetches until `loop.stop()`; while unauthorized, waits for `loop.wake()`."""
         self.loop.run(self.poll_once, ready=lambda: self._tokens.authorized,
-                      idle=self._settings.interval)
+                      idle=self._settings.interval,
+                      crashed=lambda exc: self._publish_failure(self._clock.now(), exc))
 
     def poll_once(self) -> float:
         """One data call (or one per endpoint); returns how long to wait before the next."""
