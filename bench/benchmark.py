@@ -333,11 +333,12 @@ def loaded(process: Process, settings: Settings) -> tuple[Load, float]:
 
 def alternating_rounds(servers: dict[str, Process], settings: Settings
                        ) -> dict[str, list[tuple[Load, float]]]:
-    """`tail_rounds` rounds of `loaded`, the servers in turn within each round, so that the
-    machine's other work weighs on each alike."""
+    """`tail_rounds` rounds of `loaded`, the servers in turn within each round, in reverse
+    order every other round, so that the machine's other work weighs on each alike."""
     rounds: dict[str, list[tuple[Load, float]]] = {name: [] for name in servers}
-    for _ in range(settings.tail_rounds):
-        for name, process in servers.items():
+    for index in range(settings.tail_rounds):
+        order = list(servers.items())
+        for name, process in order[::-1] if index % 2 else order:
             rounds[name].append(loaded(process, settings))
     return rounds
 
@@ -638,7 +639,8 @@ def footprint_section(results: Results) -> list[str]:
         f"level. Memory: VmRSS one second after `/-/ready`, then VmRSS and VmHWM (peak) after "
         f"{s.footprint_scrapes:,} scrapes one after the other on one kept-alive connection. "
         f"Then `wrk -t1 -c{s.connections} -d{s.tail_duration}s` (keep-alive), {s.tail_rounds} "
-        "rounds, the servers in turn within each round; each figure is the median over the "
+        "rounds, the servers in turn within each round (reversed every other round); each "
+        "figure is the median over the "
         "rounds. CPU per scrape: the process's user and system time during the rounds over "
         "the requests answered. PyPI: this interpreter with the virtual environment's "
         "releases; Debian: /usr/bin/python3 with the python3-* packages (bookworm here). "
@@ -655,7 +657,34 @@ def footprint_section(results: Results) -> list[str]:
                 f"{each.after_scrapes_mb:.1f} | {each.peak_mb:.1f} | {each.load.p50_ms:.2f} | "
                 f"{each.load.p99_ms:.2f} | {each.load.requests_per_second:.0f} | "
                 f"{each.cpu_ms_per_scrape:.3f} |")
+    lines.append("")
+    for libraries, servers in results.footprint.items():
+        lines.append(f"- {libraries}: {footprint_verdict(servers)}")
     return lines
+
+
+MEMORY_TARGET_MB = 32.0
+"""Issue 23: the service's RSS after start and after 5,000 scrapes, with either library set."""
+
+
+def footprint_verdict(servers: dict[str, Footprint]) -> str:
+    ours, bare = servers["service"], servers["bare prometheus_client"]
+    most = max(ours.after_start_mb, ours.after_scrapes_mb)
+    text = (f"the service holds {ours.after_start_mb:.1f} MB after start and "
+            f"{ours.after_scrapes_mb:.1f} MB after the scrapes (target: at most "
+            f"{MEMORY_TARGET_MB:g} MB): {'met' if most <= MEMORY_TARGET_MB else 'NOT met'}; "
+            f"{ours.load.requests_per_second / bare.load.requests_per_second:.1f}x the bare "
+            f"server's throughput at {ours.load.p99_ms / bare.load.p99_ms:.2f} of its p99")
+    before = next((each for name, each in servers.items() if name.startswith("service at")),
+                  None)
+    if before is not None:
+        text += (f"; against the service before: {ours.after_start_mb - before.after_start_mb:+.1f}"
+                 f" MB after start, {ours.after_scrapes_mb - before.after_scrapes_mb:+.1f} MB "
+                 f"after the scrapes, p99 x{ours.load.p99_ms / before.load.p99_ms:.2f}, "
+                 f"p50 x{ours.load.p50_ms / before.load.p50_ms:.2f}, throughput "
+                 f"x{ours.load.requests_per_second / before.load.requests_per_second:.2f}, CPU "
+                 f"per scrape x{ours.cpu_ms_per_scrape / before.cpu_ms_per_scrape:.2f}")
+    return text + "."
 
 
 def tail_section(results: Results) -> list[str]:
@@ -665,7 +694,8 @@ def tail_section(results: Results) -> list[str]:
         "",
         "`bench/service_variant.py` applies one candidate to the service; every variant runs "
         f"at once, under `wrk -t1 -c{s.connections} -d{s.tail_duration}s` (keep-alive), "
-        f"{s.tail_rounds} rounds, the variants in turn within each round. Ratios are to the "
+        f"{s.tail_rounds} rounds, the variants in turn within each round (reversed every "
+        "other round). Ratios are to the "
         "plain service in the same round (median over the rounds); below 1 is better for "
         "p99 and p50, above 1 for throughput.",
         "",

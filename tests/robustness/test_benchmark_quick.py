@@ -24,7 +24,8 @@ def test_quick_benchmark_prints_its_figures(tmp_path: Path) -> None:
         assert figure in result.stdout
     text = report.read_text()
     assert "## Machine" in text and "CPU:" in text and "| keep-alive |" in text
-    assert "| PyPI | service |" in text and "| gc-freeze |" in text
+    assert "| PyPI | service |" in text and "- PyPI: the service holds" in text
+    assert "| gc-freeze |" in text
 
 
 def test_history_benchmark_prints_its_figures(tmp_path: Path) -> None:
