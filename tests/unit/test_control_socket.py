@@ -4,9 +4,11 @@ are paced."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,6 +187,39 @@ def test_idle_and_dripping_clients_cannot_block_a_flush(served: Served) -> None:
         dripper.join(5.0) if dripper.is_alive() else None
         for sock in (*idle, drip):
             sock.close()
+
+
+def test_a_flush_waits_while_the_accept_queue_is_full() -> None:
+    """Under load the service's accept loop falls behind and its queue fills: a client
+    with a timeout is then refused at once (EAGAIN), and the flush must wait, not fail."""
+    with tempfile.TemporaryDirectory(prefix="ctl") as name, \
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        path = str(Path(name) / "control.sock")
+        listener.bind(path)
+        listener.listen(0)
+        listener.settimeout(10.0)
+        queued = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(8)]
+        results: list[tuple[int, str]] = []
+        flushing = threading.Thread(target=lambda: results.append(request_flush(path, 20.0)))
+        try:
+            with pytest.raises(BlockingIOError):
+                for sock in queued:
+                    sock.settimeout(1.0)
+                    sock.connect(path)
+            flushing.start()
+            time.sleep(0.5)  # the point: the flush meets the full queue for a while
+            for _ in range(len(queued) + 1):  # the queued clients, then the flush
+                conn, _ = listener.accept()
+                with conn, contextlib.suppress(TimeoutError):
+                    conn.settimeout(0.5)
+                    if conn.recv(64) == b"flush\n":
+                        conn.sendall(b"ok /fake/token.json\n")
+                        break
+        finally:
+            flushing.join(25.0)
+            for sock in queued:
+                sock.close()
+    assert results == [(0, "token flushed to /fake/token.json")]
 
 
 def test_a_book_call_loop_gets_at_most_the_capped_share_and_the_pace(served: Served) -> None:

@@ -33,6 +33,20 @@ def _read_line(conn: socket.socket) -> bytes:
     return data
 
 
+def _connect(sock: socket.socket, path: str, deadline: float) -> None:
+    """Connects, waiting until `deadline` while the exporter's accept queue is full: a unix
+    socket with a timeout is refused at once then (EAGAIN, `BlockingIOError`, raised at the
+    deadline), where a blocking one would wait; under load the queue fills in a moment."""
+    while True:
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() + 0.05 >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def request_flush(path: str, timeout: float) -> tuple[int, str]:
     """Ask a running exporter to flush; returns (exit code, one line for the user). A busy
     exporter is asked again until `timeout`."""
@@ -49,9 +63,11 @@ def _flush_once(path: str, timeout: float, deadline: float) -> tuple[int, str, b
     sock.settimeout(max(0.1, deadline - time.monotonic()))
     with sock:
         try:
-            sock.connect(path)
+            _connect(sock, path, deadline)
         except (FileNotFoundError, ConnectionRefusedError):
             return 0, "exporter not running; nothing to flush", False
+        except BlockingIOError:
+            return 1, f"the exporter took no connection within {timeout:g}s", False
         except OSError as exc:
             return 1, f"cannot reach the exporter at {path}: {exc.strerror or exc}", False
         try:
@@ -143,7 +159,7 @@ def _ask(path: str, timeout: float, command: str) -> str:
     sock.settimeout(timeout)
     with sock:
         try:
-            sock.connect(path)
+            _connect(sock, path, time.monotonic() + timeout)
             sock.sendall(command.encode() + b"\n")
             return _read_line(sock).decode(errors="replace").strip()
         except OSError as exc:
@@ -159,7 +175,7 @@ def service_listening(path: str) -> bool:
     sock.settimeout(5.0)
     with sock:
         try:
-            sock.connect(path)
+            _connect(sock, path, time.monotonic() + 5.0)
         except OSError:
             return False
     return True
