@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -635,6 +636,7 @@ def footprint_section(results: Results) -> list[str]:
     lines = [
         FOOTPRINT_TITLE,
         "",
+        *textwrap.wrap(
         "The demo account; every server of a library set runs at once, with the default log "
         f"level. Memory: VmRSS one second after `/-/ready`, then VmRSS and VmHWM (peak) after "
         f"{s.footprint_scrapes:,} scrapes one after the other on one kept-alive connection. "
@@ -645,6 +647,7 @@ def footprint_section(results: Results) -> list[str]:
         "the requests answered. PyPI: this interpreter with the virtual environment's "
         "releases; Debian: /usr/bin/python3 with the python3-* packages (bookworm here). "
         "The Go exporter is not installed on this machine, so it is not in the table.",
+        width=92),  # lintian refuses lines past 512 characters in the source package
         "",
         "| libraries | server | RSS after start MB | after scrapes MB | peak MB | p50 ms "
         "| p99 ms | req/s | CPU ms per scrape |",
