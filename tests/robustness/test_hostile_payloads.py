@@ -151,3 +151,14 @@ def test_any_bytes_are_json_or_a_bad_response(body: bytes) -> None:
         parse_json(Answer(200, "application/json", "", body), "getstationsdata")
     except BadResponse as exc:
         assert str(exc).startswith("Netatmo getstationsdata: the answer ")
+
+
+@pytest.mark.parametrize("depth", [65, 100, 900])
+def test_nesting_deeper_than_any_netatmo_answer_is_refused_on_every_python(depth: int) -> None:
+    """Python 3.13's decoder parses 1,000 levels that 3.11's recursion refused; the depth is
+    checked on the value either way (Netatmo's answers nest about eight deep)."""
+    body = ('{"body": ' + "[" * depth + "]" * depth + "}").encode()
+    with pytest.raises(BadResponse, match="nests too deep"):
+        parse_json(Answer(200, "application/json", "", body), "getstationsdata")
+    shallow = ('{"body": ' + "[" * 60 + "]" * 60 + "}").encode()
+    assert parse_json(Answer(200, "application/json", "", shallow), "getstationsdata")

@@ -138,11 +138,14 @@ def _too_large(endpoint: str, limit: int, how: str) -> BadResponse:
 
 def parse_json(answer: Answer, endpoint: str) -> Any:
     """The answer's JSON; `BadResponse` for anything that is not JSON, nests deeper than
-    Python's recursion allows, or holds an integer of more than `MAX_INTEGER_DIGITS`
-    digits, a number out of a float's range, NaN or Infinity."""
+    `MAX_DEPTH` (or Python's recursion allows), or holds an integer of more than
+    `MAX_INTEGER_DIGITS` digits, a number out of a float's range, NaN or Infinity."""
     try:
-        return json.loads(answer.body, parse_int=_bounded_int, parse_float=_finite_float,
-                          parse_constant=_no_constant)
+        value = json.loads(answer.body, parse_int=_bounded_int, parse_float=_finite_float,
+                           parse_constant=_no_constant)
+        if not _nests_too_deep(value):
+            return value
+        problem = "nests too deep"
     except RecursionError:
         problem = "nests too deep"
     except _Refused as refused:
@@ -174,6 +177,24 @@ def transport_errors(endpoint: str) -> Iterator[None]:
 
 class _Refused(ValueError):
     pass
+
+
+MAX_DEPTH = 64
+"""Netatmo's answers nest about eight deep. Python 3.13's decoder parses far deeper than
+3.11's recursion allowed, so the depth is checked on the value, without recursing."""
+
+
+def _nests_too_deep(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 def _bounded_int(text: str) -> int:
