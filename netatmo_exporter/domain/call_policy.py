@@ -430,3 +430,12 @@ class CallPolicy:
         finally:
             if self._waits is not None:
                 self._waits.done(self.caller, self._clock.now())
+
+
+def poller_calls(tokens: AccessTokens, clock: Clock, wait: Wait, budget: CallBudget | None,
+                 waits: BudgetWaits | None, caller: str) -> tuple[PollLoop, CallPolicy]:
+    """A service poller's loop and its way to Netatmo: the process's budget (or one of its
+    own), the pollers' transient retries, budget waits reported through `waits`."""
+    loop = PollLoop(clock, wait)
+    return loop, CallPolicy(tokens, budget or CallBudget(), clock, loop, caller=caller,
+                            retries=POLLER_RETRIES, waits=waits)

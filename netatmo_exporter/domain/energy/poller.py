@@ -11,13 +11,11 @@ from types import MappingProxyType
 from netatmo_exporter.domain.authorization.scopes import THERMOSTAT_SCOPE, RefusedScopes
 from netatmo_exporter.domain.authorization.tokens import TokenManager
 from netatmo_exporter.domain.call_policy import (
-    POLLER_RETRIES,
     Backoff,
     BudgetWaits,
     CallBudget,
-    CallPolicy,
-    PollLoop,
     event_wait,
+    poller_calls,
 )
 from netatmo_exporter.domain.energy.model import EnergySnapshot, HomeReport, HomeSetup
 from netatmo_exporter.domain.errors import (
@@ -75,11 +73,8 @@ class EnergyPoller:
         self._setup_interval = setup_interval
         self._clock = clock
         self._log = log
-        self.loop = PollLoop(clock, wait)
+        self.loop, self._calls = poller_calls(tokens, clock, wait, budget, waits, "energy")
         """`loop.wake()` when a new token arrives: read the homes again now."""
-        self._calls = CallPolicy(tokens, budget or CallBudget(), clock,
-                                 self.loop, caller="energy", retries=POLLER_RETRIES,
-                                 waits=waits)
         self._backoff = Backoff()
         self._refused = RefusedScopes(tokens, log)
         self._homes: tuple[HomeSetup, ...] | None = None

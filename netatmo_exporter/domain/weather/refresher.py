@@ -16,13 +16,11 @@ from netatmo_exporter.domain.authorization.scopes import (
 )
 from netatmo_exporter.domain.authorization.tokens import TokenManager
 from netatmo_exporter.domain.call_policy import (
-    POLLER_RETRIES,
     Backoff,
     BudgetWaits,
     CallBudget,
-    CallPolicy,
-    PollLoop,
     event_wait,
+    poller_calls,
 )
 from netatmo_exporter.domain.errors import (
     MissingScope,
@@ -116,11 +114,8 @@ class Refresher:
         self._settings = settings
         self._clock = clock
         self._log = log
-        self.loop = PollLoop(clock, wait)
+        self.loop, self._calls = poller_calls(tokens, clock, wait, budget, waits, "weather")
         """`loop.wake()` when a new token arrives: fetch now, not at the end of the wait."""
-        self._calls = CallPolicy(tokens, budget or CallBudget(), clock,
-                                 self.loop, caller="weather", retries=POLLER_RETRIES,
-                                 waits=waits)
         self._backoff = Backoff()
         self._refused = RefusedScopes(tokens, log)
         self._planner = UploadPlanner(settings.interval)
