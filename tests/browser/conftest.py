@@ -7,14 +7,13 @@ from pathlib import Path
 import pytest
 
 from tests.browser.webdriver import ChromeDriver
-from tests.support.harness import free_port
 
 
 @pytest.fixture(scope="module")
 def chromedriver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromeDriver]:
     """Debian's chromedriver driving Debian's headless Chromium (CI installs both)."""
     logs = tmp_path_factory.mktemp("chromedriver")
-    driver = ChromeDriver(free_port(), logs / "chromedriver.log")
+    driver = ChromeDriver(logs / "chromedriver.log")
     yield driver
     driver.stop()
 

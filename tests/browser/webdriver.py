@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import urllib.error
 import urllib.request
@@ -46,21 +47,40 @@ def _call(method: str, url: str, payload: object | None = None, timeout: float =
 
 
 class ChromeDriver:
-    """One chromedriver process, ended by its PID."""
+    """One chromedriver process, ended by its PID. It picks its own free port (`--port=0`) and
+    names it in its log: no window in which another test can take a port chosen for it."""
 
-    def __init__(self, port: int, log_path: Path) -> None:
-        self.url = f"http://127.0.0.1:{port}"
+    def __init__(self, log_path: Path, timeout: float = 60.0) -> None:
+        self._log_path = log_path
         self._log = open(log_path, "ab")
+        start = self._log.tell()
         self.proc = subprocess.Popen(
-            [CHROMEDRIVER, f"--port={port}", "--allowed-ips=127.0.0.1"],
+            [CHROMEDRIVER, "--port=0", "--allowed-ips=127.0.0.1"],
             stdout=self._log, stderr=subprocess.STDOUT)
         try:
+            port = wait_until("chromedriver's port", lambda: self._started_port(start), timeout,
+                              every=0.1, detail=self._log_text)
+            self.url = f"http://127.0.0.1:{port}"
             wait_until("chromedriver ready", lambda: _call(
-                "GET", self.url + "/status", timeout=2).get("ready"), 20.0, every=0.1,
-                ignoring=(OSError, WebDriverError))
+                "GET", self.url + "/status", timeout=2).get("ready"), timeout, every=0.1,
+                ignoring=(OSError, WebDriverError), detail=self._log_text)
         except AssertionError:
             self.stop()
             raise
+
+    def _log_text(self) -> str:
+        return self._log_path.read_text(errors="replace")[-3000:]
+
+    def _started_port(self, start: int) -> int | None:
+        with open(self._log_path, "rb") as log:
+            log.seek(start)
+            found = re.search(rb"started successfully on port (\d+)", log.read())
+        if found:
+            return int(found.group(1))
+        if self.proc.poll() is not None:
+            raise AssertionError(f"chromedriver exited with {self.proc.returncode} before "
+                                 f"naming its port:\n{self._log_text()}")
+        return None
 
     def session(self, profile: Path, width: int = 1100, height: int = 1600,
                 extra_args: tuple[str, ...] = ()) -> Session:
