@@ -15,6 +15,7 @@ import contextlib
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -24,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from netatmo_exporter.adapters.system.trust_store import SYSTEM_STORE
 from netatmo_exporter.domain.errors import BadResponse, TransientError
 
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
@@ -171,8 +173,24 @@ def transport_errors(endpoint: str) -> Iterator[None]:
         raise TransientError(f"Netatmo {endpoint}: no answer in time ({type(exc).__name__})",
                              "timeout") from None
     except httpx.TransportError as exc:
+        if (refused := _certificate_refusal(exc)) is not None:
+            raise TransientError(
+                f"Netatmo {endpoint}: connection failed, its certificate is not trusted "
+                f"({refused.verify_message or refused.reason}); the service trusts the "
+                f"system's CAs ({SYSTEM_STORE}; SSL_CERT_FILE or SSL_CERT_DIR choose others)",
+                "connection_error") from None
         raise TransientError(f"Netatmo {endpoint}: connection failed ({type(exc).__name__})",
                              "connection_error") from None
+
+
+def _certificate_refusal(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate check behind a transport error, if that is what failed."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None or isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class _Refused(ValueError):

@@ -21,6 +21,7 @@ from netatmo_exporter.adapters.netatmo.answer import (
 )
 from netatmo_exporter.adapters.netatmo.energy_payload import parse_home_status, parse_homes
 from netatmo_exporter.adapters.netatmo.payload import parse_devices
+from netatmo_exporter.adapters.system.trust_store import trust_context
 from netatmo_exporter.domain.authorization.token import Token
 from netatmo_exporter.domain.call_policy import MAX_BACKOFF
 from netatmo_exporter.domain.energy.model import HomeSetup, HomeStatus
@@ -86,6 +87,7 @@ class NetatmoClient:
             timeout=timeout,
             headers={"User-Agent": f"netatmo-exporter/{__version__}"},
             follow_redirects=False,
+            verify=trust_context(),
         )
         self._token_timeout = httpx.Timeout(
             timeout.read * TOKEN_READ_TIMEOUT_FACTOR if timeout.read else None,

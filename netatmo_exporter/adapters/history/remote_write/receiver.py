@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import email.utils
 import re
-import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import httpx
 from netatmo_exporter import __version__
 from netatmo_exporter.adapters.history.output import LabelPairs, live_series
 from netatmo_exporter.adapters.history.remote_write.wire import snappy_compress, write_request
+from netatmo_exporter.adapters.system.trust_store import trust_context
 from netatmo_exporter.adapters.web.http_policy import authority
 from netatmo_exporter.domain.history.plan import Series
 from netatmo_exporter.domain.history.remote_write import Batch, ReceiverError
@@ -63,7 +63,8 @@ class _Chunk:
 class RemoteWriteReceiver:
     """Satisfies `HistoryReceiver`. `extra_labels` are added to every series (the `job`
     and `instance` of the live series). `username` with `password_file` for basic auth, or
-    `bearer_token_file`; `ca_file` adds a CA to the system's for an https:// receiver."""
+    `bearer_token_file`; `ca_file` adds a CA to the system's (`trust_store`) for an https://
+    receiver."""
 
     def __init__(self, url: str, extra_labels: LabelPairs = (), *, username: str = "",
                  password_file: str = "", bearer_token_file: str = "", ca_file: str = "",
@@ -80,12 +81,9 @@ class RemoteWriteReceiver:
         self._bearer_token_file = bearer_token_file
         self._max_samples = max_samples
         self._max_bytes = max_bytes
-        verify: ssl.SSLContext | bool = True
-        if ca_file:
-            verify = ssl.create_default_context()
-            verify.load_verify_locations(cafile=ca_file)
         self._http = httpx.Client(
-            timeout=timeout, verify=verify, transport=transport, follow_redirects=False,
+            timeout=timeout, verify=trust_context(ca_file), transport=transport,
+            follow_redirects=False,
             headers={"User-Agent": f"netatmo-exporter/{__version__}",
                      "Content-Encoding": "snappy",
                      "Content-Type": "application/x-protobuf",
