@@ -3,7 +3,6 @@ domain error with a clear message, and tokens travel only in headers and form bo
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 
@@ -25,7 +24,7 @@ from netatmo_exporter.domain.errors import (
     TransientError,
 )
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
-from tests.support.harness import CLIENT_ID, CLIENT_SECRET, wait_until
+from tests.support.harness import CLIENT_ID, CLIENT_SECRET, in_background, wait_until
 
 
 @pytest.fixture
@@ -191,16 +190,8 @@ def test_a_token_request_waiting_to_retry_ends_when_the_client_closes(
     netatmo = NetatmoClient(cloud.base_url, CLIENT_ID, CLIENT_SECRET, SystemClock(),
                             attempts=3, backoff=600.0)
     cloud.inject("token", Fault.html_502(), times=None)
-    failed: list[BaseException] = []
-
-    def renew() -> None:
-        try:
-            netatmo.refresh(cloud.mint_refresh_token())
-        except NetatmoError as exc:
-            failed.append(exc)
-
-    worker = threading.Thread(target=renew, daemon=True)
-    worker.start()
+    worker, failed = in_background(lambda: netatmo.refresh(cloud.mint_refresh_token()),
+                                   NetatmoError)
     wait_until("the first token request", lambda: cloud.count("token") == 1, 10.0)
     netatmo.close()  # the service stopping: the 600 s wait before the retry ends now
     worker.join(10.0)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from netatmo_exporter.domain.errors import NetatmoError
 from netatmo_exporter.simulator import FakeNetatmoCloud, Fault
 from tests.conftest import exporter_args
 from tests.integration.test_exporter_tokens import run_cli
-from tests.support.harness import ExporterProcess, seed_token, wait_until
+from tests.support.harness import ExporterProcess, in_background, seed_token, wait_until
 
 STOP_WITHIN = 10.0
 
@@ -55,16 +54,7 @@ def test_flush_answers_while_a_renewal_hangs_at_netatmo(
     backfill = ServiceTokens(str(socket_path), timeout=60.0)
     backfill.reject_access_token(backfill.access_token())  # the next one is renewed
     cloud.inject("token", Fault.http_500(wait=40.0), times=None)
-    waiting: list[object] = []
-
-    def ask() -> None:
-        try:
-            waiting.append(backfill.access_token())
-        except NetatmoError as exc:
-            waiting.append(exc)
-
-    asking = threading.Thread(target=ask, daemon=True)
-    asking.start()
+    in_background(backfill.access_token, NetatmoError)
     wait_for_count(cloud, "token")
 
     result = run_cli("flush", "--control-socket", str(socket_path))  # deadline: 10 s

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -46,6 +47,23 @@ def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 20.0, 
         if time.monotonic() >= deadline:
             raise AssertionError(f"no {what} within {timeout}s\n{detail()}")
         time.sleep(every)
+
+
+def in_background(call: Callable[[], object], catching: type[BaseException] = Exception
+                  ) -> tuple[threading.Thread, list[object]]:
+    """Starts `call` in a daemon thread; the list receives what it returned or the
+    `catching` exception it raised (anything else ends the thread with a traceback)."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except catching as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
 
 
 def self_signed_certificate(directory: Path, name: str) -> tuple[Path, Path]:
