@@ -171,7 +171,8 @@ def test_readings_the_receiver_will_never_take_are_reported_once_with_the_backfi
         ) -> None:
     rig = Rig()
     rig.receiver.errors = [ReceiverError("out_of_window", f"receiver refused {n}: out of "
-                                         "bounds", retry=False) for n in range(2)]
+                                         "bounds", retry=False, advice=f"or `netatmo-exporter "
+                                         f"backfill --from {n}`") for n in range(2)]
 
     rig.poll()
 
@@ -181,6 +182,8 @@ def test_readings_the_receiver_will_never_take_are_reported_once_with_the_backfi
     assert rig.store.saved[-1] == {f"module:{MAIN}/{MAIN}": NOW, f"module:{MAIN}/{OUTDOOR}": NOW}
     assert rig.receiver.writes == 2
     assert "backfill --from 2025-12-31T21:00:00Z" in (rig.follower.state().last_error or "")
+    assert "backfill" not in line["error"]  # the command once, over the whole refused range
+    assert (rig.follower.state().last_error or "").count("netatmo-exporter backfill") == 1
     rig.poll()
     assert rig.receiver.writes == 4  # the next interval's readings, not the refused ones
     assert all(begin == NOW + 1 for _, _, begin, _ in rig.history.calls[2:])

@@ -382,7 +382,8 @@ class HistoryFollower:
         self._state_written(exc.accepted)  # a receiver may store part of a batch it refuses
         refused = self._refused
         if refused is None:
-            self._refused = _ReceiverRefusal(page.first, page.last, exc.reason, str(exc))
+            self._refused = _ReceiverRefusal(page.first, page.last, exc.reason,
+                                             exc.problem)
         else:
             refused.first, refused.last = (min(refused.first, page.first),
                                            max(refused.last, page.last))

@@ -35,11 +35,16 @@ class ReceiverError(Exception):
     is one line naming the receiver and what to change (never a credential). `retry`: the
     same data may be taken later (429, 5xx, unreachable); otherwise it never will be as is.
     `retry_after`: seconds the receiver asked for, if it did. `accepted`: samples of the
-    batch the receiver stored nevertheless (`out_of_window`: all but the refused ones)."""
+    batch the receiver stored nevertheless (`out_of_window`: all but the refused ones).
+    `advice`: the command that brings the refused readings in another way, for a reader
+    of this one error; `problem` is the message without it (the follower names its own
+    command, over every page refused)."""
 
     def __init__(self, reason: str, message: str, retry: bool,
-                 retry_after: float | None = None, *, accepted: int = 0) -> None:
-        super().__init__(message)
+                 retry_after: float | None = None, *, accepted: int = 0,
+                 advice: str = "") -> None:
+        super().__init__(f"{message}, {advice}" if advice else message)
+        self.problem = message
         self.reason = reason
         self.retry = retry
         self.retry_after = retry_after

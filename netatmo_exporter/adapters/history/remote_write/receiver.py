@@ -44,8 +44,8 @@ BODY_SHOWN = 200
 _WINDOW_WORDS = ("out of order", "out of bounds", "too old")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _OUT_OF_WINDOW_ADVICE = (
-    "set storage: tsdb: out_of_order_time_window in prometheus.yml, or bring these readings "
-    "in with `netatmo-exporter backfill --from {begin} --to {end}` as blocks")
+    "or bring these readings in with `netatmo-exporter backfill --from {begin} --to {end}` as "
+    "blocks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +170,10 @@ class RemoteWriteReceiver:
         raise ReceiverError(
             "out_of_window",
             f"remote write to {self.shown_url}: the receiver refuses {len(refused)} samples "
-            f"from {begin} to {end} as outside its out-of-order window ({refusal}); "
-            + _OUT_OF_WINDOW_ADVICE.format(begin=begin, end=end),
-            retry=False, accepted=stored) from None
+            f"from {begin} to {end} as outside its out-of-order window ({refusal}); set "
+            "storage: tsdb: out_of_order_time_window in prometheus.yml",
+            retry=False, accepted=stored,
+            advice=_OUT_OF_WINDOW_ADVICE.format(begin=begin, end=end)) from None
 
     def _post(self, request: Sequence[_Chunk]) -> None:
         body = snappy_compress(write_request(
