@@ -16,7 +16,10 @@ service's memory. Both libraries carry on without them."""
 for _extra in UNUSED_LIBRARY_EXTRAS:
     sys.modules.setdefault(_extra, None)  # type: ignore[arg-type]
 
-from netatmo_exporter.adapters.system.control_socket import socket_path_problem  # noqa: E402
+from netatmo_exporter.adapters.system.control_socket import (  # noqa: E402
+    UnsafeSocketPath,
+    socket_path_problem,
+)
 from netatmo_exporter.adapters.system.file_owner import foreign_in_shared_folder  # noqa: E402
 from netatmo_exporter.entrypoints.bootstrap import build_app  # noqa: E402
 from netatmo_exporter.entrypoints.config import (  # noqa: E402
@@ -80,7 +83,11 @@ def serve(argv: list[str], env: dict[str, str]) -> int:
         print(f"{PROG}: cannot listen on {config.host or '*'}:{config.port}: {exc.strerror}",
               file=sys.stderr)
         return 1
-    code = app.run_until_signalled(env)
+    try:
+        code = app.run_until_signalled(env)
+    except UnsafeSocketPath as exc:  # the path changed or is out of reach since the check
+        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTING
     if app.abandoned:
         # Loops still blocked on Netatmo: ending the interpreter normally would run them
         # into its finalization. The token is on disk; end the process here.

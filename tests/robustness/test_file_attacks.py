@@ -219,6 +219,21 @@ def test_a_control_socket_path_taken_stops_the_start_in_one_line(
         assert path.read_text() == "keep me\n"
 
 
+def test_a_control_socket_in_a_folder_out_of_reach_stops_the_start_with_its_reason(
+        cloud: FakeNetatmoCloud, private: Path) -> None:
+    token_path = private / "token.json"
+    seed_token(cloud, token_path)
+    path = private / "no-such-folder" / "control.sock"
+
+    result = _start(cloud, token_path, "--control-socket", str(path))
+
+    assert result.returncode == 78, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"netatmo-exporter: configuration error: --control-socket {path}: cannot listen "
+        "there (No such file or directory): give a path in a folder the service may write")
+
+
 @pytest.fixture
 def impostor_socket(shared: Path) -> Iterator[Path]:
     """Another user listening on a control socket path in the shared folder."""

@@ -163,19 +163,25 @@ class ControlSocketServer:
         self._rejections = _Window(*REJECTIONS, clock)
 
     def start(self) -> None:
-        """Raises `UnsafeSocketPath` for a path it must not replace."""
+        """Raises `UnsafeSocketPath` for a path it must not replace or cannot listen on."""
         problem = socket_path_problem(self._path)
         if problem:
             raise UnsafeSocketPath(f"--control-socket {problem}")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)
         try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path)
             sock.bind(self._path)
+            sock.listen(MAX_CONNECTIONS)
+        except OSError as exc:
+            sock.close()
+            raise UnsafeSocketPath(
+                f"--control-socket {self._path}: cannot listen there "
+                f"({exc.strerror or type(exc).__name__}): give a path in a folder the "
+                "service may write") from None
         finally:
             os.umask(old_umask)
-        sock.listen(MAX_CONNECTIONS)
         self._sock = sock
         self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
         self._thread.start()
