@@ -219,19 +219,27 @@ def test_a_control_socket_path_taken_stops_the_start_in_one_line(
         assert path.read_text() == "keep me\n"
 
 
-def test_a_control_socket_in_a_folder_out_of_reach_stops_the_start_with_its_reason(
-        cloud: FakeNetatmoCloud, private: Path) -> None:
+@pytest.mark.parametrize("where", ["a folder that does not exist", "a path too long"])
+def test_a_control_socket_path_it_cannot_listen_on_stops_the_start_with_its_reason(
+        cloud: FakeNetatmoCloud, private: Path, where: str) -> None:
     token_path = private / "token.json"
     seed_token(cloud, token_path)
-    path = private / "no-such-folder" / "control.sock"
+    with tempfile.TemporaryDirectory(prefix="ne-", dir="/tmp") as short:
+        if where == "a path too long":  # sockaddr_un holds 108 bytes
+            path = Path(short) / ("x" * 120) / "control.sock"
+            (path.parent).mkdir()
+            reason = "AF_UNIX path too long"
+        else:
+            path = Path(short) / "no-such-folder" / "control.sock"
+            reason = "No such file or directory"
 
-    result = _start(cloud, token_path, "--control-socket", str(path))
+        result = _start(cloud, token_path, "--control-socket", str(path))
 
     assert result.returncode == 78, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1] == (
         f"netatmo-exporter: configuration error: --control-socket {path}: cannot listen "
-        "there (No such file or directory): give a path in a folder the service may write")
+        f"there ({reason}): give a short path in a folder the service may write")
 
 
 @pytest.fixture

@@ -178,7 +178,7 @@ class ControlSocketServer:
             sock.close()
             raise UnsafeSocketPath(
                 f"--control-socket {self._path}: cannot listen there "
-                f"({exc.strerror or type(exc).__name__}): give a path in a folder the "
+                f"({exc.strerror or exc}): give a short path in a folder the "
                 "service may write") from None
         finally:
             os.umask(old_umask)
