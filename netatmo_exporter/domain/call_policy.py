@@ -190,17 +190,28 @@ class BudgetWaits:
         return BudgetWaitState(waiting, tuple(sorted(waited.items())))
 
 
+class CallJournal(Protocol):
+    """Where a budget writes down each call it books, beyond the process (the service's
+    `<token file>.calls`): a service restarted, or crashing in a loop, starts with the calls
+    of the hour before (`CallBudget.book`) and stays within Netatmo's limits across its
+    lives. Never raises: a journal that cannot write says so and the call goes ahead."""
+
+    def record(self, at: float, caller: str) -> None: ...
+
+
 class CallBudget:
     """Netatmo's per-user limits, shared by every caller of the process: at most
     `short_limit` calls in any `short_window` seconds and `long_limit` in any
-    `long_window`. Thread-safe."""
+    `long_window`. Each booked call is written to `journal`, if given. Thread-safe."""
 
     def __init__(self, short_limit: int = SHORT_LIMIT, long_limit: int = LONG_LIMIT, *,
-                 short_window: float = SHORT_WINDOW, long_window: float = LONG_WINDOW) -> None:
+                 short_window: float = SHORT_WINDOW, long_window: float = LONG_WINDOW,
+                 journal: CallJournal | None = None) -> None:
         self._short = (short_limit, short_window)
         self._long = (long_limit, long_window)
         self._lock = threading.Lock()
         self._calls: deque[tuple[float, str]] = deque()
+        self._journal = journal
 
     def take(self, caller: str, hourly_share: int | None, now: float) -> float:
         """Books one call for `caller` at `now` and returns 0.0; when a window or the
@@ -209,6 +220,8 @@ class CallBudget:
             wait = self._wait_locked(caller, hourly_share, now)
             if wait <= 0.0:
                 self._calls.append((now, caller))
+                if self._journal is not None:
+                    self._journal.record(now, caller)
             return wait
 
     def room(self, caller: str, hourly_share: int | None, now: float) -> float:
@@ -248,8 +261,9 @@ class CallBudget:
             return [at for at, name in self._calls if name == caller]
 
     def book(self, caller: str, times: Iterable[float]) -> None:
-        """Counts calls made before this budget existed: a backfill run again after a stop
-        has spent part of its hourly share already."""
+        """Counts calls made before this budget existed (not written to the journal): a
+        backfill run again after a stop has spent part of its hourly share already, a
+        service restarted has made calls in the hour before."""
         with self._lock:
             self._calls = deque(sorted([*self._calls, *((at, caller) for at in times)]))
 

@@ -31,6 +31,7 @@ from netatmo_exporter.adapters.pages.oauth_flow import PendingStates
 from netatmo_exporter.adapters.pages.service import ServicePages
 from netatmo_exporter.adapters.pages.status import StatusPage
 from netatmo_exporter.adapters.pages.templates import Templates
+from netatmo_exporter.adapters.system.call_journal import FileCallJournal, calls_path
 from netatmo_exporter.adapters.system.clock import SystemClock
 from netatmo_exporter.adapters.system.control_socket import ControlSocketServer
 from netatmo_exporter.adapters.system.logging import SecretRedactor, configure_logging
@@ -106,6 +107,7 @@ class Application:
     energy: EnergyPoller | None = None
     history: HistoryFollower | None = None
     remote_write: RemoteWriteReceiver | None = None
+    journal: FileCallJournal | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
     abandoned: tuple[str, ...] = ()
     """The loops still waiting on the network when `stop` returned: the process must end
@@ -190,6 +192,8 @@ class Application:
                                if thread.name in LOOPS and thread.is_alive())
         if not self.abandoned:  # else a call hangs in them: the process ends it
             self.client.close()
+            if self.journal is not None:
+                self.journal.close()
             if self.remote_write is not None:
                 self.remote_write.close()
         self.log.info("stopped", **({"abandoned": ",".join(self.abandoned)}
@@ -225,7 +229,11 @@ def build_app(
     wait = wait or event_wait
     tokens = TokenManager(client, RedactingTokenStore(store or FileTokenStore(config.token_file),
                                                       redactor), clock, log)
-    budget = CallBudget()  # Netatmo's limits are per user: one budget for every poller
+    journal = _call_journal(config, clock, log)
+    # Netatmo's limits are per user: one budget for every poller, across restarts too.
+    budget = CallBudget(journal=journal)
+    if journal is not None:
+        _book_earlier_calls(budget, journal.recent(clock.now()), log)
     waits = BudgetWaits(log)
     refresher = Refresher(
         tokens, client,
@@ -279,7 +287,28 @@ def build_app(
                                    lambda share: budget.take(BACKFILL, share, clock.now()))
                if config.control_socket else None)
     return Application(config, log, tokens, refresher, renewal, client, server, registry,
-                       redactor, control, energy, history, remote_write)
+                       redactor, control, energy, history, remote_write, journal)
+
+
+def _call_journal(config: Config, clock: Clock, log: EventLog) -> FileCallJournal | None:
+    """The budget's calls on disk beside the token file; none without a token file."""
+    if not config.token_file:
+        return None
+    return FileCallJournal(calls_path(config.token_file), log)
+
+
+def _book_earlier_calls(budget: CallBudget, calls: list[tuple[float, str]],
+                        log: EventLog) -> None:
+    """The calls an earlier life of the service made in the last hour, counted again."""
+    callers: dict[str, list[float]] = {}
+    for at, caller in calls:
+        callers.setdefault(caller, []).append(at)
+    for caller, times in callers.items():
+        budget.book(caller, times)
+    if calls:
+        log.info("call_budget_restored", calls=len(calls),
+                 callers=",".join(f"{caller}:{len(times)}" for caller, times in
+                                  sorted(callers.items())))
 
 
 def remote_write_receiver(settings: HistorySettings) -> RemoteWriteReceiver:
