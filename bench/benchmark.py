@@ -46,10 +46,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from netatmo_exporter.simulator import (  # noqa: E402
+    Account,
     FakeNetatmoCloud,
     Fault,
     demo_account,
     large_account,
+)
+from netatmo_exporter.simulator.accounts import (  # noqa: E402
+    DEMO_HOME_COACHES,
+    DEMO_STATIONS,
+    DEMO_USER,
 )
 from tests.support.harness import (  # noqa: E402
     CLIENT_ID,
@@ -57,7 +63,9 @@ from tests.support.harness import (  # noqa: E402
     free_port,
     http_get,
     seed_token,
+    self_signed_certificate,
 )
+from tests.support.tls_front import tls_proxy  # noqa: E402
 
 LIBRARIES = ("httpx", "tenacity", "structlog", "bottle", "prometheus_client", "waitress",
              "yaml", "bcrypt")
@@ -90,6 +98,8 @@ class Settings:
     tail_duration: int = 5
     variants: tuple[str, ...] = ("switch-5ms", "gc-freeze", "gc-threshold", "gc-off",
                                  "threads-1", "threads-2", "log-error")
+    go_exporter: str | None = None
+    """The Go exporter's binary, run beside ours in the footprint (`--go-exporter`)."""
 
 
 FULL = Settings(duration=8, connections=8, rounds=2, scrapes_small=100, scrapes_large=10_000,
@@ -106,14 +116,15 @@ Debian's system interpreter with the python3-* packages."""
 
 class Process:
     def __init__(self, args: list[str], workdir: Path, name: str, python: str = sys.executable,
-                 tree: Path = REPO) -> None:
+                 tree: Path = REPO, env: dict[str, str] | None = None) -> None:
+        """`python`: the program to run with `args` (an interpreter, or a binary)."""
         self.port = free_port()
         self.log = workdir / f"{name}.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(  # noqa: S603
                 [python, *[a.replace("{port}", str(self.port)) for a in args]],
                 stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-                env={**os.environ, "PYTHONPATH": str(tree)})
+                env={**os.environ, "PYTHONPATH": str(tree), **(env or {})})
         self.started = time.perf_counter()
 
     @property
@@ -192,6 +203,47 @@ def bare_server(exposition: str, workdir: Path, python: str = sys.executable
         yield process
     finally:
         process.stop()
+
+
+GO_EXPORTER = "Go exporter"
+
+
+def go_comparable_account() -> Account:
+    """The demo account without what the Go exporter cannot serve: its second module named
+    "Chambre" (Go answers every scrape with a 500 for the duplicate series) and the station
+    and module without names."""
+    main, _, chalet = DEMO_STATIONS
+    modules = (*main.modules[:-1], replace(main.modules[-1], name="Chambre d'amis"))
+    return Account(user=DEMO_USER, stations=(replace(main, modules=modules), chalet),
+                   home_coaches=DEMO_HOME_COACHES[:1], frozen=True)
+
+
+@contextmanager
+def go_exporter(binary: str, cloud: FakeNetatmoCloud, workdir: Path, name: str
+                ) -> Iterator[Process]:
+    """The Go exporter with a token of the simulated cloud. It calls the fixed address
+    https://api.netatmo.net: an HTTPS proxy (`HTTPS_PROXY`, which Go obeys) ends each tunnel
+    in TLS with a certificate for that name, trusted through `SSL_CERT_FILE`, and forwards to
+    the simulated cloud. Ready once a scrape (which starts its first refresh) shows data."""
+    key, cert = self_signed_certificate(workdir, "api.netatmo.net")
+    token = workdir / f"{name}-token.json"
+    seed_token(cloud, token)
+    with tls_proxy(cloud.port, key, cert) as proxy:
+        process = Process(["--addr", "127.0.0.1:{port}", "--client-id", CLIENT_ID,
+                           "--client-secret", CLIENT_SECRET, "--token-file", str(token)],
+                          workdir, name, binary,
+                          env={"HTTPS_PROXY": proxy, "SSL_CERT_FILE": str(cert),
+                               "NO_PROXY": ""})
+        try:
+            process.wait_for("/metrics")
+            deadline = time.monotonic() + 30.0
+            while "netatmo_up 1" not in http_get(process.url + "/metrics")[1]:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the Go exporter shows no data:\n{process.log.read_text()}")
+                time.sleep(0.2)
+            yield process
+        finally:
+            process.stop()
 
 
 # -- measurements ------------------------------------------------------------------------
@@ -376,7 +428,9 @@ def footprint(settings: Settings, say: Callable[[str], None], workdir: Path,
     for libraries, python in PYTHONS.items():
         if not Path(python).exists():
             continue
-        with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=demo_account(frozen=True)
+        account = (go_comparable_account() if settings.go_exporter
+                   else demo_account(frozen=True))
+        with FakeNetatmoCloud(CLIENT_ID, CLIENT_SECRET, account=account
                               ) as cloud, ExitStack() as running:
             servers = {name: running.enter_context(exporter(
                 cloud, workdir, f"{libraries}-{index}", python=python, tree=tree,
@@ -384,6 +438,9 @@ def footprint(settings: Settings, say: Callable[[str], None], workdir: Path,
             exposition = http_get(servers["service"].url + "/metrics")[1]
             servers = {"bare prometheus_client": running.enter_context(
                 bare_server(exposition, workdir, python)), **servers}
+            if settings.go_exporter:
+                servers[GO_EXPORTER] = running.enter_context(go_exporter(
+                    settings.go_exporter, cloud, workdir, f"{libraries}-go"))
             time.sleep(1.0)
             started = {name: process.memory_mb()[0] for name, process in servers.items()}
             for process in servers.values():
@@ -637,7 +694,8 @@ def footprint_section(results: Results) -> list[str]:
         FOOTPRINT_TITLE,
         "",
         *textwrap.wrap(
-        "The demo account; every server of a library set runs at once, with the default log "
+        f"{'The demo account' if not s.go_exporter else GO_ACCOUNT}; every server of a "
+        "library set runs at once, with the default log "
         f"level. Memory: VmRSS one second after `/-/ready`, then VmRSS and VmHWM (peak) after "
         f"{s.footprint_scrapes:,} scrapes one after the other on one kept-alive connection. "
         f"Then `wrk -t1 -c{s.connections} -d{s.tail_duration}s` (keep-alive), {s.tail_rounds} "
@@ -646,7 +704,8 @@ def footprint_section(results: Results) -> list[str]:
         "rounds. CPU per scrape: the process's user and system time during the rounds over "
         "the requests answered. PyPI: this interpreter with the virtual environment's "
         "releases; Debian: /usr/bin/python3 with the python3-* packages (bookworm here). "
-        "The Go exporter is not installed on this machine, so it is not in the table.",
+        + (GO_TEXT if s.go_exporter else
+           "The Go exporter was not given (--go-exporter), so it is not in the table."),
         width=92),  # lintian refuses lines past 512 characters in the source package
         "",
         "| libraries | server | RSS after start MB | after scrapes MB | peak MB | p50 ms "
@@ -665,6 +724,13 @@ def footprint_section(results: Results) -> list[str]:
         lines.append(f"- {libraries}: {footprint_verdict(servers)}")
     return lines
 
+
+GO_ACCOUNT = ("The demo account without its duplicate and missing module names (which the "
+              "Go exporter answers with a 500)")
+GO_TEXT = ("The Go exporter: the binary given with --go-exporter, with a token of the same "
+           "simulated cloud, which it reaches as https://api.netatmo.net through an HTTPS "
+           "proxy (tests/support/tls_front.py); its own memory after its first refresh, "
+           "which a scrape starts.")
 
 MEMORY_TARGET_MB = 32.0
 """Issue 23: the service's RSS after start and after 5,000 scrapes, with either library set."""
@@ -687,6 +753,13 @@ def footprint_verdict(servers: dict[str, Footprint]) -> str:
                  f"p50 x{ours.load.p50_ms / before.load.p50_ms:.2f}, throughput "
                  f"x{ours.load.requests_per_second / before.load.requests_per_second:.2f}, CPU "
                  f"per scrape x{ours.cpu_ms_per_scrape / before.cpu_ms_per_scrape:.2f}")
+    go = servers.get(GO_EXPORTER)
+    if go is not None:
+        text += (f"; against the Go exporter: p99 x{ours.load.p99_ms / go.load.p99_ms:.2f} "
+                 f"(target: at most 1), p50 x{ours.load.p50_ms / go.load.p50_ms:.2f}, "
+                 f"throughput x{ours.load.requests_per_second / go.load.requests_per_second:.2f}"
+                 f", RSS x{ours.after_scrapes_mb / go.after_scrapes_mb:.2f} after the scrapes, "
+                 f"CPU per scrape x{ours.cpu_ms_per_scrape / go.cpu_ms_per_scrape:.2f}")
     return text + "."
 
 
@@ -771,6 +844,10 @@ def main() -> int:
     parser.add_argument("--before", default=None, metavar="REV",
                         help="in the footprint, the service as it was at this git revision "
                              "too, beside today's")
+    parser.add_argument("--go-exporter", default=None, metavar="PATH",
+                        help="the Go netatmo-exporter's binary, run beside ours in the "
+                             "footprint (it reaches the simulated cloud through a local "
+                             "HTTPS proxy)")
     parser.add_argument("--variants", default=None, metavar="NAME,...",
                         help="the tail's candidates (default: "
                              f"{','.join(FULL.variants)}; see bench/service_variant.py)")
@@ -785,6 +862,8 @@ def main() -> int:
         settings = replace(settings, variants=tuple(filter(None, args.variants.split(","))))
     if args.rounds is not None:
         settings = replace(settings, tail_rounds=args.rounds)
+    if args.go_exporter is not None:
+        settings = replace(settings, go_exporter=args.go_exporter)
     results = run_parts(settings, lambda line: print(line, flush=True), args.part, args.before)
     output = args.output or (None if args.quick else str(REPO / "docs" / "benchmark.md"))
     if output and args.part == "all":

@@ -20,7 +20,7 @@ from tests.support.harness import (
     self_signed_certificate,
     wait_until,
 )
-from tests.support.tls_front import tls_front
+from tests.support.tls_front import tls_front, tls_proxy
 
 UP = "netatmo_up 1.0"
 
@@ -84,3 +84,16 @@ def test_a_certificate_the_system_does_not_trust_is_refused_and_the_token_kept(
     assert _station_calls(cloud) == 0
     assert service.terminate() == 0
     assert (tmp_path / "token.json").read_bytes() == token_before
+
+
+def test_the_service_reaches_netatmo_through_an_https_proxy(
+        cloud: FakeNetatmoCloud, tmp_path: Path, exporters: list[ExporterProcess]) -> None:
+    """`HTTPS_PROXY` obeyed, as by the Go exporter (the benchmark reaches it the same way):
+    Netatmo's own name, a tunnel through the proxy, the certificate checked."""
+    key, cert = self_signed_certificate(tmp_path, "api.netatmo.net")
+    with tls_proxy(cloud.port, key, cert) as proxy:
+        service = _service(cloud, "https://api.netatmo.net", tmp_path,
+                           {"HTTPS_PROXY": proxy, "SSL_CERT_FILE": str(cert), "NO_PROXY": ""},
+                           exporters)
+        service.metrics_when(lambda body: UP in body, "netatmo_up 1 through the proxy")
+    assert _station_calls(cloud) >= 1
