@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from netatmo_exporter import __version__
 from netatmo_exporter.adapters.system.file_owner import foreign_path
 from netatmo_exporter.adapters.system.token_file import renewal_lock_path
+from netatmo_exporter.adapters.system.trust_store import UnusableTrustStore, trust_context
 from netatmo_exporter.adapters.web.http_policy import http_url
 from netatmo_exporter.domain.authorization.scopes import DEFAULT_SCOPES, KNOWN_SCOPES
 from netatmo_exporter.domain.durations import parse_duration as parse_duration
@@ -310,6 +311,7 @@ def config_from(values: Mapping[str, str], environ: Mapping[str, str],
         except WebConfigError as exc:
             raise _fail("web_config_file", str(exc)) from None
     history = _history(values)
+    _check_trust_store(environ, history.ca_file if history else "")
     return Config(
         host=host, port=port, external_url=external_url.rstrip("/"), token_file=token_file,
         client_id=values["client_id"].strip(), client_secret=values["client_secret"].strip(),
@@ -321,6 +323,19 @@ def config_from(values: Mapping[str, str], environ: Mapping[str, str],
         external_url_configured=bool(values["external_url"].strip()),
         allowed_hosts=allowed_hosts, web_config=web_config, history=history,
     )
+
+
+def _check_trust_store(environ: Mapping[str, str], ca_file: str) -> None:
+    """The CAs to trust for https:// load: OpenSSL's variables, then the receiver's CA file."""
+    try:
+        trust_context(env=environ)
+    except UnusableTrustStore as exc:
+        raise ConfigError(f"the certificates to trust for https://: {exc}") from None
+    if ca_file:
+        try:
+            trust_context(ca_file, env=environ)
+        except UnusableTrustStore as exc:
+            raise _fail("history_ca_file", str(exc)) from None
 
 
 def _history(values: Mapping[str, str]) -> HistorySettings | None:

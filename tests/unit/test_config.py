@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import certifi
 import pytest
 
 from netatmo_exporter.entrypoints.config import (
@@ -21,6 +22,9 @@ from netatmo_exporter.entrypoints.config import (
 SECRET = "s3cr3t-value-never-shown"
 REPO = Path(__file__).resolve().parents[2]
 
+
+CA_FILE = certifi.where()
+"""A file of CAs OpenSSL reads (certifi's bundle, or Debian's, which certifi names)."""
 
 def required(tmp_path: Path) -> dict[str, str]:
     return {
@@ -127,8 +131,8 @@ HISTORY_CASES = [
     (["--history.remote-write-bearer-token-file", "/dev/null"],
      "NETATMO_HISTORY_REMOTE_WRITE_BEARER_TOKEN_FILE", "/dev/null",
      lambda h: h.bearer_token_file, "/dev/null"),
-    (["--history.remote-write-ca-file", "/dev/null"], "NETATMO_HISTORY_REMOTE_WRITE_CA_FILE",
-     "/dev/null", lambda h: h.ca_file, "/dev/null"),
+    (["--history.remote-write-ca-file", CA_FILE], "NETATMO_HISTORY_REMOTE_WRITE_CA_FILE",
+     CA_FILE, lambda h: h.ca_file, CA_FILE),
 ]
 _PAIRED = {"NETATMO_HISTORY_REMOTE_WRITE_USERNAME": "NETATMO_HISTORY_REMOTE_WRITE_PASSWORD_FILE",
            "NETATMO_HISTORY_REMOTE_WRITE_PASSWORD_FILE": "NETATMO_HISTORY_REMOTE_WRITE_USERNAME"}
@@ -347,3 +351,28 @@ def test_help_lists_every_flag_with_defaults_but_never_the_secret(tmp_path: Path
 def test_token_file_with_nul_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"--token-file \(NETATMO_EXPORTER_TOKEN_FILE\).*NUL"):
         load(tmp_path, ["--token-file", str(tmp_path / "a\x00b")])
+
+
+@pytest.mark.parametrize(("variable", "value", "problem"), [
+    ("SSL_CERT_FILE", "missing.pem", "SSL_CERT_FILE={}: No such file or directory"),
+    ("SSL_CERT_FILE", "garbage.pem", "SSL_CERT_FILE={}: holds no certificate OpenSSL can read"),
+    ("SSL_CERT_DIR", "missing", "SSL_CERT_DIR={}: not a folder"),
+])
+def test_a_trust_store_openssl_cannot_use_is_a_configuration_error(
+        tmp_path: Path, variable: str, value: str, problem: str) -> None:
+    (tmp_path / "garbage.pem").write_text("not a certificate\n")
+    path = str(tmp_path / value)
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, **{variable: path})
+    assert str(caught.value).startswith("the certificates to trust for https://: "
+                                        + problem.format(path))
+
+
+def test_a_receiver_ca_file_openssl_cannot_read_names_its_option(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, ["--history.remote-write-url", "https://mimir.example.org/api/v1/push",
+                        "--history.remote-write-ca-file", str(tmp_path / "ca.pem")])
+    assert str(caught.value).startswith(
+        "--history.remote-write-ca-file (NETATMO_HISTORY_REMOTE_WRITE_CA_FILE): "
+        f"{tmp_path / 'ca.pem'}: holds no certificate OpenSSL can read")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
 
 SYSTEM_STORE = "/etc/ssl/certs"
@@ -22,24 +23,45 @@ SYSTEM_STORE = "/etc/ssl/certs"
 here)."""
 
 
-def trust_context(extra_ca_file: str = "", folders: tuple[str, ...] | None = None
-                  ) -> ssl.SSLContext:
+class UnusableTrustStore(ValueError):
+    """A store named by `SSL_CERT_FILE`, `SSL_CERT_DIR` or an extra CA file cannot be used;
+    the message names it and why."""
+
+
+def trust_context(extra_ca_file: str = "", folders: tuple[str, ...] | None = None,
+                  env: Mapping[str, str] = os.environ) -> ssl.SSLContext:
     """A client context (TLS 1.2 or later, host names checked) trusting the system's CAs,
     plus `extra_ca_file` when given. `folders`: where to look for the system's hashed
-    folder (default: OpenSSL's `capath`, then `SYSTEM_STORE`)."""
-    cafile = os.environ.get("SSL_CERT_FILE") or None
-    capath = os.environ.get("SSL_CERT_DIR") or None
+    folder (default: OpenSSL's `capath`, then `SYSTEM_STORE`). Raises `UnusableTrustStore`."""
+    cafile = env.get("SSL_CERT_FILE") or None
+    capath = env.get("SSL_CERT_DIR") or None
+    named = f"SSL_CERT_FILE={cafile}"  # a folder is read lazily: only a file fails to load
+    if capath is not None and not os.path.isdir(capath):
+        raise UnusableTrustStore(f"SSL_CERT_DIR={capath}: not a folder")
     if cafile is None and capath is None:
         capath = hashed_folder(folders)
         if capath is None:
             import certifi  # httpx depends on it; loaded only where the system has no store
 
             cafile = certifi.where()
-    context = ssl.create_default_context(cafile=cafile, capath=capath)
+            named = f"certifi's {cafile}"
+    try:
+        context = ssl.create_default_context(cafile=cafile, capath=capath)
+    except (OSError, ssl.SSLError) as exc:
+        raise UnusableTrustStore(f"{named}: {_reason(exc)}") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if extra_ca_file:
-        context.load_verify_locations(cafile=extra_ca_file)
+        try:
+            context.load_verify_locations(cafile=extra_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise UnusableTrustStore(f"{extra_ca_file}: {_reason(exc)}") from None
     return context
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return f"holds no certificate OpenSSL can read ({exc.reason or exc})"
+    return exc.strerror or str(exc)
 
 
 def hashed_folder(folders: tuple[str, ...] | None = None) -> str | None:
