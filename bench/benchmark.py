@@ -114,6 +114,11 @@ Debian's system interpreter with the python3-* packages."""
 
 # -- processes ---------------------------------------------------------------------------
 
+OPENSSL_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+"""Left out of every server's environment, as systemd starts the service without them (a
+shell may set them: a whole bundle then loads at start)."""
+
+
 class Process:
     def __init__(self, args: list[str], workdir: Path, name: str, python: str = sys.executable,
                  tree: Path = REPO, env: dict[str, str] | None = None) -> None:
@@ -124,7 +129,9 @@ class Process:
             self.proc = subprocess.Popen(  # noqa: S603
                 [python, *[a.replace("{port}", str(self.port)) for a in args]],
                 stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-                env={**os.environ, "PYTHONPATH": str(tree), **(env or {})})
+                env={**{name: value for name, value in os.environ.items()
+                        if name not in OPENSSL_VARIABLES},
+                     "PYTHONPATH": str(tree), **(env or {})})
         self.started = time.perf_counter()
 
     @property
@@ -704,6 +711,8 @@ def footprint_section(results: Results) -> list[str]:
         "rounds. CPU per scrape: the process's user and system time during the rounds over "
         "the requests answered. PyPI: this interpreter with the virtual environment's "
         "releases; Debian: /usr/bin/python3 with the python3-* packages (bookworm here). "
+        "Every server runs without the shell's SSL_CERT_FILE and SSL_CERT_DIR, as under "
+        "systemd. "
         + (GO_TEXT if s.go_exporter else
            "The Go exporter was not given (--go-exporter), so it is not in the table."),
         width=92),  # lintian refuses lines past 512 characters in the source package
