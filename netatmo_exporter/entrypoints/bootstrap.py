@@ -229,7 +229,7 @@ def build_app(
     wait = wait or event_wait
     tokens = TokenManager(client, RedactingTokenStore(store or FileTokenStore(config.token_file),
                                                       redactor), clock, log)
-    journal = _call_journal(config, clock, log)
+    journal = _call_journal(config, log)
     # Netatmo's limits are per user: one budget for every poller, across restarts too.
     budget = CallBudget(journal=journal)
     if journal is not None:
@@ -290,7 +290,7 @@ def build_app(
                        redactor, control, energy, history, remote_write, journal)
 
 
-def _call_journal(config: Config, clock: Clock, log: EventLog) -> FileCallJournal | None:
+def _call_journal(config: Config, log: EventLog) -> FileCallJournal | None:
     """The budget's calls on disk beside the token file; none without a token file."""
     if not config.token_file:
         return None
