@@ -64,6 +64,7 @@ from tests.support.harness import (  # noqa: E402
     http_get,
     seed_token,
     self_signed_certificate,
+    wait_until,
 )
 from tests.support.tls_front import tls_proxy  # noqa: E402
 
@@ -243,11 +244,9 @@ def go_exporter(binary: str, cloud: FakeNetatmoCloud, workdir: Path, name: str
                                "NO_PROXY": ""})
         try:
             process.wait_for("/metrics")
-            deadline = time.monotonic() + 30.0
-            while "netatmo_up 1" not in http_get(process.url + "/metrics")[1]:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"the Go exporter shows no data:\n{process.log.read_text()}")
-                time.sleep(0.2)
+            wait_until("data on the Go exporter's /metrics",
+                       lambda: "netatmo_up 1" in http_get(process.url + "/metrics")[1], 30.0,
+                       every=0.2, detail=process.log.read_text)
             yield process
         finally:
             process.stop()

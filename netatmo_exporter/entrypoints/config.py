@@ -326,16 +326,14 @@ def config_from(values: Mapping[str, str], environ: Mapping[str, str],
 
 
 def _check_trust_store(environ: Mapping[str, str], ca_file: str) -> None:
-    """The CAs to trust for https:// load: OpenSSL's variables, then the receiver's CA file."""
+    """The CAs to trust for https:// load (OpenSSL's variables, the receiver's CA file): one
+    context built and dropped, so that a store that cannot load stops the start here."""
     try:
-        trust_context(env=environ)
+        trust_context(ca_file, env=environ)
     except UnusableTrustStore as exc:
-        raise ConfigError(f"the certificates to trust for https://: {exc}") from None
-    if ca_file:
-        try:
-            trust_context(ca_file, env=environ)
-        except UnusableTrustStore as exc:
+        if exc.extra:
             raise _fail("history_ca_file", str(exc)) from None
+        raise ConfigError(f"the certificates to trust for https://: {exc}") from None
 
 
 def _history(values: Mapping[str, str]) -> HistorySettings | None:

@@ -25,7 +25,11 @@ here)."""
 
 class UnusableTrustStore(ValueError):
     """A store named by `SSL_CERT_FILE`, `SSL_CERT_DIR` or an extra CA file cannot be used;
-    the message names it and why."""
+    the message names it and why. `extra`: the extra CA file is the one at fault."""
+
+    def __init__(self, message: str, *, extra: bool = False) -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 def trust_context(extra_ca_file: str = "", folders: tuple[str, ...] | None = None,
@@ -54,7 +58,7 @@ def trust_context(extra_ca_file: str = "", folders: tuple[str, ...] | None = Non
         try:
             context.load_verify_locations(cafile=extra_ca_file)
         except (OSError, ssl.SSLError) as exc:
-            raise UnusableTrustStore(f"{extra_ca_file}: {_reason(exc)}") from None
+            raise UnusableTrustStore(f"{extra_ca_file}: {_reason(exc)}", extra=True) from None
     return context
 
 
